@@ -1,0 +1,42 @@
+// RAII owners for the OpenSSL objects keyless uses. Every OpenSSL object we create lives in one
+// of these, so an early return or an exception never leaks it.
+#pragma once
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <memory>
+#include <string>
+
+namespace keyless::ossl {
+
+template <auto Free> struct Deleter {
+    template <typename T> void operator()(T* p) const noexcept { Free(p); }
+};
+
+using Pkey = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY_free>>;
+using PkeyCtx = std::unique_ptr<EVP_PKEY_CTX, Deleter<EVP_PKEY_CTX_free>>;
+using MdCtx = std::unique_ptr<EVP_MD_CTX, Deleter<EVP_MD_CTX_free>>;
+using Md = std::unique_ptr<EVP_MD, Deleter<EVP_MD_free>>;
+using Bio = std::unique_ptr<BIO, Deleter<BIO_free_all>>;
+using X509Ptr = std::unique_ptr<X509, Deleter<X509_free>>;
+using X509PubkeyPtr = std::unique_ptr<X509_PUBKEY, Deleter<X509_PUBKEY_free>>;
+using SslCtx = std::unique_ptr<SSL_CTX, Deleter<SSL_CTX_free>>;
+using Ssl = std::unique_ptr<SSL, Deleter<SSL_free>>;
+using LibCtx = std::unique_ptr<OSSL_LIB_CTX, Deleter<OSSL_LIB_CTX_free>>;
+
+// The oldest error on this thread's OpenSSL error queue as text (and the queue cleared), for
+// messages that say why OpenSSL refused something. Never contains key material.
+inline std::string last_error(const char* fallback = "unknown OpenSSL error") {
+    unsigned long code = ERR_get_error();
+    ERR_clear_error();
+    if (code == 0) return fallback;
+    char buf[256];
+    ERR_error_string_n(code, buf, sizeof buf);
+    return buf;
+}
+
+} // namespace keyless::ossl

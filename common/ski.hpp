@@ -1,0 +1,23 @@
+// Subject Key Identifier as gokeyless computes it: SHA-1 of the subjectPublicKey BIT STRING value.
+#pragma once
+
+#include "bytes.hpp"
+
+#include <openssl/evp.h>
+
+#include <array>
+#include <string>
+
+namespace keyless {
+
+using Ski = std::array<uint8_t, 20>;
+
+// Throws std::runtime_error when the key cannot be encoded.
+Ski compute_ski(const EVP_PKEY* pkey);
+// From a DER SubjectPublicKeyInfo.
+Ski compute_ski_from_spki(ByteView spki_der);
+// DER SubjectPublicKeyInfo of a key (public part only).
+Bytes spki_der(const EVP_PKEY* pkey);
+std::string to_hex(ByteView bytes);
+
+} // namespace keyless

@@ -1,0 +1,55 @@
+// Keyserver settings: from a JSON file (--config), overridden by command-line flags.
+#pragma once
+
+#include "policy.hpp"
+
+#include <chrono>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace keyless::keyserver {
+
+struct Limits {
+    size_t max_connections = 4096;
+    size_t max_in_flight_per_connection = 1024; // as gokeyless
+    size_t max_frame_bytes = 8 + 65535;         // header + the largest body the format allows
+    std::chrono::milliseconds handshake_timeout{10'000};
+    std::chrono::milliseconds idle_timeout{300'000};
+};
+
+struct Config {
+    std::string listen = "127.0.0.1:2407";
+    unsigned threads = 0; // 0: one per core
+    std::string cert_file;
+    std::string key_file;
+    std::string client_ca_file;
+    std::string keys_dir;
+    bool allow_insecure_key_permissions = false;
+    std::string access_log; // empty: none; "-": standard output
+    std::string ready_file; // written with the bound HOST:PORT once listening (for scripts)
+    Limits limits;
+    KeyPolicy default_policy; // for keys without an entry in `keys`
+    std::map<std::string, KeyPolicy> key_policies;
+    std::chrono::milliseconds test_reply_delay{0}; // testing only: delays every reply
+
+    const KeyPolicy& policy_for(const std::string& key_name) const {
+        auto it = key_policies.find(key_name);
+        return it == key_policies.end() ? default_policy : it->second;
+    }
+};
+
+// An error in the configuration; the message names the JSON key (e.g. "keys.rsa.allow[1]") or
+// the flag, and the file.
+class ConfigError : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
+// Reads a JSON config file into `config` (keys absent from the file keep their current value).
+void load_config_file(const std::string& path, Config& config);
+// Checks that what a server needs is present; returns one message per problem.
+std::vector<std::string> missing_settings(const Config& config);
+
+} // namespace keyless::keyserver

@@ -1,0 +1,156 @@
+#include "connection.hpp"
+
+#include <iostream>
+
+namespace keyless::keyserver {
+
+using protocol::FormatError;
+
+Connection::Connection(tcp::socket socket, asio::ssl::context& tls,
+                       std::shared_ptr<ServerShared> shared)
+    : stream_(std::move(socket), tls), timer_(stream_.get_executor()), shared_(std::move(shared)) {
+    ++shared_->connections;
+    boost::system::error_code ec;
+    auto ep = stream_.lowest_layer().remote_endpoint(ec);
+    peer_ = ec ? "unknown" : ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+Connection::~Connection() { --shared_->connections; }
+
+void Connection::start() {
+    arm_timer(shared_->limits.handshake_timeout);
+    stream_.async_handshake(asio::ssl::stream_base::server,
+                            [self = shared_from_this()](const boost::system::error_code& ec) {
+                                self->on_handshake(ec);
+                            });
+}
+
+void Connection::on_handshake(const boost::system::error_code& ec) {
+    if (ec) {
+        close("mTLS handshake failed: " + ec.message());
+        return;
+    }
+    handshake_done_ = true;
+    X509* cert = SSL_get0_peer_certificate(stream_.native_handle());
+    client_ = ClientIdentity::from_certificate(cert);
+    read_header();
+}
+
+void Connection::read_header() {
+    if (closed_) return;
+    arm_timer(shared_->limits.idle_timeout);
+    asio::async_read(stream_, asio::buffer(header_bytes_),
+                     [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
+                         if (ec) return self->close(ec == asio::error::eof ? "" : ec.message());
+                         self->header_ = protocol::decode_header(self->header_bytes_);
+                         self->read_body();
+                     });
+}
+
+void Connection::read_body() {
+    size_t frame = protocol::kHeaderSize + header_.body_length;
+    if (frame > shared_->limits.max_frame_bytes) {
+        // The frame cannot be read within our limits: there is no safe place to resume, so the
+        // connection goes, and only this one.
+        close("frame of " + std::to_string(frame) + " bytes exceeds max_frame_bytes " +
+              std::to_string(shared_->limits.max_frame_bytes));
+        return;
+    }
+    body_.resize(header_.body_length);
+    asio::async_read(stream_, asio::buffer(body_),
+                     [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
+                         if (ec) return self->close("connection lost mid-frame: " + ec.message());
+                         self->on_frame();
+                     });
+}
+
+void Connection::on_frame() {
+    auto start = std::chrono::steady_clock::now();
+    uint32_t id = header_.id;
+    if (header_.major != protocol::kMajorVersion) {
+        reply(id, version_mismatch(header_.major), start);
+    } else {
+        try {
+            dispatch(id, protocol::decode_body(body_));
+        } catch (const FormatError& e) {
+            reply(id, format_error(e.what()), start);
+        }
+    }
+    // Back-pressure: stop reading while the connection has its maximum in flight.
+    if (in_flight_ >= shared_->limits.max_in_flight_per_connection)
+        reading_paused_ = true;
+    else
+        read_header();
+}
+
+void Connection::dispatch(uint32_t id, protocol::Operation request) {
+    ++in_flight_;
+    auto start = std::chrono::steady_clock::now();
+    auto dispatcher = shared_->dispatcher();
+    // Private-key work runs on the pool, in parallel; the reply goes back through the
+    // connection's strand, which owns the stream.
+    asio::post(shared_->io, [self = shared_from_this(), dispatcher, id, start,
+                             request = std::move(request)] {
+        auto outcome = std::make_shared<Outcome>(dispatcher->handle(self->client_, request));
+        auto finish = [self, id, outcome, start] {
+            --self->in_flight_;
+            self->reply(id, *outcome, start);
+            if (self->reading_paused_ && !self->closed_) {
+                self->reading_paused_ = false;
+                self->read_header();
+            }
+        };
+        if (self->shared_->reply_delay.count() == 0) {
+            asio::post(self->stream_.get_executor(), finish);
+            return;
+        }
+        // Testing only (test_reply_delay_ms): hold the reply without holding a thread.
+        auto timer = std::make_shared<asio::steady_timer>(self->stream_.get_executor(),
+                                                          self->shared_->reply_delay);
+        timer->async_wait([timer, finish](const boost::system::error_code&) { finish(); });
+    });
+}
+
+void Connection::reply(uint32_t id, const Outcome& outcome,
+                       std::chrono::steady_clock::time_point start) {
+    auto latency = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now() - start);
+    shared_->log.record(id, client_.display(), peer_, outcome, latency);
+    if (closed_) return;
+    writes_.push_back(protocol::encode(id, outcome.response));
+    if (writes_.size() == 1) write_next();
+}
+
+void Connection::write_next() {
+    asio::async_write(stream_, asio::buffer(writes_.front()),
+                      [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
+                          if (ec) return self->close("write failed: " + ec.message());
+                          self->writes_.pop_front();
+                          if (!self->writes_.empty()) self->write_next();
+                      });
+}
+
+void Connection::arm_timer(std::chrono::milliseconds after) {
+    timer_.expires_after(after);
+    timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+        if (!ec) self->on_timeout();
+    });
+}
+
+void Connection::on_timeout() {
+    if (!handshake_done_) return close("mTLS handshake timed out");
+    if (in_flight_ > 0 || !writes_.empty()) return arm_timer(shared_->limits.idle_timeout);
+    close("idle timeout");
+}
+
+void Connection::close(const std::string& why) {
+    if (closed_) return;
+    closed_ = true;
+    if (!why.empty()) std::cerr << "keyserver: connection from " << peer_ << " closed: " << why << "\n";
+    boost::system::error_code ignored;
+    timer_.cancel();
+    stream_.lowest_layer().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.lowest_layer().close(ignored);
+}
+
+} // namespace keyless::keyserver

@@ -1,0 +1,44 @@
+// One client connection: reads frames, dispatches each on the worker pool, writes replies as they
+// complete (possibly out of order), and enforces the per-connection limits.
+#pragma once
+
+#include "server.hpp"
+
+#include <deque>
+
+namespace keyless::keyserver {
+
+class Connection : public std::enable_shared_from_this<Connection> {
+  public:
+    Connection(tcp::socket socket, asio::ssl::context& tls, std::shared_ptr<ServerShared> shared);
+    ~Connection();
+    void start();
+
+  private:
+    void on_handshake(const boost::system::error_code& ec);
+    void read_header();
+    void read_body();
+    void on_frame();
+    void dispatch(uint32_t id, protocol::Operation request);
+    void reply(uint32_t id, const Outcome& outcome, std::chrono::steady_clock::time_point start);
+    void write_next();
+    void arm_timer(std::chrono::milliseconds after);
+    void on_timeout();
+    void close(const std::string& why);
+
+    asio::ssl::stream<tcp::socket> stream_;
+    asio::steady_timer timer_;
+    std::shared_ptr<ServerShared> shared_;
+    std::string peer_;
+    ClientIdentity client_;
+    std::array<uint8_t, protocol::kHeaderSize> header_bytes_{};
+    protocol::Header header_;
+    Bytes body_;
+    std::deque<Bytes> writes_;
+    size_t in_flight_ = 0;
+    bool reading_paused_ = false;
+    bool handshake_done_ = false;
+    bool closed_ = false;
+};
+
+} // namespace keyless::keyserver

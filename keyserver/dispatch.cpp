@@ -1,0 +1,173 @@
+#include "dispatch.hpp"
+
+#include "signer.hpp"
+
+namespace keyless::keyserver {
+
+using protocol::ErrorCode;
+using protocol::Opcode;
+using protocol::Operation;
+
+namespace {
+
+Outcome failed(Outcome o, ErrorCode code, std::string reason) {
+    o.error = code;
+    o.reason = std::move(reason);
+    o.response = Operation::error(code);
+    return o;
+}
+
+struct DigestOp {
+    tls::Padding padding;
+    const char* digest;
+};
+
+std::optional<DigestOp> digest_op(uint8_t op) {
+    switch (static_cast<Opcode>(op)) {
+    case Opcode::RSASignMD5SHA1: return DigestOp{tls::Padding::PKCS1, "MD5-SHA1"};
+    case Opcode::RSASignSHA1: return DigestOp{tls::Padding::PKCS1, "SHA1"};
+    case Opcode::RSASignSHA224: return DigestOp{tls::Padding::PKCS1, "SHA224"};
+    case Opcode::RSASignSHA256: return DigestOp{tls::Padding::PKCS1, "SHA256"};
+    case Opcode::RSASignSHA384: return DigestOp{tls::Padding::PKCS1, "SHA384"};
+    case Opcode::RSASignSHA512: return DigestOp{tls::Padding::PKCS1, "SHA512"};
+    case Opcode::ECDSASignMD5SHA1: return DigestOp{tls::Padding::None, "MD5-SHA1"};
+    case Opcode::ECDSASignSHA1: return DigestOp{tls::Padding::None, "SHA1"};
+    case Opcode::ECDSASignSHA224: return DigestOp{tls::Padding::None, "SHA224"};
+    case Opcode::ECDSASignSHA256: return DigestOp{tls::Padding::None, "SHA256"};
+    case Opcode::ECDSASignSHA384: return DigestOp{tls::Padding::None, "SHA384"};
+    case Opcode::ECDSASignSHA512: return DigestOp{tls::Padding::None, "SHA512"};
+    case Opcode::RSAPSSSignSHA256: return DigestOp{tls::Padding::PSS, "SHA256"};
+    case Opcode::RSAPSSSignSHA384: return DigestOp{tls::Padding::PSS, "SHA384"};
+    case Opcode::RSAPSSSignSHA512: return DigestOp{tls::Padding::PSS, "SHA512"};
+    default: return std::nullopt;
+    }
+}
+
+size_t digest_size(const char* name) {
+    std::string_view n = name;
+    if (n == "MD5-SHA1") return 36;
+    if (n == "SHA1") return 20;
+    if (n == "SHA224") return 28;
+    if (n == "SHA256") return 32;
+    if (n == "SHA384") return 48;
+    return 64;
+}
+
+bool is_known_request(uint8_t op) {
+    switch (static_cast<Opcode>(op)) {
+    case Opcode::RSADecrypt: case Opcode::Ed25519Sign: case Opcode::Ping:
+    case Opcode::GetPublicKey: case Opcode::SignTLS: case Opcode::RSADecryptTLS:
+        return true;
+    default: return digest_op(op).has_value();
+    }
+}
+
+} // namespace
+
+Outcome format_error(std::string reason) {
+    return failed({}, ErrorCode::Format, std::move(reason));
+}
+
+Outcome version_mismatch(uint8_t major) {
+    return failed({}, ErrorCode::VersionMismatch,
+                  "protocol major version " + std::to_string(major) + " (we speak 1)");
+}
+
+Outcome Dispatcher::handle(const ClientIdentity& client, const Operation& req) const {
+    Outcome out;
+    if (!req.opcode) return failed(std::move(out), ErrorCode::Format, "no opcode");
+    uint8_t op = *req.opcode;
+    out.operation = is_known_request(op) ? std::string(protocol::to_string(Opcode(op)))
+                                         : "opcode-" + std::to_string(op);
+    if (req.is(Opcode::Response) || req.is(Opcode::Pong) || req.is(Opcode::Error))
+        return failed(std::move(out), ErrorCode::UnexpectedOpcode, "response opcode in a request");
+    if (!is_known_request(op)) return failed(std::move(out), ErrorCode::BadOpcode, "unknown opcode");
+    if (req.is(Opcode::Ping)) {
+        out.response = Operation::make(Opcode::Pong, req.payload);
+        return out;
+    }
+
+    // Find the key: by name (our extension) and/or by SKI (gokeyless); both must agree.
+    std::shared_ptr<const Key> key;
+    if (!req.key_name.empty()) {
+        out.key_name = req.key_name;
+        key = state_->keys.by_name(req.key_name);
+        if (key && req.ski && key->ski != *req.ski)
+            return failed(std::move(out), ErrorCode::KeyNotFound, "key name and SKI disagree");
+    } else if (req.ski) {
+        key = state_->keys.by_ski(*req.ski);
+        out.key_name = key ? key->name : "ski:" + to_hex(*req.ski);
+    } else {
+        return failed(std::move(out), ErrorCode::Format, "no key name or SKI");
+    }
+    if (!key) return failed(std::move(out), ErrorCode::KeyNotFound, "no such key");
+
+    const KeyPolicy& policy = state_->config.policy_for(key->name);
+    if (!policy.client_allowed(client))
+        return failed(std::move(out), ErrorCode::PolicyDenied,
+                      "client '" + client.display() + "' may not use this key");
+    auto need = [&](Permission p) { return policy.allow.count(p) != 0; };
+    auto denied = [&](Permission p) {
+        return failed(std::move(out), ErrorCode::PolicyDenied,
+                      std::string(to_string(p)) + " is not allowed on this key");
+    };
+
+    try {
+        switch (static_cast<Opcode>(op)) {
+        case Opcode::GetPublicKey:
+            out.response = Operation::make(Opcode::Response, key->spki);
+            return out;
+        case Opcode::SignTLS: {
+            if (!req.signature_scheme)
+                return failed(std::move(out), ErrorCode::Format, "no signature scheme");
+            auto scheme = tls::scheme_info(*req.signature_scheme);
+            if (!scheme)
+                return failed(std::move(out), ErrorCode::Format,
+                              "unknown signature scheme " + std::to_string(*req.signature_scheme));
+            auto shape = tls::classify_message(req.payload);
+            out.operation += std::string(":") + std::string(scheme->name);
+            // A TLS-shaped message needs sign-tls; anything else is generic signing, allowed
+            // only where the key opts in to digest signing.
+            if (shape != tls::MessageShape::None ? !need(Permission::SignTLS)
+                                                 : !need(Permission::SignDigest))
+                return shape != tls::MessageShape::None
+                           ? denied(Permission::SignTLS)
+                           : failed(std::move(out), ErrorCode::PolicyDenied,
+                                    "message is not a TLS server signature input and "
+                                    "sign-digest is not allowed on this key");
+            out.response = Operation::make(Opcode::Response, sign_message(*key, *scheme, req.payload));
+            return out;
+        }
+        case Opcode::RSADecryptTLS:
+            if (!need(Permission::RSADecryptTLS)) return denied(Permission::RSADecryptTLS);
+            if (!req.client_version)
+                return failed(std::move(out), ErrorCode::Format, "no client version");
+            out.response = Operation::make(
+                Opcode::Response, rsa_decrypt_tls(*key, req.payload, *req.client_version));
+            return out;
+        case Opcode::RSADecrypt:
+            if (!need(Permission::RSADecryptRaw)) return denied(Permission::RSADecryptRaw);
+            out.response = Operation::make(Opcode::Response, rsa_decrypt_raw(*key, req.payload));
+            return out;
+        case Opcode::Ed25519Sign:
+            if (!need(Permission::SignDigest)) return denied(Permission::SignDigest);
+            out.response = Operation::make(
+                Opcode::Response, sign_message(*key, *tls::scheme_info(0x0807), req.payload));
+            return out;
+        default: break;
+        }
+        auto d = digest_op(op);
+        if (!need(Permission::SignDigest)) return denied(Permission::SignDigest);
+        if (req.payload.size() != digest_size(d->digest))
+            return failed(std::move(out), ErrorCode::Format,
+                          "digest is " + std::to_string(req.payload.size()) + " bytes, " +
+                              d->digest + " needs " + std::to_string(digest_size(d->digest)));
+        out.response =
+            Operation::make(Opcode::Response, sign_digest(*key, d->padding, d->digest, req.payload));
+        return out;
+    } catch (const CryptoError& e) {
+        return failed(std::move(out), ErrorCode::Crypto, e.what());
+    }
+}
+
+} // namespace keyless::keyserver

@@ -1,0 +1,40 @@
+// Turns one decoded request into one response: finds the key, applies the key's policy to the
+// client, and runs the operation. No I/O, so it is unit-testable and fuzzable.
+#pragma once
+
+#include "config.hpp"
+#include "key_store.hpp"
+#include "protocol.hpp"
+
+#include <memory>
+
+namespace keyless::keyserver {
+
+struct Outcome {
+    protocol::Operation response;
+    std::string key_name;  // empty when no key was resolved
+    std::string operation; // e.g. "sign-tls", "rsa-sign-sha256"
+    protocol::ErrorCode error = protocol::ErrorCode::None;
+    std::string reason; // why it failed, for the access log (never key material)
+};
+
+// What a dispatcher serves; swapped whole on reload.
+struct ServingState {
+    KeyStore keys;
+    Config config;
+};
+
+class Dispatcher {
+  public:
+    explicit Dispatcher(std::shared_ptr<const ServingState> state) : state_(std::move(state)) {}
+    Outcome handle(const ClientIdentity& client, const protocol::Operation& request) const;
+
+  private:
+    std::shared_ptr<const ServingState> state_;
+};
+
+// The response for a frame whose body did not decode (Format) or whose version is unknown.
+Outcome format_error(std::string reason);
+Outcome version_mismatch(uint8_t major);
+
+} // namespace keyless::keyserver

@@ -1,0 +1,132 @@
+#include "key_store.hpp"
+
+#include <openssl/core_names.h>
+#include <openssl/pem.h>
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <filesystem>
+
+namespace keyless::keyserver {
+
+namespace fs = std::filesystem;
+
+KeyStoreError::KeyStoreError(std::vector<std::string> problems)
+    : std::runtime_error([&] {
+          std::string all;
+          for (const auto& p : problems) all += (all.empty() ? "" : "\n") + p;
+          return all;
+      }()),
+      problems_(std::move(problems)) {}
+
+namespace {
+
+// Fills kind, bits and description; returns an empty string or why the key is unsupported.
+std::string classify(Key& key) {
+    EVP_PKEY* p = key.pkey.get();
+    key.bits = EVP_PKEY_get_bits(p);
+    if (EVP_PKEY_is_a(p, "RSA")) {
+        key.kind = tls::KeyKind::RSA;
+        key.description = "RSA-" + std::to_string(key.bits);
+        if (key.bits < 2048 || key.bits > 4096)
+            return "RSA key of " + std::to_string(key.bits) + " bits (supported: 2048-4096)";
+        return {};
+    }
+    if (EVP_PKEY_is_a(p, "EC")) {
+        key.kind = tls::KeyKind::EC;
+        char group[64] = {};
+        size_t len = 0;
+        EVP_PKEY_get_utf8_string_param(p, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, &len);
+        std::string g = group;
+        key.description = "EC " + g;
+        if (g != "prime256v1" && g != "secp384r1" && g != "secp521r1")
+            return "EC key on curve '" + g + "' (supported: P-256, P-384, P-521)";
+        static const std::map<std::string, std::string> nist{
+            {"prime256v1", "P-256"}, {"secp384r1", "P-384"}, {"secp521r1", "P-521"}};
+        key.description = "EC " + nist.at(g);
+        return {};
+    }
+    if (EVP_PKEY_is_a(p, "ED25519")) {
+        key.kind = tls::KeyKind::Ed25519;
+        key.description = "Ed25519";
+        return {};
+    }
+    return std::string("unsupported key type ") + EVP_PKEY_get0_type_name(p);
+}
+
+} // namespace
+
+KeyStore KeyStore::load_directory(const std::string& dir, bool allow_insecure_permissions) {
+    KeyStore store;
+    std::vector<std::string> problems;
+    std::error_code ec;
+    fs::directory_iterator it(dir, ec);
+    if (ec) throw KeyStoreError({"key directory " + dir + ": " + ec.message()});
+    std::vector<fs::path> files;
+    for (const auto& entry : it) {
+        auto ext = entry.path().extension();
+        if (entry.is_regular_file() && (ext == ".pem" || ext == ".key")) files.push_back(entry);
+    }
+    std::sort(files.begin(), files.end());
+    for (const auto& path : files) {
+        auto key = std::make_shared<Key>();
+        key->name = path.stem().string();
+        key->path = path.string();
+        auto problem = [&](const std::string& why) {
+            problems.push_back("key '" + key->name + "' (" + key->path + "): " + why);
+        };
+        if (!is_valid_key_id(key->name)) {
+            problem("file name is not a valid key id (letters, digits, '.', '_', '-')");
+            continue;
+        }
+        struct stat st {};
+        if (::stat(key->path.c_str(), &st) != 0) {
+            problem("cannot stat file");
+            continue;
+        }
+        if ((st.st_mode & 077) != 0 && !allow_insecure_permissions) {
+            problem("readable or writable by group or others (chmod 600, or set "
+                    "allow_insecure_key_permissions)");
+            continue;
+        }
+        ossl::Bio bio(BIO_new_file(key->path.c_str(), "r"));
+        if (!bio) {
+            problem("cannot open: " + ossl::last_error());
+            continue;
+        }
+        key->pkey.reset(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
+        if (!key->pkey) {
+            ERR_clear_error(); // the reason may quote file contents; say only what failed
+            problem("not a PEM private key (or it is encrypted)");
+            continue;
+        }
+        if (auto why = classify(*key); !why.empty()) {
+            problem(why);
+            continue;
+        }
+        key->spki = spki_der(key->pkey.get());
+        key->ski = compute_ski_from_spki(key->spki);
+        if (store.by_name_.count(key->name)) {
+            problem("another file has the same name (key names are file stems)");
+            continue;
+        }
+        store.by_name_[key->name] = key;
+        store.by_ski_[key->ski] = key;
+        store.keys_.push_back(key);
+    }
+    if (!problems.empty()) throw KeyStoreError(std::move(problems));
+    return store;
+}
+
+std::shared_ptr<const Key> KeyStore::by_name(const std::string& name) const {
+    auto it = by_name_.find(name);
+    return it == by_name_.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<const Key> KeyStore::by_ski(const Ski& ski) const {
+    auto it = by_ski_.find(ski);
+    return it == by_ski_.end() ? nullptr : it->second;
+}
+
+} // namespace keyless::keyserver

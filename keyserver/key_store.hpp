@@ -1,0 +1,55 @@
+// The private keys a keyserver serves: every PEM private key in a directory, named by file stem
+// and indexed by name and by SKI.
+#pragma once
+
+#include "ossl.hpp"
+#include "ski.hpp"
+#include "tls_scheme.hpp"
+#include "uri.hpp"
+
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace keyless::keyserver {
+
+struct Key {
+    std::string name;
+    std::string path;
+    ossl::Pkey pkey; // never logged, never serialised except as its public part
+    tls::KeyKind kind;
+    int bits = 0;
+    std::string description; // e.g. "RSA-2048", "EC P-256"
+    Ski ski{};
+    Bytes spki; // DER SubjectPublicKeyInfo
+};
+
+// Every problem found while loading, one message per file, naming the file.
+class KeyStoreError : public std::runtime_error {
+  public:
+    KeyStoreError(std::vector<std::string> problems);
+    const std::vector<std::string>& problems() const { return problems_; }
+
+  private:
+    std::vector<std::string> problems_;
+};
+
+class KeyStore {
+  public:
+    // Loads *.pem and *.key files. Throws KeyStoreError listing every bad file: unreadable, not
+    // a private key, an unsupported type or size, or readable by group/others (unless allowed).
+    static KeyStore load_directory(const std::string& dir, bool allow_insecure_permissions);
+
+    std::shared_ptr<const Key> by_name(const std::string& name) const;
+    std::shared_ptr<const Key> by_ski(const Ski& ski) const;
+    const std::vector<std::shared_ptr<const Key>>& keys() const { return keys_; }
+
+  private:
+    std::vector<std::shared_ptr<const Key>> keys_;
+    std::map<std::string, std::shared_ptr<const Key>, std::less<>> by_name_;
+    std::map<Ski, std::shared_ptr<const Key>> by_ski_;
+};
+
+} // namespace keyless::keyserver

@@ -1,0 +1,53 @@
+// Who may use a key, and for what. Pure logic: identities are extracted from the peer
+// certificate by the transport, decisions are made here.
+#pragma once
+
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <openssl/x509.h>
+
+namespace keyless::keyserver {
+
+enum class Permission { SignTLS, SignDigest, RSADecryptTLS, RSADecryptRaw };
+std::string_view to_string(Permission p);
+// Parses "sign-tls", "sign-digest", "rsa-decrypt-tls", "rsa-decrypt-raw"; throws
+// std::invalid_argument naming the accepted values otherwise.
+Permission parse_permission(std::string_view name);
+
+// What the mTLS peer proved about itself.
+struct ClientIdentity {
+    std::string common_name;
+    std::vector<std::string> sans; // DNS names, IPs, URIs, e-mail addresses, as text
+    std::string spki_sha256;       // lowercase hex
+    std::string display() const;   // for logs: CN, else first SAN, else SPKI fingerprint
+    static ClientIdentity from_certificate(X509* cert);
+};
+
+// One selector of a key's client list: "*" (any authenticated client), "cn:NAME", "san:VALUE" or
+// "spki-sha256:HEX".
+class ClientSelector {
+  public:
+    static ClientSelector parse(std::string_view text); // throws std::invalid_argument
+    bool matches(const ClientIdentity& id) const;
+    const std::string& text() const { return text_; }
+
+  private:
+    enum class Kind { Any, CommonName, San, SpkiSha256 } kind_ = Kind::Any;
+    std::string value_;
+    std::string text_;
+};
+
+struct KeyPolicy {
+    std::set<Permission> allow{Permission::SignTLS}; // least privilege by default
+    std::vector<ClientSelector> clients{ClientSelector::parse("*")};
+
+    bool client_allowed(const ClientIdentity& id) const;
+    bool permits(const ClientIdentity& id, Permission p) const {
+        return client_allowed(id) && allow.count(p) != 0;
+    }
+};
+
+} // namespace keyless::keyserver

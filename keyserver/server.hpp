@@ -1,0 +1,76 @@
+// The mTLS listener: accepts connections, runs the handshake, and hands each connection frames
+// to dispatch. Transport only: what a request means is the Dispatcher's business.
+#pragma once
+
+#include "access_log.hpp"
+#include "config.hpp"
+#include "dispatch.hpp"
+
+#include <utility> // Boost 1.74's asio/awaitable.hpp uses std::exchange without including it
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+
+namespace keyless::keyserver {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+// What every connection shares with the server.
+class ServerShared {
+  public:
+    ServerShared(asio::io_context& io_context, Limits connection_limits,
+                 std::chrono::milliseconds test_reply_delay, AccessLog& access_log,
+                 std::shared_ptr<const Dispatcher> dispatcher)
+        : io(io_context), limits(connection_limits), reply_delay(test_reply_delay),
+          log(access_log), dispatcher_(std::move(dispatcher)) {}
+
+    std::shared_ptr<const Dispatcher> dispatcher() const {
+        std::lock_guard lock(mutex_);
+        return dispatcher_;
+    }
+    void replace_dispatcher(std::shared_ptr<const Dispatcher> d) {
+        std::lock_guard lock(mutex_);
+        dispatcher_ = std::move(d);
+    }
+
+    asio::io_context& io; // its threads are the worker pool for private-key operations
+    const Limits limits;
+    const std::chrono::milliseconds reply_delay;
+    AccessLog& log;
+    std::atomic<size_t> connections{0};
+
+  private:
+    mutable std::mutex mutex_; // guards dispatcher_, swapped by reload
+    std::shared_ptr<const Dispatcher> dispatcher_;
+};
+
+// Builds the server TLS context: TLS 1.2-1.3, client certificate required and verified.
+// Throws ConfigError naming the file that failed.
+asio::ssl::context make_server_tls_context(const Config& config);
+
+class Server {
+  public:
+    Server(asio::io_context& io, asio::ssl::context& tls, const tcp::endpoint& listen,
+           std::shared_ptr<ServerShared> shared);
+    void start();
+    void stop(); // stops accepting; open connections finish what is in flight
+    tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
+
+  private:
+    void accept();
+
+    asio::io_context& io_;
+    asio::ssl::context& tls_;
+    tcp::acceptor acceptor_;
+    std::shared_ptr<ServerShared> shared_;
+};
+
+// Resolves "HOST:PORT" (IPv6 as "[addr]:PORT") to a listening endpoint; port 0 picks one.
+tcp::endpoint parse_listen_address(const std::string& text);
+
+} // namespace keyless::keyserver
