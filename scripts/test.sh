@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every test: installs missing Debian packages, builds (Release, ccache), runs ctest, then
+# runs the libFuzzer targets for a bounded time when clang is available.
+# Environment: JOBS (parallel build/test jobs, default: cores), FUZZ_SECONDS (default 20; 0 skips).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh --interop
+
+jobs=${JOBS:-$(nproc)}
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j "$jobs"
+
+fuzz_seconds=${FUZZ_SECONDS:-20}
+if [[ "$fuzz_seconds" != 0 ]] && command -v clang++ >/dev/null; then
+    echo "== fuzzing the codec and the request handler for ${fuzz_seconds}s each"
+    cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DKEYLESS_FUZZ=ON -DBUILD_TESTING=ON \
+        -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    cmake --build build-fuzz -j "$jobs" --target fuzz_decoder fuzz_dispatch
+    tests/gen-pki.sh build/test-pki
+    for target in fuzz_decoder fuzz_dispatch; do
+        mkdir -p "build-fuzz/corpus/$target"
+        KEYLESS_TEST_PKI=$PWD/build/test-pki "build-fuzz/tests/fuzz/$target" \
+            -max_total_time="$fuzz_seconds" -print_final_stats=0 "build-fuzz/corpus/$target" \
+            2> "build-fuzz/$target.log" || { tail -50 "build-fuzz/$target.log"; exit 1; }
+        echo "$target: $(grep -E "^Done [0-9]+ runs" "build-fuzz/$target.log")"
+    done
+fi
+
+ctest --test-dir build --output-on-failure -j "$jobs"

@@ -1,0 +1,413 @@
+// The real keyserver binary over real mTLS on 127.0.0.1, driven by the codec-based test client.
+#include "keyserver_fixture.hpp"
+#include "ossl.hpp"
+#include "ski.hpp"
+#include "tls_scheme.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <catch2/catch.hpp>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+
+using namespace keyless;
+using namespace keyless::protocol;
+using namespace keyless::test;
+
+namespace {
+
+const char* kConfig = R"({
+  "limits": {"max_frame_bytes": 4096},
+  "keys": {
+    "rsa2048": {"allow": ["sign-tls", "sign-digest", "rsa-decrypt-tls"]},
+    "rsa3072": {"allow": ["sign-tls", "sign-digest", "rsa-decrypt-raw"]},
+    "p256": {"allow": ["sign-tls", "sign-digest"]},
+    "p384": {"allow": ["sign-tls", "sign-digest"]},
+    "ec-restricted": {"clients": ["cn:edge-2"]}
+  }
+})";
+
+KeyserverFixture& server() {
+    static KeyserverFixture fixture(kConfig); // one keyserver for the whole binary
+    return fixture;
+}
+
+Operation request(Opcode op, const std::string& key, Bytes payload = {}) {
+    Operation o = Operation::make(op, std::move(payload));
+    o.key_name = key;
+    return o;
+}
+
+ossl::Pkey load_public(const std::string& key) {
+    ossl::Bio bio(BIO_new_file(pki("certs/" + key + ".crt").c_str(), "r"));
+    ossl::X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+    return ossl::Pkey(X509_get_pubkey(cert.get()));
+}
+
+ossl::Pkey from_spki(const Bytes& der) {
+    const unsigned char* p = der.data();
+    return ossl::Pkey(d2i_PUBKEY(nullptr, &p, static_cast<long>(der.size())));
+}
+
+Bytes digest_of(const char* md, ByteView data) {
+    Bytes out(EVP_MAX_MD_SIZE);
+    unsigned int len = 0;
+    ossl::Md m(EVP_MD_fetch(nullptr, md, nullptr));
+    EVP_Digest(data.data(), data.size(), out.data(), &len, m.get(), nullptr);
+    out.resize(len);
+    return out;
+}
+
+bool verify_digest(EVP_PKEY* pub, int padding, const char* md, ByteView digest, ByteView sig) {
+    ossl::PkeyCtx ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, pub, nullptr));
+    ossl::Md m(EVP_MD_fetch(nullptr, md, nullptr));
+    EVP_PKEY_verify_init(ctx.get());
+    if (padding) {
+        EVP_PKEY_CTX_set_rsa_padding(ctx.get(), padding);
+        if (padding == RSA_PKCS1_PSS_PADDING)
+            EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx.get(), RSA_PSS_SALTLEN_DIGEST);
+    }
+    EVP_PKEY_CTX_set_signature_md(ctx.get(), m.get());
+    return EVP_PKEY_verify(ctx.get(), sig.data(), sig.size(), digest.data(), digest.size()) == 1;
+}
+
+bool verify_message(EVP_PKEY* pub, uint16_t scheme_code, ByteView msg, ByteView sig) {
+    auto scheme = tls::scheme_info(scheme_code);
+    ossl::MdCtx ctx(EVP_MD_CTX_new());
+    EVP_PKEY_CTX* pctx = nullptr;
+    EVP_DigestVerifyInit_ex(ctx.get(), &pctx, std::string(scheme->digest).c_str(), nullptr,
+                            nullptr, pub, nullptr);
+    if (scheme->padding == tls::Padding::PSS) {
+        EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING);
+        EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST);
+    }
+    return EVP_DigestVerify(ctx.get(), sig.data(), sig.size(), msg.data(), msg.size()) == 1;
+}
+
+Bytes tls13_certificate_verify_input(size_t hash_len) {
+    Bytes m(64, 0x20);
+    std::string ctx = "TLS 1.3, server CertificateVerify";
+    m.insert(m.end(), ctx.begin(), ctx.end());
+    m.push_back(0);
+    Bytes hash(hash_len);
+    RAND_bytes(hash.data(), static_cast<int>(hash.size()));
+    m.insert(m.end(), hash.begin(), hash.end());
+    return m;
+}
+
+Bytes tls12_server_key_exchange_input() {
+    Bytes m(64);
+    RAND_bytes(m.data(), 64);
+    m.insert(m.end(), {3, 0x00, 0x1D, 32}); // named_curve x25519, 32-byte share
+    Bytes share(32);
+    RAND_bytes(share.data(), 32);
+    m.insert(m.end(), share.begin(), share.end());
+    return m;
+}
+
+Bytes rsa_encrypt(EVP_PKEY* pub, ByteView plain, int padding) {
+    ossl::PkeyCtx ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, pub, nullptr));
+    EVP_PKEY_encrypt_init(ctx.get());
+    EVP_PKEY_CTX_set_rsa_padding(ctx.get(), padding);
+    size_t len = 0;
+    EVP_PKEY_encrypt(ctx.get(), nullptr, &len, plain.data(), plain.size());
+    Bytes out(len);
+    EVP_PKEY_encrypt(ctx.get(), out.data(), &len, plain.data(), plain.size());
+    out.resize(len);
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("ping echoes its payload") {
+    TestClient c(server().client());
+    auto reply = c.call(Operation::make(Opcode::Ping, {'h', 'e', 'l', 'l', 'o'}));
+    CHECK(reply.is(Opcode::Pong));
+    CHECK(reply.payload == Bytes{'h', 'e', 'l', 'l', 'o'});
+}
+
+TEST_CASE("get-public-key returns the key's SPKI, by name and by SKI") {
+    TestClient c(server().client());
+    for (std::string key : {"rsa2048", "rsa3072", "p256", "p384"}) {
+        auto reply = c.call(request(Opcode::GetPublicKey, key));
+        REQUIRE(reply.is(Opcode::Response));
+        auto expected = load_public(key);
+        CHECK(EVP_PKEY_eq(from_spki(reply.payload).get(), expected.get()) == 1);
+        Operation by_ski = Operation::make(Opcode::GetPublicKey);
+        by_ski.ski = compute_ski(expected.get());
+        CHECK(c.call(by_ski).payload == reply.payload);
+    }
+}
+
+TEST_CASE("every gokeyless digest-signing op verifies against the public key") {
+    TestClient c(server().client());
+    struct Op { Opcode op; int padding; const char* md; };
+    const Op rsa_ops[] = {
+        {Opcode::RSASignMD5SHA1, RSA_PKCS1_PADDING, "MD5-SHA1"},
+        {Opcode::RSASignSHA1, RSA_PKCS1_PADDING, "SHA1"},
+        {Opcode::RSASignSHA224, RSA_PKCS1_PADDING, "SHA224"},
+        {Opcode::RSASignSHA256, RSA_PKCS1_PADDING, "SHA256"},
+        {Opcode::RSASignSHA384, RSA_PKCS1_PADDING, "SHA384"},
+        {Opcode::RSASignSHA512, RSA_PKCS1_PADDING, "SHA512"},
+        {Opcode::RSAPSSSignSHA256, RSA_PKCS1_PSS_PADDING, "SHA256"},
+        {Opcode::RSAPSSSignSHA384, RSA_PKCS1_PSS_PADDING, "SHA384"},
+        {Opcode::RSAPSSSignSHA512, RSA_PKCS1_PSS_PADDING, "SHA512"}};
+    const Op ec_ops[] = {{Opcode::ECDSASignMD5SHA1, 0, "MD5-SHA1"},
+                         {Opcode::ECDSASignSHA1, 0, "SHA1"},
+                         {Opcode::ECDSASignSHA224, 0, "SHA224"},
+                         {Opcode::ECDSASignSHA256, 0, "SHA256"},
+                         {Opcode::ECDSASignSHA384, 0, "SHA384"},
+                         {Opcode::ECDSASignSHA512, 0, "SHA512"}};
+    auto run = [&](const std::string& key, const auto& ops) {
+        auto pub = load_public(key);
+        for (const auto& o : ops) {
+            CAPTURE(key, o.md, int(o.op));
+            Bytes digest = digest_of(o.md, Bytes{'m', 's', 'g'});
+            auto reply = c.call(request(o.op, key, digest));
+            REQUIRE(reply.is(Opcode::Response));
+            CHECK(verify_digest(pub.get(), o.padding, o.md, digest, reply.payload));
+        }
+    };
+    run("rsa2048", rsa_ops);
+    run("rsa3072", rsa_ops);
+    run("p256", ec_ops);
+    run("p384", ec_ops);
+    // gokeyless clients find keys by SKI alone
+    Operation by_ski = Operation::make(Opcode::ECDSASignSHA256, digest_of("SHA256", Bytes{1}));
+    by_ski.ski = compute_ski(load_public("p256").get());
+    CHECK(verify_digest(load_public("p256").get(), 0, "SHA256", by_ski.payload,
+                        c.call(by_ski).payload));
+}
+
+TEST_CASE("sign-tls accepts both TLS shapes and denies other messages under the default policy") {
+    TestClient c(server().client());
+    struct Case { std::string key; uint16_t scheme; size_t hash; };
+    for (const auto& k : {Case{"rsa2048", 0x0804, 32}, Case{"rsa3072", 0x0805, 48},
+                          Case{"p256", 0x0403, 32}, Case{"p384", 0x0503, 48},
+                          Case{"rsa-default", 0x0804, 48}}) {
+        CAPTURE(k.key);
+        auto pub = load_public(k.key);
+        for (const Bytes& msg : {tls13_certificate_verify_input(k.hash), tls12_server_key_exchange_input()}) {
+            Operation op = request(Opcode::SignTLS, k.key, msg);
+            op.signature_scheme = k.scheme;
+            auto reply = c.call(op);
+            REQUIRE(reply.is(Opcode::Response));
+            CHECK(verify_message(pub.get(), k.scheme, msg, reply.payload));
+        }
+    }
+    // TLS 1.2 with PKCS#1 v1.5 too
+    Operation pkcs1 = request(Opcode::SignTLS, "rsa-default", tls12_server_key_exchange_input());
+    pkcs1.signature_scheme = 0x0401;
+    CHECK(verify_message(load_public("rsa-default").get(), 0x0401, pkcs1.payload, c.call(pkcs1).payload));
+
+    std::string text = "a certificate signing request, not a handshake";
+    Operation other = request(Opcode::SignTLS, "rsa-default", Bytes(text.begin(), text.end()));
+    other.signature_scheme = 0x0804;
+    CHECK(error_of(c.call(other)) == ErrorCode::PolicyDenied);
+    // A key that opts in to digest signing may sign any message.
+    other.key_name = "rsa2048";
+    CHECK(c.call(other).is(Opcode::Response));
+    // Digest signing is opt-in per key.
+    CHECK(error_of(c.call(request(Opcode::RSASignSHA256, "rsa-default", Bytes(32, 1)))) ==
+          ErrorCode::PolicyDenied);
+}
+
+TEST_CASE("rsa-decrypt-tls returns the premaster for a good ciphertext and 48 other bytes otherwise") {
+    TestClient c(server().client());
+    auto pub = load_public("rsa2048");
+    Bytes premaster(48);
+    RAND_bytes(premaster.data(), 48);
+    premaster[0] = 0x03;
+    premaster[1] = 0x03;
+    auto decrypt = [&](const Bytes& ciphertext) {
+        Operation op = request(Opcode::RSADecryptTLS, "rsa2048", ciphertext);
+        op.client_version = 0x0303;
+        return c.call(op);
+    };
+    auto good = decrypt(rsa_encrypt(pub.get(), premaster, RSA_PKCS1_PADDING));
+    REQUIRE(good.is(Opcode::Response));
+    CHECK(good.payload == premaster);
+
+    Bytes garbage(256);
+    RAND_bytes(garbage.data(), 256);
+    garbage[0] = 0x01;
+    auto bad = decrypt(garbage);
+    REQUIRE(bad.is(Opcode::Response)); // never an error: no padding oracle
+    CHECK(bad.payload.size() == 48);
+    CHECK(bad.payload != premaster);
+
+    Bytes wrong_version = premaster;
+    wrong_version[1] = 0x01;
+    auto rollback = decrypt(rsa_encrypt(pub.get(), wrong_version, RSA_PKCS1_PADDING));
+    REQUIRE(rollback.is(Opcode::Response));
+    CHECK(rollback.payload.size() == 48);
+    CHECK(rollback.payload != wrong_version);
+
+    // Not allowed on keys that did not opt in.
+    Operation denied = request(Opcode::RSADecryptTLS, "rsa-default", Bytes(256, 1));
+    denied.client_version = 0x0303;
+    CHECK(error_of(c.call(denied)) == ErrorCode::PolicyDenied);
+}
+
+TEST_CASE("raw RSA decrypt is denied by default and works where a key opts in") {
+    TestClient c(server().client());
+    CHECK(error_of(c.call(request(Opcode::RSADecrypt, "rsa-default", Bytes(256, 1)))) ==
+          ErrorCode::PolicyDenied);
+    auto pub = load_public("rsa3072");
+    Bytes secret{'s', 'e', 'c', 'r', 'e', 't'};
+    auto reply = c.call(request(Opcode::RSADecrypt, "rsa3072",
+                                rsa_encrypt(pub.get(), secret, RSA_PKCS1_PADDING)));
+    REQUIRE(reply.is(Opcode::Response));
+    REQUIRE(reply.payload.size() == 384);
+    CHECK(reply.payload[0] == 0x00);
+    CHECK(reply.payload[1] == 0x02); // PKCS#1 type 2: the client strips it
+    CHECK(Bytes(reply.payload.end() - 6, reply.payload.end()) == secret);
+}
+
+TEST_CASE("mTLS: no certificate, or one from another CA, gets nothing") {
+    auto refused = [](ClientOptions o) {
+        try {
+            TestClient c(o);
+            // TLS 1.3 reports a rejected client certificate after the client's handshake ends.
+            c.send(Operation::make(Opcode::Ping));
+            return !c.receive().has_value();
+        } catch (const std::exception&) {
+            return true;
+        }
+    };
+    CHECK(refused(server().client("")));
+    CHECK(refused(server().client("rogue")));
+    CHECK_FALSE(refused(server().client("edge-1")));
+    CHECK_THAT(server().stderr_text(), Catch::Contains("peer did not return a certificate"));
+    CHECK_THAT(server().stderr_text(), Catch::Contains("certificate verify failed"));
+}
+
+TEST_CASE("per-key client authorization and unknown keys") {
+    TestClient edge1(server().client("edge-1"));
+    TestClient edge2(server().client("edge-2"));
+    Operation op = request(Opcode::SignTLS, "ec-restricted", tls13_certificate_verify_input(32));
+    op.signature_scheme = 0x0403;
+    CHECK(error_of(edge1.call(op)) == ErrorCode::PolicyDenied);
+    CHECK(edge2.call(op).is(Opcode::Response));
+    CHECK(error_of(edge1.call(request(Opcode::GetPublicKey, "no-such-key"))) == ErrorCode::KeyNotFound);
+}
+
+TEST_CASE("pipelined requests are all answered with their own ids") {
+    TestClient c(server().client());
+    std::map<uint32_t, Bytes> sent;
+    for (uint32_t i = 0; i < 64; ++i) {
+        Bytes digest = digest_of("SHA256", Bytes{static_cast<uint8_t>(i)});
+        c.send(1000 + i, request(Opcode::ECDSASignSHA256, "p256", digest));
+        sent[1000 + i] = digest;
+    }
+    auto pub = load_public("p256");
+    for (int i = 0; i < 64; ++i) {
+        auto reply = c.receive();
+        REQUIRE(reply);
+        REQUIRE(sent.count(reply->first));
+        CHECK(verify_digest(pub.get(), 0, "SHA256", sent[reply->first], reply->second.payload));
+        sent.erase(reply->first);
+    }
+    CHECK(sent.empty());
+}
+
+namespace {
+
+Bytes raw_frame(uint8_t major, uint32_t id, Bytes body) {
+    Bytes out{major, 0, static_cast<uint8_t>(body.size() >> 8), static_cast<uint8_t>(body.size()),
+              static_cast<uint8_t>(id >> 24), static_cast<uint8_t>(id >> 16),
+              static_cast<uint8_t>(id >> 8), static_cast<uint8_t>(id)};
+    out.insert(out.end(), body.begin(), body.end());
+    return out;
+}
+
+Bytes tlv(uint8_t tag, Bytes v) {
+    Bytes out{tag, static_cast<uint8_t>(v.size() >> 8), static_cast<uint8_t>(v.size())};
+    out.insert(out.end(), v.begin(), v.end());
+    return out;
+}
+
+Bytes cat(std::initializer_list<Bytes> parts) {
+    Bytes out;
+    for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("malformed frames are answered with the right error, or closed, while others keep working") {
+    TestClient bystander(server().client());
+    TestClient c(server().client());
+    const Bytes name = tlv(0xC0, {'p', '2', '5', '6'});
+    struct Case { const char* what; Bytes frame; ErrorCode expected; };
+    const Case cases[] = {
+        {"major version 2", raw_frame(2, 11, tlv(0x11, {0xF1})), ErrorCode::VersionMismatch},
+        {"repeated opcode", raw_frame(1, 12, cat({tlv(0x11, {0xF1}), tlv(0x11, {0xF1})})), ErrorCode::Format},
+        {"item past body", raw_frame(1, 13, {0x11, 0x00, 0x09, 0xF1}), ErrorCode::Format},
+        {"item header truncated", raw_frame(1, 14, cat({tlv(0x11, {0xF1}), {0x12, 0x00}})), ErrorCode::Format},
+        {"2-byte opcode", raw_frame(1, 15, tlv(0x11, {0xF1, 0xF1})), ErrorCode::Format},
+        {"19-byte SKI", raw_frame(1, 16, cat({tlv(0x11, {0xC0}), tlv(0x04, Bytes(19, 1))})), ErrorCode::Format},
+        {"no opcode", raw_frame(1, 17, tlv(0x12, {1, 2, 3})), ErrorCode::Format},
+        {"empty body", raw_frame(1, 18, {}), ErrorCode::Format},
+        {"unknown opcode", raw_frame(1, 19, tlv(0x11, {0x77})), ErrorCode::BadOpcode},
+        {"response opcode", raw_frame(1, 20, tlv(0x11, {0xF0})), ErrorCode::UnexpectedOpcode},
+        {"3-byte signature scheme", raw_frame(1, 21, cat({tlv(0x11, {0xC1}), name, tlv(0xC1, {8, 4, 0})})), ErrorCode::Format},
+        {"short digest", raw_frame(1, 22, cat({tlv(0x11, {0x15}), name, tlv(0x12, Bytes(31, 1))})), ErrorCode::Format},
+        {"sign-tls without scheme", raw_frame(1, 23, cat({tlv(0x11, {0xC1}), name, tlv(0x12, Bytes(10, 1))})), ErrorCode::Format},
+        {"5-byte client IP", raw_frame(1, 24, cat({tlv(0x11, {0xF1}), tlv(0x03, Bytes(5, 1))})), ErrorCode::Format},
+        {"no key identifier", raw_frame(1, 25, cat({tlv(0x11, {0x15}), tlv(0x12, Bytes(32, 1))})), ErrorCode::Format},
+    };
+    for (const auto& k : cases) {
+        CAPTURE(k.what);
+        c.send_raw(k.frame);
+        auto reply = c.receive();
+        REQUIRE(reply);
+        CHECK(reply->first == load_be32(k.frame, 4)); // the id is echoed
+        CHECK(error_of(reply->second) == k.expected);
+        CHECK(bystander.call(Operation::make(Opcode::Ping)).is(Opcode::Pong));
+    }
+    // The same connection still serves good requests after all that.
+    CHECK(c.call(Operation::make(Opcode::Ping)).is(Opcode::Pong));
+
+    // A frame beyond max_frame_bytes cannot be read safely: that connection (only) is closed.
+    TestClient big(server().client());
+    big.send_raw(raw_frame(1, 30, Bytes(5000, 0x20)));
+    CHECK_FALSE(big.receive().has_value());
+    // Half a frame, then the client goes away: nothing breaks.
+    {
+        TestClient half(server().client());
+        half.send_raw(Bytes{1, 0, 0, 100, 0, 0, 0, 1, 0x11});
+    }
+    CHECK(bystander.call(Operation::make(Opcode::Ping)).is(Opcode::Pong));
+    CHECK(server().process().running());
+}
+
+TEST_CASE("access log: one JSON line per operation with the required fields, no key material") {
+    TestClient c(server().client());
+    Operation op = request(Opcode::SignTLS, "p256", tls13_certificate_verify_input(32));
+    op.signature_scheme = 0x0403;
+    c.send(4242, op);
+    REQUIRE(c.receive());
+    c.send(4243, request(Opcode::RSADecrypt, "rsa-default", Bytes(256, 1)));
+    REQUIRE(c.receive());
+    std::string log = server().access_log();
+    auto line_with = [&](const std::string& needle) {
+        auto at = log.find(needle);
+        REQUIRE(at != std::string::npos);
+        auto start = log.rfind('\n', at) + 1;
+        return nlohmann::json::parse(log.substr(start, log.find('\n', at) - start));
+    };
+    auto ok = line_with("\"id\":4242");
+    CHECK(ok["client"] == "edge-1");
+    CHECK(ok["key"] == "p256");
+    CHECK(ok["op"] == "sign-tls:ecdsa_secp256r1_sha256");
+    CHECK(ok["result"] == "ok");
+    CHECK(ok["latency_us"].is_number());
+    CHECK(ok.contains("time"));
+    auto denied = line_with("\"id\":4243");
+    CHECK(denied["result"] == "error");
+    CHECK(denied["error"] == "denied by policy");
+    CHECK(denied["reason"] == "rsa-decrypt-raw is not allowed on this key");
+    CHECK(log.find("PRIVATE KEY") == std::string::npos);
+}

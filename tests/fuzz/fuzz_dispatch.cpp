@@ -1,0 +1,37 @@
+// libFuzzer target: decoded frames through the request handler, with real keys (from
+// $KEYLESS_TEST_PKI/keys, or none), must yield a response for everything and never crash.
+#include "dispatch.hpp"
+
+#include <cstdlib>
+
+using namespace keyless;
+using namespace keyless::keyserver;
+
+namespace {
+
+std::shared_ptr<const ServingState> make_state() {
+    Config config;
+    config.default_policy.allow = {Permission::SignTLS, Permission::SignDigest,
+                                   Permission::RSADecryptTLS, Permission::RSADecryptRaw};
+    const char* pki = std::getenv("KEYLESS_TEST_PKI");
+    KeyStore keys;
+    if (pki) keys = KeyStore::load_directory(std::string(pki) + "/keys", false);
+    return std::make_shared<const ServingState>(ServingState{std::move(keys), config});
+}
+
+} // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    // Built once per process: the fuzzer's inputs are what vary. (Reason for the static.)
+    static const Dispatcher dispatcher(make_state());
+    ClientIdentity client;
+    client.common_name = "fuzzer";
+    try {
+        auto op = protocol::decode_body(ByteView(data, size));
+        auto outcome = dispatcher.handle(client, op);
+        if (!outcome.response.opcode) std::abort();
+        (void)protocol::encode(1, outcome.response);
+    } catch (const protocol::FormatError&) {
+    }
+    return 0;
+}

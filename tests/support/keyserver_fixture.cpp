@@ -1,0 +1,71 @@
+#include "keyserver_fixture.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <unistd.h>
+
+#include <stdexcept>
+
+namespace keyless::test {
+
+std::string pki_dir() {
+    const char* dir = std::getenv("KEYLESS_TEST_PKI");
+    if (!dir) throw std::runtime_error("KEYLESS_TEST_PKI is not set (run the tests with ctest)");
+    return dir;
+}
+
+std::string pki(const std::string& name) { return pki_dir() + "/" + name; }
+
+std::string keyserver_binary() {
+    const char* bin = std::getenv("KEYLESS_KEYSERVER");
+    if (!bin) throw std::runtime_error("KEYLESS_KEYSERVER is not set (run the tests with ctest)");
+    return bin;
+}
+
+KeyserverFixture::KeyserverFixture(const std::string& config_json,
+                                   std::vector<std::string> extra_args) {
+    auto config = nlohmann::json::parse(config_json);
+    config["tls"] = {{"cert", pki("keyserver.crt")},
+                     {"key", pki("keyserver.key")},
+                     {"client_ca", pki("ca.crt")}};
+    config["keys_dir"] = pki("keys");
+    config["access_log"] = dir_ / "access.log";
+    write_file(dir_ / "keyserver.json", config.dump(2));
+    args_ = {keyserver_binary(), "--config", dir_ / "keyserver.json", "--ready-file",
+             dir_ / "ready"};
+    args_.insert(args_.end(), extra_args.begin(), extra_args.end());
+    start("127.0.0.1:0");
+}
+
+void KeyserverFixture::start(const std::string& listen) {
+    ::unlink((dir_ / "ready").c_str());
+    auto args = args_;
+    args.insert(args.end(), {"--listen", listen});
+    process_ = std::make_unique<Process>(args, std::map<std::string, std::string>{}, "",
+                                         dir_ / "stderr.log");
+    std::string ready;
+    try {
+        ready = wait_for_file(dir_ / "ready", std::chrono::seconds(10));
+    } catch (const std::exception&) {
+        throw std::runtime_error("keyserver did not start: " + stderr_text());
+    }
+    port_ = static_cast<uint16_t>(std::stoi(ready.substr(ready.rfind(':') + 1)));
+}
+
+void KeyserverFixture::restart() {
+    process_.reset();
+    start(address());
+}
+
+ClientOptions KeyserverFixture::client(const std::string& identity) const {
+    ClientOptions o;
+    o.port = port_;
+    o.ca = pki("ca.crt");
+    if (!identity.empty()) {
+        o.cert = pki(identity + ".crt");
+        o.key = pki(identity + ".key");
+    }
+    return o;
+}
+
+} // namespace keyless::test

@@ -1,0 +1,39 @@
+// Starts the real keyserver binary on 127.0.0.1 (a free port) with the test PKI, for one test.
+#pragma once
+
+#include "process.hpp"
+#include "test_client.hpp"
+
+#include <memory>
+
+namespace keyless::test {
+
+// The PKI made by tests/gen-pki.sh (ctest fixture); from $KEYLESS_TEST_PKI.
+std::string pki_dir();
+std::string pki(const std::string& name); // pki_dir() + "/" + name
+std::string keyserver_binary();
+
+class KeyserverFixture {
+  public:
+    // config_json: the JSON config (TLS and keys_dir are filled in); extra_args: more flags.
+    explicit KeyserverFixture(const std::string& config_json = "{}",
+                              std::vector<std::string> extra_args = {});
+    uint16_t port() const { return port_; }
+    std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+    std::string access_log() const { return read_file(dir_ / "access.log"); }
+    std::string stderr_text() const { return read_file(dir_ / "stderr.log"); }
+    Process& process() { return *process_; }
+    // Restarts on the same port (for outage tests).
+    void restart();
+    void stop() { process_.reset(); }
+    ClientOptions client(const std::string& identity = "edge-1") const;
+
+  private:
+    void start(const std::string& listen);
+    TempDir dir_;
+    std::vector<std::string> args_;
+    std::unique_ptr<Process> process_;
+    uint16_t port_ = 0;
+};
+
+} // namespace keyless::test

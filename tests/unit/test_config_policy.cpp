@@ -1,0 +1,165 @@
+#include "config.hpp"
+#include "dispatch.hpp"
+#include "keyserver_fixture.hpp"
+#include "signer.hpp"
+
+#include <catch2/catch.hpp>
+#include <sys/stat.h>
+#include <unistd.h>
+
+using namespace keyless;
+using namespace keyless::keyserver;
+using keyless::test::TempDir;
+using keyless::test::write_file;
+
+namespace {
+
+std::string config_error(const std::string& json) {
+    TempDir dir;
+    write_file(dir / "c.json", json);
+    Config c;
+    try {
+        load_config_file(dir / "c.json", c);
+    } catch (const ConfigError& e) {
+        std::string what = e.what();
+        return what.substr(what.find(": ") + 2); // drop the temp path
+    }
+    return "accepted";
+}
+
+ClientIdentity identity(const std::string& cn) {
+    ClientIdentity id;
+    id.common_name = cn;
+    id.sans = {cn + ".example"};
+    id.spki_sha256 = std::string(64, 'a');
+    return id;
+}
+
+} // namespace
+
+TEST_CASE("config: a full file is read") {
+    TempDir dir;
+    write_file(dir / "c.json", R"({
+        "listen": "127.0.0.1:9999", "threads": 3, "keys_dir": "/k", "access_log": "-",
+        "tls": {"cert": "c.pem", "key": "k.pem", "client_ca": "ca.pem"},
+        "limits": {"max_connections": 10, "idle_timeout_ms": 1000},
+        "default_policy": {"allow": ["sign-tls", "sign-digest"]},
+        "keys": {"rsa": {"allow": ["rsa-decrypt-tls"], "clients": ["cn:edge-1", "san:x.example"]}}
+    })");
+    Config c;
+    load_config_file(dir / "c.json", c);
+    CHECK(c.listen == "127.0.0.1:9999");
+    CHECK(c.threads == 3);
+    CHECK(c.cert_file == "c.pem");
+    CHECK(c.limits.max_connections == 10);
+    CHECK(c.limits.idle_timeout == std::chrono::milliseconds(1000));
+    CHECK(c.default_policy.allow.count(Permission::SignDigest) == 1);
+    CHECK(c.policy_for("rsa").allow == std::set<Permission>{Permission::RSADecryptTLS});
+    CHECK(c.policy_for("other").allow.count(Permission::SignTLS) == 1);
+    CHECK(missing_settings(c).empty());
+    CHECK(missing_settings(Config{}).size() == 4);
+}
+
+TEST_CASE("config: every error names the offending key") {
+    CHECK_THAT(config_error("{"), Catch::Contains("invalid JSON"));
+    CHECK(config_error(R"({"listne": "x"})") == "'listne' is not a known setting");
+    CHECK(config_error(R"({"threads": -1})") == "'threads' must be a whole number from 0 to 256");
+    CHECK(config_error(R"({"tls": {"cert": 5}})") == "'tls.cert' must be a string");
+    CHECK(config_error(R"({"limits": {"max_frame_bytes": 10}})") ==
+          "'limits.max_frame_bytes' must be a whole number from 1032 to 65543");
+    CHECK_THAT(config_error(R"({"keys": {"rsa": {"allow": ["sign-tls", "sign-everything"]}}})"),
+               Catch::StartsWith("'keys.rsa.allow[1]' unknown operation 'sign-everything'"));
+    CHECK_THAT(config_error(R"({"keys": {"rsa": {"clients": ["nobody"]}}})"),
+               Catch::StartsWith("'keys.rsa.clients[0]' client selector 'nobody'"));
+    CHECK_THAT(config_error(R"({"keys": {"rsa": {"clients": []}}})"),
+               Catch::StartsWith("'keys.rsa.clients' must be a non-empty list"));
+    CHECK(config_error(R"({"keys": {"rsa": {"alow": []}}})") ==
+          "'keys.rsa.alow' is not a known setting");
+    CHECK_THAT(config_error(R"({"default_policy": {"clients": ["spki-sha256:abc"]}})"),
+               Catch::Contains("needs 64 hex digits"));
+}
+
+TEST_CASE("policy: selectors match CN, SAN and SPKI fingerprint") {
+    auto id = identity("edge-1");
+    CHECK(ClientSelector::parse("*").matches(id));
+    CHECK(ClientSelector::parse("cn:edge-1").matches(id));
+    CHECK_FALSE(ClientSelector::parse("cn:edge-2").matches(id));
+    CHECK(ClientSelector::parse("san:edge-1.example").matches(id));
+    CHECK_FALSE(ClientSelector::parse("san:edge-1").matches(id));
+    CHECK(ClientSelector::parse("spki-sha256:" + std::string(64, 'A')).matches(id));
+    CHECK_FALSE(ClientSelector::parse("spki-sha256:" + std::string(64, 'b')).matches(id));
+
+    KeyPolicy defaults;
+    CHECK(defaults.permits(id, Permission::SignTLS));
+    CHECK_FALSE(defaults.permits(id, Permission::SignDigest));
+    CHECK_FALSE(defaults.permits(id, Permission::RSADecryptTLS));
+    CHECK_FALSE(defaults.permits(id, Permission::RSADecryptRaw));
+}
+
+TEST_CASE("key store: loads the test keys, indexes by name and SKI, refuses loose permissions") {
+    auto store = KeyStore::load_directory(test::pki("keys"), false);
+    auto rsa = store.by_name("rsa2048");
+    REQUIRE(rsa);
+    CHECK(rsa->description == "RSA-2048");
+    CHECK(store.by_ski(rsa->ski) == rsa);
+    CHECK(store.by_name("p384")->description == "EC P-384");
+    CHECK_FALSE(store.by_name("nope"));
+
+    TempDir dir;
+    test::run_command("cp " + test::pki("keys/p256.pem") + " " + (dir / "loose.pem") +
+                      " && chmod 644 " + (dir / "loose.pem"));
+    write_file(dir / "junk.pem", "not a key");
+    ::chmod((dir / "junk.pem").c_str(), 0600);
+    try {
+        KeyStore::load_directory(dir.path(), false);
+        FAIL("loaded a bad directory");
+    } catch (const KeyStoreError& e) {
+        REQUIRE(e.problems().size() == 2);
+        CHECK_THAT(e.problems()[0], Catch::StartsWith("key 'junk'") && Catch::Contains("not a PEM private key"));
+        CHECK_THAT(e.problems()[1], Catch::StartsWith("key 'loose'") && Catch::Contains("group or others"));
+    }
+    // With the operator's explicit consent the loose key loads.
+    ::unlink((dir / "junk.pem").c_str());
+    CHECK(KeyStore::load_directory(dir.path(), true).by_name("loose"));
+}
+
+TEST_CASE("dispatcher: policy decisions and error codes") {
+    Config config;
+    config.key_policies["rsa2048"].allow = {Permission::SignDigest};
+    config.key_policies["ec-restricted"].clients = {ClientSelector::parse("cn:edge-2")};
+    auto state = std::make_shared<const ServingState>(
+        ServingState{KeyStore::load_directory(test::pki("keys"), false), config});
+    Dispatcher d(state);
+    auto edge1 = identity("edge-1");
+    using protocol::ErrorCode;
+    using protocol::Opcode;
+    using protocol::Operation;
+
+    auto req = [](Opcode op, const std::string& key, Bytes payload) {
+        Operation o = Operation::make(op, std::move(payload));
+        o.key_name = key;
+        return o;
+    };
+    CHECK(d.handle(edge1, req(Opcode::RSASignSHA256, "rsa2048", Bytes(32, 1))).error == ErrorCode::None);
+    CHECK(d.handle(edge1, req(Opcode::RSASignSHA256, "rsa2048", Bytes(31, 1))).error == ErrorCode::Format);
+    CHECK(d.handle(edge1, req(Opcode::RSASignSHA256, "rsa-default", Bytes(32, 1))).error == ErrorCode::PolicyDenied);
+    CHECK(d.handle(edge1, req(Opcode::ECDSASignSHA256, "rsa2048", Bytes(32, 1))).error == ErrorCode::Crypto);
+    CHECK(d.handle(edge1, req(Opcode::GetPublicKey, "missing", {})).error == ErrorCode::KeyNotFound);
+    auto restricted = d.handle(edge1, req(Opcode::GetPublicKey, "ec-restricted", {}));
+    CHECK(restricted.error == ErrorCode::PolicyDenied);
+    CHECK_THAT(restricted.reason, Catch::Contains("client 'edge-1' may not use this key"));
+    CHECK(d.handle(identity("edge-2"), req(Opcode::GetPublicKey, "ec-restricted", {})).error == ErrorCode::None);
+    Operation no_key = Operation::make(Opcode::GetPublicKey);
+    CHECK(d.handle(edge1, no_key).error == ErrorCode::Format);
+    Operation mismatch = req(Opcode::GetPublicKey, "rsa2048", {});
+    mismatch.ski = state->keys.by_name("p256")->ski;
+    CHECK(d.handle(edge1, mismatch).error == ErrorCode::KeyNotFound);
+    Operation unknown;
+    unknown.opcode = 0x77;
+    CHECK(d.handle(edge1, unknown).error == ErrorCode::BadOpcode);
+    CHECK(d.handle(edge1, Operation::make(Opcode::Response)).error == ErrorCode::UnexpectedOpcode);
+    CHECK(d.handle(edge1, Operation{}).error == ErrorCode::Format);
+    auto pong = d.handle(edge1, Operation::make(Opcode::Ping, {1, 2}));
+    CHECK(pong.response.is(Opcode::Pong));
+    CHECK(pong.response.payload == Bytes{1, 2});
+}
