@@ -39,4 +39,23 @@ inline std::string last_error(const char* fallback = "unknown OpenSSL error") {
     return buf;
 }
 
+// For code that runs inside OpenSSL's own calls (provider callbacks): errors raised during the
+// scope are readable with text() and removed at its end, while errors and marks set by the
+// caller stay untouched. (Clearing the whole queue there breaks OpenSSL's decoder loops, which
+// rely on marks.)
+class ErrorScope {
+  public:
+    ErrorScope() { ERR_set_mark(); }
+    ~ErrorScope() { ERR_pop_to_mark(); }
+    ErrorScope(const ErrorScope&) = delete;
+    ErrorScope& operator=(const ErrorScope&) = delete;
+    std::string text(const char* fallback = "unknown OpenSSL error") const {
+        unsigned long code = ERR_peek_last_error();
+        if (code == 0) return fallback;
+        char buf[256];
+        ERR_error_string_n(code, buf, sizeof buf);
+        return buf;
+    }
+};
+
 } // namespace keyless::ossl

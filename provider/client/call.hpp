@@ -1,0 +1,64 @@
+// One request to a keyserver and its completion, shared between the caller (who waits) and the
+// client's I/O thread (who completes it).
+#pragma once
+
+#include "protocol.hpp"
+#include "uri.hpp"
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace keyless::client {
+
+enum class Failure {
+    None,
+    Unreachable, // could not connect, or the connection died (every endpoint tried)
+    TlsFailure,  // the mTLS handshake with the keyserver failed
+    Timeout,     // no reply within request_timeout_ms
+    Protocol,    // the keyserver sent something we cannot read
+};
+
+class Call {
+  public:
+    Call(std::vector<Endpoint> targets, protocol::Operation req,
+         std::chrono::steady_clock::time_point due)
+        : endpoints(std::move(targets)), request(std::move(req)), deadline(due) {}
+    ~Call();
+    Call(const Call&) = delete;
+    Call& operator=(const Call&) = delete;
+
+    // Called once, by the I/O thread. Wakes the waiting thread and signals notify_fd if set.
+    void complete(std::optional<protocol::Operation> response, Failure failure,
+                  std::string message);
+    // Blocks until completed (the I/O thread completes every call by its deadline; the extra
+    // grace here only guards against an I/O thread that no longer exists).
+    void wait();
+    bool done() const;
+
+    // Fixed at creation
+    const std::vector<Endpoint> endpoints;
+    const protocol::Operation request;
+    const std::chrono::steady_clock::time_point deadline;
+    int notify_fd = -1; // owned: an eventfd written to (then closed) on completion (async jobs)
+
+    // Owned by the I/O thread until completion
+    size_t endpoint_index = 0;
+    int retries_left = 1; // once more on a fresh connection if a connection dies under it
+    std::string last_endpoint;
+
+    // Results, readable after wait()
+    std::optional<protocol::Operation> response;
+    Failure failure = Failure::None;
+    std::string message;
+
+  private:
+    mutable std::mutex mutex_;
+    std::condition_variable cv_;
+    bool done_ = false;
+};
+
+} // namespace keyless::client

@@ -1,0 +1,136 @@
+#include "client.hpp"
+
+#include "io_core.hpp"
+
+#include <openssl/provider.h>
+
+#include <pthread.h>
+
+#include <set>
+
+namespace keyless::client {
+
+namespace {
+
+// Every live I/O core in this process. pthread_atfork handlers take no argument, so they need a
+// process-wide list to find the cores whose sockets a child must drop.
+std::mutex g_cores_mutex;
+std::set<IoCore*> g_cores;
+
+void prepare_fork() {
+    g_cores_mutex.lock();
+    for (IoCore* core : g_cores) core->prepare_fork();
+}
+void parent_after_fork() {
+    for (IoCore* core : g_cores) core->parent_after_fork();
+    g_cores_mutex.unlock();
+}
+void child_after_fork() {
+    for (IoCore* core : g_cores) core->child_after_fork();
+    g_cores.clear();
+    g_cores_mutex.unlock();
+}
+
+} // namespace
+
+void install_fork_handlers() {
+    static std::once_flag once;
+    std::call_once(once, [] { pthread_atfork(prepare_fork, parent_after_fork, child_after_fork); });
+}
+
+Client::Client(Settings settings) : settings_(std::move(settings)) { install_fork_handlers(); }
+
+Client::~Client() {
+    std::lock_guard lock(mutex_);
+    if (!core_) return;
+    if (core_->forked()) {
+        (void)core_.release(); // a parent's core: see core()
+        return;
+    }
+    {
+        std::lock_guard cores(g_cores_mutex);
+        g_cores.erase(core_.get());
+    }
+    core_.reset();
+}
+
+void Client::prepare() {
+    std::lock_guard lock(mutex_);
+    if (tls_) return;
+    ossl::ErrorScope errors; // runs inside OpenSSL calls (key loading): leave the caller's queue be
+    if (!libctx_) {
+        ossl::LibCtx ctx(OSSL_LIB_CTX_new());
+        if (!ctx || !OSSL_PROVIDER_load(ctx.get(), "default"))
+            throw SettingsError("keyless provider: cannot load OpenSSL's default provider for "
+                                "the keyserver connection: " + errors.text());
+        libctx_ = std::move(ctx);
+    }
+    if (settings_.client_cert.empty())
+        throw SettingsError("keyless provider: no client certificate for the keyserver "
+                            "(set client_cert in the provider's openssl.cnf section, or "
+                            "KEYLESS_CLIENT_CERT)");
+    if (settings_.ca_file.empty())
+        throw SettingsError("keyless provider: no CA to verify the keyserver (set ca_file in the "
+                            "provider's openssl.cnf section, or KEYLESS_CA_FILE)");
+    ossl::SslCtx tls(SSL_CTX_new_ex(libctx_.get(), nullptr, TLS_client_method()));
+    if (!tls) throw SettingsError("keyless provider: cannot create TLS context: " + errors.text());
+    SSL_CTX_set_min_proto_version(tls.get(), TLS1_2_VERSION);
+    SSL_CTX_set_mode(tls.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (SSL_CTX_use_certificate_chain_file(tls.get(), settings_.client_cert.c_str()) != 1)
+        throw SettingsError("keyless provider: cannot load client_cert " + settings_.client_cert +
+                            ": " + errors.text());
+    if (SSL_CTX_use_PrivateKey_file(tls.get(), settings_.client_key.c_str(), SSL_FILETYPE_PEM) != 1)
+        throw SettingsError("keyless provider: cannot load client_key " + settings_.client_key +
+                            ": " + errors.text());
+    if (SSL_CTX_check_private_key(tls.get()) != 1)
+        throw SettingsError("keyless provider: client_key " + settings_.client_key +
+                            " does not match client_cert " + settings_.client_cert);
+    if (SSL_CTX_load_verify_locations(tls.get(), settings_.ca_file.c_str(), nullptr) != 1)
+        throw SettingsError("keyless provider: cannot load ca_file " + settings_.ca_file + ": " +
+                            errors.text());
+    SSL_CTX_set_verify(tls.get(), SSL_VERIFY_PEER, nullptr);
+    tls_ = std::move(tls);
+}
+
+OSSL_LIB_CTX* Client::libctx() {
+    {
+        std::lock_guard lock(mutex_);
+        if (libctx_) return libctx_.get();
+    }
+    prepare();
+    return libctx_.get();
+}
+
+IoCore& Client::core() {
+    std::lock_guard lock(mutex_);
+    if (core_ && core_->forked()) {
+        // We are a forked child: the parent's I/O thread does not exist here and its mutexes and
+        // TLS state belong to the parent. The old core is deliberately leaked (once per fork)
+        // rather than destroyed, which would join a thread that is not there.
+        (void)core_.release();
+    }
+    if (!core_) {
+        core_ = std::make_unique<IoCore>(tls_.get(), settings_);
+        std::lock_guard cores(g_cores_mutex);
+        g_cores.insert(core_.get());
+    }
+    return *core_;
+}
+
+std::shared_ptr<Call> Client::start(const KeyUri& uri, protocol::Operation request, int notify_fd) {
+    prepare();
+    request.key_name = uri.key_id;
+    auto call = std::make_shared<Call>(uri.endpoints, std::move(request),
+                                       std::chrono::steady_clock::now() + settings_.request_timeout);
+    call->notify_fd = notify_fd;
+    core().submit(call);
+    return call;
+}
+
+std::shared_ptr<Call> Client::run(const KeyUri& uri, protocol::Operation request) {
+    auto call = start(uri, std::move(request));
+    call->wait();
+    return call;
+}
+
+} // namespace keyless::client

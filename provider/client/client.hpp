@@ -1,0 +1,50 @@
+// The provider's keyserver client: private OpenSSL library context (default provider only, so the
+// client's own TLS never recurses into keyless), the mTLS client context, and the I/O core, which
+// is rebuilt lazily in a child process after fork().
+#pragma once
+
+#include "call.hpp"
+#include "ossl.hpp"
+#include "settings.hpp"
+
+#include <memory>
+#include <mutex>
+
+namespace keyless::client {
+
+class IoCore;
+
+class Client {
+  public:
+    explicit Client(Settings settings);
+    ~Client();
+    Client(const Client&) = delete;
+    Client& operator=(const Client&) = delete;
+
+    // Loads the private library context and the client certificate, key and CA (files are read
+    // here, once: nginx's workers, forked later, may not be allowed to read them). Throws
+    // SettingsError naming the file. Idempotent and cheap after the first success.
+    void prepare();
+    OSSL_LIB_CTX* libctx(); // prepare()s first
+
+    // Starts a request; the returned call completes within request_timeout_ms.
+    std::shared_ptr<Call> start(const KeyUri& uri, protocol::Operation request, int notify_fd = -1);
+    // start() + wait().
+    std::shared_ptr<Call> run(const KeyUri& uri, protocol::Operation request);
+
+    const Settings& settings() const { return settings_; }
+
+  private:
+    IoCore& core();
+
+    const Settings settings_;
+    std::mutex mutex_; // guards the lazily built members below
+    ossl::LibCtx libctx_;
+    ossl::SslCtx tls_;
+    std::unique_ptr<IoCore> core_; // released, never freed, in a forked child: see core()
+};
+
+// Registers the process-wide fork handlers once. Called by Client; exposed for tests.
+void install_fork_handlers();
+
+} // namespace keyless::client

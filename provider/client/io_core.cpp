@@ -1,0 +1,402 @@
+#include "io_core.hpp"
+
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/x509v3.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace keyless::client {
+
+using Clock = std::chrono::steady_clock;
+
+struct Connection {
+    enum class State { Connecting, Handshaking, Ready };
+    Endpoint endpoint;
+    std::string name; // "host:port"
+    int fd = -1;
+    ossl::Ssl ssl;
+    State state = State::Connecting;
+    Clock::time_point connect_deadline;
+    bool want_write = false; // SSL asked for POLLOUT
+    Bytes out;
+    Bytes in;
+    uint32_t next_id = 1;
+    std::map<uint32_t, std::shared_ptr<Call>> pending; // sent, awaiting a reply
+    std::deque<std::shared_ptr<Call>> waiting;         // queued until the handshake completes
+    std::string connect_error; // set when the connect failed before any I/O
+    bool dead = false;
+};
+
+void Call::complete(std::optional<protocol::Operation> r, Failure f, std::string m) {
+    {
+        std::lock_guard lock(mutex_);
+        if (done_) return;
+        response = std::move(r);
+        failure = f;
+        message = std::move(m);
+        done_ = true;
+    }
+    cv_.notify_all();
+    if (notify_fd >= 0) {
+        uint64_t one = 1;
+        ssize_t ignored = ::write(notify_fd, &one, sizeof one);
+        (void)ignored;
+        ::close(notify_fd);
+        notify_fd = -1;
+    }
+}
+
+Call::~Call() {
+    if (notify_fd >= 0) ::close(notify_fd);
+}
+
+void Call::wait() {
+    std::unique_lock lock(mutex_);
+    if (!cv_.wait_until(lock, deadline + std::chrono::seconds(2), [&] { return done_; })) {
+        done_ = true;
+        failure = Failure::Timeout;
+        message = "no reply from the client I/O thread";
+    }
+}
+
+bool Call::done() const {
+    std::lock_guard lock(mutex_);
+    return done_;
+}
+
+IoCore::IoCore(SSL_CTX* tls, Settings settings) : tls_(tls), settings_(std::move(settings)) {
+    wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    thread_ = std::thread([this] { run(); });
+}
+
+IoCore::~IoCore() {
+    {
+        std::lock_guard lock(mutex_);
+        stop_ = true;
+    }
+    uint64_t one = 1;
+    ssize_t ignored = ::write(wake_fd_, &one, sizeof one);
+    (void)ignored;
+    thread_.join();
+    ::close(wake_fd_);
+}
+
+void IoCore::child_after_fork() {
+    for (int fd : open_fds_) ::close(fd);
+    open_fds_.clear();
+    ::close(wake_fd_);
+    wake_fd_ = -1;
+    forked_ = true;
+    mutex_.unlock();
+}
+
+void IoCore::submit(std::shared_ptr<Call> call) {
+    {
+        std::lock_guard lock(mutex_);
+        incoming_.push_back(std::move(call));
+    }
+    uint64_t one = 1;
+    ssize_t ignored = ::write(wake_fd_, &one, sizeof one);
+    (void)ignored;
+}
+
+void IoCore::track_fd(int fd, bool open) {
+    std::lock_guard lock(mutex_);
+    if (open)
+        open_fds_.push_back(fd);
+    else
+        open_fds_.erase(std::remove(open_fds_.begin(), open_fds_.end(), fd), open_fds_.end());
+}
+
+void IoCore::run() {
+    std::vector<pollfd> fds;
+    std::vector<Connection*> owners;
+    while (true) {
+        std::deque<std::shared_ptr<Call>> fresh;
+        {
+            std::lock_guard lock(mutex_);
+            if (stop_) break;
+            fresh.swap(incoming_);
+        }
+        for (auto& call : fresh) route(call);
+
+        // Drop connections that failed, then wait for I/O or the nearest deadline.
+        graveyard_.clear();
+        for (auto it = connections_.begin(); it != connections_.end();)
+            it = it->second->dead ? connections_.erase(it) : std::next(it);
+        auto now = Clock::now();
+        auto next = now + std::chrono::seconds(1);
+        fds.assign(1, pollfd{wake_fd_, POLLIN, 0});
+        owners.assign(1, nullptr);
+        for (auto& [name, c] : connections_) {
+            short events = POLLIN;
+            if (c->state == Connection::State::Connecting || c->want_write || !c->out.empty())
+                events |= POLLOUT;
+            if (c->state != Connection::State::Ready) next = std::min(next, c->connect_deadline);
+            if (c->fd < 0) continue; // failed to connect: expire() reports it
+            fds.push_back(pollfd{c->fd, events, 0});
+            owners.push_back(c.get());
+            for (auto& [id, call] : c->pending) next = std::min(next, call->deadline);
+            for (auto& call : c->waiting) next = std::min(next, call->deadline);
+        }
+        auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count();
+        ::poll(fds.data(), fds.size(), static_cast<int>(std::max<long>(0, wait_ms) + 1));
+
+        if (fds[0].revents & POLLIN) {
+            uint64_t drained;
+            ssize_t ignored = ::read(wake_fd_, &drained, sizeof drained);
+            (void)ignored;
+        }
+        for (size_t i = 1; i < fds.size(); ++i)
+            if (fds[i].revents && !owners[i]->dead) progress(*owners[i]);
+        expire(Clock::now());
+    }
+    // Shutting down: every outstanding call fails now rather than at its deadline.
+    for (auto& [name, c] : connections_)
+        if (!c->dead) fail(*c, Failure::Unreachable, "keyless client is shutting down");
+    connections_.clear();
+    graveyard_.clear();
+}
+
+void IoCore::route(const std::shared_ptr<Call>& call) {
+    if (call->endpoint_index >= call->endpoints.size()) return;
+    Connection& c = connection_for(call->endpoints[call->endpoint_index]);
+    call->last_endpoint = c.name;
+    if (c.state == Connection::State::Ready)
+        send(c, call);
+    else
+        c.waiting.push_back(call);
+}
+
+Connection& IoCore::connection_for(const Endpoint& ep) {
+    std::string name = ep.to_string();
+    auto it = connections_.find(name);
+    if (it != connections_.end()) {
+        if (!it->second->dead) return *it->second;
+        graveyard_.push_back(std::move(it->second)); // may still be referenced up the stack
+    }
+    auto c = std::make_unique<Connection>();
+    c->endpoint = ep;
+    c->name = name;
+    c->connect_deadline = Clock::now() + settings_.connect_timeout;
+    Connection& ref = *c;
+    connections_[name] = std::move(c);
+    start_connect(ref);
+    return ref;
+}
+
+void IoCore::start_connect(Connection& c) {
+    // A connect that fails at once is reported by expire() right away (its deadline becomes
+    // now), after the calls that triggered it are queued on the connection.
+    auto failed = [&](std::string why) {
+        c.connect_error = std::move(why);
+        c.connect_deadline = Clock::now();
+    };
+    addrinfo hints{}, *res = nullptr;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    int rc = ::getaddrinfo(c.endpoint.host.c_str(), std::to_string(c.endpoint.port).c_str(),
+                           &hints, &res);
+    if (rc != 0) return failed(std::string("cannot resolve host: ") + gai_strerror(rc));
+    int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+        int one = 1;
+        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (::connect(fd, res->ai_addr, res->ai_addrlen) != 0 && errno != EINPROGRESS) {
+            failed(std::strerror(errno));
+            ::close(fd);
+            fd = -1;
+        }
+    } else {
+        failed(std::strerror(errno));
+    }
+    ::freeaddrinfo(res);
+    c.fd = fd;
+    if (fd >= 0) track_fd(fd, true);
+}
+
+void IoCore::progress(Connection& c) {
+    if (c.state == Connection::State::Connecting) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        ::getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err != 0) return fail(c, Failure::Unreachable, std::strerror(err));
+        c.ssl.reset(SSL_new(tls_));
+        SSL_set_fd(c.ssl.get(), c.fd);
+        // The keyserver's certificate must name the host we dialled.
+        X509_VERIFY_PARAM* vp = SSL_get0_param(c.ssl.get());
+        if (X509_VERIFY_PARAM_set1_ip_asc(vp, c.endpoint.host.c_str()) != 1) {
+            ERR_clear_error();
+            SSL_set_tlsext_host_name(c.ssl.get(), c.endpoint.host.c_str());
+            SSL_set1_host(c.ssl.get(), c.endpoint.host.c_str());
+        }
+        c.state = Connection::State::Handshaking;
+    }
+    if (c.state == Connection::State::Handshaking) {
+        ERR_clear_error();
+        int rc = SSL_connect(c.ssl.get());
+        if (rc != 1) {
+            int e = SSL_get_error(c.ssl.get(), rc);
+            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+                c.want_write = e == SSL_ERROR_WANT_WRITE;
+                return;
+            }
+            std::string why = "mTLS handshake with keyserver failed: ";
+            long verify = SSL_get_verify_result(c.ssl.get());
+            if (verify != X509_V_OK)
+                why += std::string("server certificate: ") + X509_verify_cert_error_string(verify);
+            else
+                why += ossl::last_error("connection closed during handshake");
+            return fail(c, Failure::TlsFailure, why);
+        }
+        c.want_write = false;
+        c.state = Connection::State::Ready;
+        auto waiting = std::move(c.waiting);
+        c.waiting.clear();
+        for (auto& call : waiting) send(c, call);
+    }
+    if (c.state == Connection::State::Ready) {
+        if (!flush(c)) return;
+        read_replies(c);
+    }
+}
+
+void IoCore::send(Connection& c, const std::shared_ptr<Call>& call) {
+    uint32_t id = c.next_id++;
+    Bytes frame = protocol::encode(id, call->request);
+    c.out.insert(c.out.end(), frame.begin(), frame.end());
+    c.pending[id] = call;
+    flush(c);
+}
+
+bool IoCore::flush(Connection& c) {
+    c.want_write = false;
+    while (!c.out.empty()) {
+        size_t written = 0;
+        ERR_clear_error();
+        int rc = SSL_write_ex(c.ssl.get(), c.out.data(), c.out.size(), &written);
+        if (rc == 1) {
+            c.out.erase(c.out.begin(), c.out.begin() + static_cast<long>(written));
+            continue;
+        }
+        int e = SSL_get_error(c.ssl.get(), rc);
+        if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+            c.want_write = true;
+            return true;
+        }
+        fail(c, Failure::Unreachable, "keyserver connection lost while sending");
+        return false;
+    }
+    return true;
+}
+
+bool IoCore::read_replies(Connection& c) {
+    uint8_t buf[16384];
+    while (true) {
+        size_t got = 0;
+        ERR_clear_error();
+        int rc = SSL_read_ex(c.ssl.get(), buf, sizeof buf, &got);
+        if (rc != 1) {
+            int e = SSL_get_error(c.ssl.get(), rc);
+            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) break;
+            fail(c, Failure::Unreachable,
+                 e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL
+                     ? "keyserver closed the connection"
+                     : "keyserver connection failed: " + ossl::last_error());
+            return false;
+        }
+        c.in.insert(c.in.end(), buf, buf + got);
+    }
+    while (c.in.size() >= protocol::kHeaderSize) {
+        auto h = protocol::decode_header(c.in);
+        size_t frame = protocol::kHeaderSize + h.body_length;
+        if (c.in.size() < frame) break;
+        std::optional<protocol::Operation> op;
+        try {
+            op = protocol::decode_body(ByteView(c.in).subspan(protocol::kHeaderSize, h.body_length));
+        } catch (const protocol::FormatError& e) {
+            fail(c, Failure::Protocol, std::string("unreadable reply from keyserver: ") + e.what());
+            return false;
+        }
+        c.in.erase(c.in.begin(), c.in.begin() + static_cast<long>(frame));
+        auto it = c.pending.find(h.id);
+        if (it == c.pending.end()) continue; // its caller already timed out
+        auto call = it->second;
+        c.pending.erase(it);
+        call->complete(std::move(op), Failure::None, {});
+    }
+    return true;
+}
+
+void IoCore::fail(Connection& c, Failure failure, const std::string& why) {
+    if (c.dead) return;
+    c.dead = true; // stays in connections_ (and its memory valid) until the loop's next turn
+    if (c.fd >= 0) {
+        track_fd(c.fd, false);
+        c.ssl.reset(); // frees without a close_notify: the peer sees the socket close
+        ::close(c.fd);
+        c.fd = -1;
+    }
+    std::vector<std::shared_ptr<Call>> retry_here;
+    std::vector<std::shared_ptr<Call>> move_on(c.waiting.begin(), c.waiting.end());
+    for (auto& [id, call] : c.pending) {
+        // A request already sent gets one retry on a fresh connection to the same keyserver
+        // (it may have restarted, or closed an idle connection); signing is idempotent.
+        if (call->retries_left > 0 && failure == Failure::Unreachable) {
+            --call->retries_left;
+            retry_here.push_back(call);
+        } else {
+            move_on.push_back(call);
+        }
+    }
+    c.waiting.clear();
+    c.pending.clear();
+    for (auto& call : retry_here) route(call);
+    std::string message = "keyserver " + c.name + ": " + why;
+    for (auto& call : move_on) {
+        if (call->done()) continue;
+        if (call->endpoint_index + 1 < call->endpoints.size()) {
+            ++call->endpoint_index; // fail over to the next keyserver in the URI
+            route(call);
+        } else {
+            call->complete(std::nullopt, failure, message);
+        }
+    }
+}
+
+void IoCore::expire(Clock::time_point now) {
+    for (auto& [name, c] : connections_) {
+        if (c->dead) continue;
+        if (c->state != Connection::State::Ready && now >= c->connect_deadline) {
+            std::string why = !c->connect_error.empty()
+                                  ? c->connect_error
+                                  : "connect timed out after " +
+                                        std::to_string(settings_.connect_timeout.count()) + " ms";
+            fail(*c, Failure::Unreachable, "cannot connect: " + why);
+            continue;
+        }
+        auto timed_out = [&](const std::shared_ptr<Call>& call) {
+            if (now < call->deadline) return false;
+            call->complete(std::nullopt, Failure::Timeout,
+                           "keyserver " + c->name + ": no reply within " +
+                               std::to_string(settings_.request_timeout.count()) + " ms");
+            return true;
+        };
+        for (auto it = c->pending.begin(); it != c->pending.end();)
+            it = timed_out(it->second) ? c->pending.erase(it) : std::next(it);
+        c->waiting.erase(std::remove_if(c->waiting.begin(), c->waiting.end(), timed_out),
+                         c->waiting.end());
+    }
+}
+
+} // namespace keyless::client

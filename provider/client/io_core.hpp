@@ -1,0 +1,68 @@
+// The client's I/O thread and its connections to keyservers. Requests from any thread are queued
+// here; the thread multiplexes them over one mTLS connection per keyserver endpoint, matches
+// replies by id, enforces connect and request deadlines, and fails over along a URI's endpoint
+// list. Callers never touch a socket, so a slow keyserver never blocks more than its own callers
+// (and an OpenSSL ASYNC job's small stack never runs network code).
+#pragma once
+
+#include "call.hpp"
+#include "ossl.hpp"
+#include "settings.hpp"
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+namespace keyless::client {
+
+struct Connection;
+
+class IoCore {
+  public:
+    IoCore(SSL_CTX* tls, Settings settings);
+    ~IoCore();
+    IoCore(const IoCore&) = delete;
+    IoCore& operator=(const IoCore&) = delete;
+
+    void submit(std::shared_ptr<Call> call);
+
+    // After fork() the child has no I/O thread: these run in the child's fork handler (one thread,
+    // mutexes held by prepare_fork) and close the inherited sockets without any TLS traffic, so
+    // the parent's connections are untouched. The core is then abandoned by its owner.
+    void prepare_fork() { mutex_.lock(); }
+    void parent_after_fork() { mutex_.unlock(); }
+    void child_after_fork();
+    bool forked() const { return forked_; }
+
+  private:
+    void run();
+    void route(const std::shared_ptr<Call>& call);
+    Connection& connection_for(const Endpoint& ep);
+    void start_connect(Connection& c);
+    void progress(Connection& c);
+    void send(Connection& c, const std::shared_ptr<Call>& call);
+    bool flush(Connection& c);
+    bool read_replies(Connection& c);
+    void fail(Connection& c, Failure failure, const std::string& why);
+    void expire(std::chrono::steady_clock::time_point now);
+    void track_fd(int fd, bool open);
+
+    SSL_CTX* tls_; // owned by the Client; outlives the core
+    const Settings settings_;
+
+    std::mutex mutex_; // guards incoming_, open_fds_, stop_
+    std::deque<std::shared_ptr<Call>> incoming_;
+    std::vector<int> open_fds_;
+    bool stop_ = false;
+    bool forked_ = false;
+    int wake_fd_ = -1;
+    std::thread thread_;
+
+    // Only the I/O thread touches these.
+    std::map<std::string, std::unique_ptr<Connection>> connections_;
+    std::vector<std::unique_ptr<Connection>> graveyard_; // failed, freed on the loop's next turn
+};
+
+} // namespace keyless::client

@@ -1,0 +1,18 @@
+// The algorithm implementations keyless.so registers, one table per operation and key type.
+#pragma once
+
+#include <openssl/core_dispatch.h>
+
+namespace keyless::provider {
+
+extern const OSSL_DISPATCH rsa_keymgmt_functions[];
+extern const OSSL_DISPATCH ec_keymgmt_functions[];
+extern const OSSL_DISPATCH rsa_signature_functions[];
+extern const OSSL_DISPATCH ecdsa_signature_functions[];
+extern const OSSL_DISPATCH rsa_asym_cipher_functions[];
+extern const OSSL_DISPATCH store_functions[];
+extern const OSSL_DISPATCH pem_to_der_decoder_functions[];
+extern const OSSL_DISPATCH der_to_rsa_decoder_functions[];
+extern const OSSL_DISPATCH der_to_ec_decoder_functions[];
+
+} // namespace keyless::provider

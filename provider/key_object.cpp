@@ -1,0 +1,122 @@
+#include "key_object.hpp"
+
+#include <openssl/x509.h>
+
+namespace keyless::provider {
+
+using protocol::ErrorCode;
+using protocol::Opcode;
+using protocol::Operation;
+
+void check_settings(const ProviderContext* prov) {
+    if (!prov->settings_error.empty()) throw KeylessError(KEYLESS_R_BAD_CONFIG, prov->settings_error);
+}
+
+namespace {
+
+client::Client& ready_client(ProviderContext* prov, const std::string& uri) {
+    check_settings(prov);
+    try {
+        prov->client->prepare();
+    } catch (const client::SettingsError& e) {
+        throw KeylessError(KEYLESS_R_BAD_CONFIG, uri + ": " + e.what());
+    }
+    return *prov->client;
+}
+
+KeyUri parse(const std::string& uri) {
+    try {
+        return parse_key_uri(uri);
+    } catch (const UriError& e) {
+        throw KeylessError(KEYLESS_R_BAD_URI, e.what());
+    }
+}
+
+} // namespace
+
+std::shared_ptr<const KeyObject> KeyObject::create(ProviderContext* prov, const std::string& uri,
+                                                   ByteView spki_der) {
+    auto key = std::make_shared<KeyObject>();
+    key->prov_ = prov;
+    key->uri_ = parse(uri);
+    key->uri_text_ = key->uri_.to_string();
+    key->spki_.assign(spki_der.begin(), spki_der.end());
+    OSSL_LIB_CTX* libctx = ready_client(prov, uri).libctx();
+    ossl::ErrorScope errors;
+    const unsigned char* p = spki_der.data();
+    key->pub_.reset(d2i_PUBKEY_ex(nullptr, &p, static_cast<long>(spki_der.size()), libctx, nullptr));
+    if (!key->pub_)
+        throw KeylessError(KEYLESS_R_BAD_STUB,
+                           uri + ": public key does not decode: " + errors.text());
+    key->ski_ = compute_ski_from_spki(spki_der);
+    if (EVP_PKEY_is_a(key->pub_.get(), "RSA"))
+        key->kind_ = tls::KeyKind::RSA;
+    else if (EVP_PKEY_is_a(key->pub_.get(), "EC"))
+        key->kind_ = tls::KeyKind::EC;
+    else
+        throw KeylessError(KEYLESS_R_UNSUPPORTED,
+                           uri + ": key type " + EVP_PKEY_get0_type_name(key->pub_.get()) +
+                               " is not supported (RSA and EC are)");
+    return key;
+}
+
+std::shared_ptr<const KeyObject> KeyObject::fetch(ProviderContext* prov, const std::string& uri) {
+    KeyUri parsed = parse(uri);
+    auto call = ready_client(prov, uri).run(parsed, Operation::make(Opcode::GetPublicKey));
+    KeyObject probe; // only for its error mapping
+    probe.prov_ = prov;
+    probe.uri_ = parsed;
+    probe.uri_text_ = parsed.to_string();
+    Bytes spki = probe.result(*call, "fetching the public key");
+    return create(prov, uri, spki);
+}
+
+std::shared_ptr<client::Call> KeyObject::start(Operation request, int notify_fd) const {
+    check_settings(prov_);
+    return prov_->client->start(uri_, std::move(request), notify_fd);
+}
+
+Bytes KeyObject::call(Operation request, const char* what) const {
+    auto c = start(std::move(request), -1);
+    c->wait();
+    return result(*c, what);
+}
+
+Bytes KeyObject::result(const client::Call& call, const char* what) const {
+    std::string prefix = uri_text_ + ": " + what + " failed: ";
+    switch (call.failure) {
+    case client::Failure::None: break;
+    case client::Failure::Unreachable:
+        throw KeylessError(KEYLESS_R_KEYSERVER_UNREACHABLE, prefix + call.message);
+    case client::Failure::TlsFailure:
+        throw KeylessError(KEYLESS_R_KEYSERVER_TLS, prefix + call.message);
+    case client::Failure::Timeout:
+        throw KeylessError(KEYLESS_R_KEYSERVER_TIMEOUT, prefix + call.message);
+    case client::Failure::Protocol:
+        throw KeylessError(KEYLESS_R_KEYSERVER_ERROR, prefix + call.message);
+    }
+    const Operation& reply = *call.response;
+    ErrorCode code = protocol::error_of(reply);
+    std::string where = " (keyserver " + call.last_endpoint + ")";
+    switch (code) {
+    case ErrorCode::None:
+        if (!reply.is(Opcode::Response))
+            throw KeylessError(KEYLESS_R_KEYSERVER_ERROR, prefix + "unexpected reply" + where);
+        return reply.payload;
+    case ErrorCode::KeyNotFound:
+        throw KeylessError(KEYLESS_R_KEY_NOT_FOUND,
+                           prefix + "key '" + uri_.key_id + "' not found" + where);
+    case ErrorCode::PolicyDenied:
+        throw KeylessError(KEYLESS_R_DENIED, prefix + "denied by the keyserver's policy for key '" +
+                                                 uri_.key_id + "'" + where);
+    default:
+        throw KeylessError(KEYLESS_R_KEYSERVER_ERROR,
+                           prefix + std::string(protocol::to_string(code)) + where);
+    }
+}
+
+size_t KeyObject::max_signature_size() const {
+    return static_cast<size_t>(EVP_PKEY_get_size(pub_.get()));
+}
+
+} // namespace keyless::provider

@@ -1,0 +1,60 @@
+// The one key object behind every keyless operation: a URI and a cached public key. Public
+// queries (size, parameters, match, export) are answered locally; private operations go to the
+// keyserver named by the URI.
+#pragma once
+
+#include "errors.hpp"
+#include "ski.hpp"
+#include "tls_scheme.hpp"
+#include "uri.hpp"
+
+#include <memory>
+
+namespace keyless::provider {
+
+class KeyObject {
+  public:
+    // Parses the URI and the SPKI (in the client's private library context). No network.
+    // Throws KeylessError (bad URI, bad public key, unusable client settings).
+    static std::shared_ptr<const KeyObject> create(ProviderContext* prov, const std::string& uri,
+                                                   ByteView spki_der);
+    // Fetches the public key from the keyserver (GetPublicKey), then create().
+    static std::shared_ptr<const KeyObject> fetch(ProviderContext* prov, const std::string& uri);
+
+    // Sends a request for this key; returns the response payload or throws KeylessError whose
+    // message names the URI, `what` was attempted and why it failed.
+    Bytes call(protocol::Operation request, const char* what) const;
+    // Starts a request without waiting (async jobs).
+    std::shared_ptr<client::Call> start(protocol::Operation request, int notify_fd) const;
+    // Turns a finished call into its payload or a KeylessError, as call() does.
+    Bytes result(const client::Call& call, const char* what) const;
+
+    ProviderContext* provider() const { return prov_; }
+    const std::string& uri_text() const { return uri_text_; }
+    const KeyUri& uri() const { return uri_; }
+    EVP_PKEY* public_key() const { return pub_.get(); }
+    const Bytes& spki() const { return spki_; }
+    const Ski& ski() const { return ski_; } // lets a gokeyless keyserver find the key
+    tls::KeyKind kind() const { return kind_; }
+    const char* type_name() const { return kind_ == tls::KeyKind::RSA ? "RSA" : "EC"; }
+    size_t max_signature_size() const;
+
+  private:
+    ProviderContext* prov_ = nullptr;
+    std::string uri_text_;
+    KeyUri uri_;
+    Bytes spki_;
+    Ski ski_{};
+    ossl::Pkey pub_;
+    tls::KeyKind kind_ = tls::KeyKind::RSA;
+};
+
+// What OpenSSL holds as keydata: a counted reference to a key object.
+struct KeyHandle {
+    std::shared_ptr<const KeyObject> key;
+};
+
+// Throws KeylessError if the provider's settings were invalid (reported at first use).
+void check_settings(const ProviderContext* prov);
+
+} // namespace keyless::provider

@@ -1,0 +1,134 @@
+// KEYMGMT for "RSA" and "EC": key objects that hold a keyless URI and a cached public key.
+// Private export always fails: that is what makes OpenSSL route private-key operations for these
+// keys to this provider instead of the default one. Nothing here touches the network.
+#include "dispatch_tables.hpp"
+#include "key_object.hpp"
+
+#include <openssl/core_names.h>
+#include <openssl/core_object.h>
+
+#include <cstring>
+
+namespace keyless::provider {
+
+namespace {
+
+const KeyObject* key_of(const void* keydata) {
+    return keydata ? static_cast<const KeyHandle*>(keydata)->key.get() : nullptr;
+}
+
+void keymgmt_free(void* keydata) { std::unique_ptr<KeyHandle> reclaim(static_cast<KeyHandle*>(keydata)); }
+
+int keymgmt_has(const void* keydata, int /*selection*/) {
+    // A keyless key has its public half here and its private half on the keyserver.
+    return key_of(keydata) != nullptr;
+}
+
+int keymgmt_match(const void* keydata1, const void* keydata2, int /*selection*/) {
+    const KeyObject* a = key_of(keydata1);
+    const KeyObject* b = key_of(keydata2);
+    if (!a || !b) return 0;
+    return a == b || EVP_PKEY_eq(a->public_key(), b->public_key()) == 1;
+}
+
+int keymgmt_get_params(void* keydata, OSSL_PARAM params[]) {
+    const KeyObject* key = key_of(keydata);
+    if (!key) return 0;
+    // The cached public key answers bits, security bits, max size, n/e, group and point.
+    if (!EVP_PKEY_get_params(key->public_key(), params)) return 0;
+    if (OSSL_PARAM* p = OSSL_PARAM_locate(params, OSSL_PKEY_PARAM_DEFAULT_DIGEST))
+        if (!OSSL_PARAM_set_utf8_string(p, "SHA256")) return 0;
+    return 1;
+}
+
+const OSSL_PARAM* keymgmt_gettable_params(void*) {
+    static const OSSL_PARAM params[] = {
+        OSSL_PARAM_int(OSSL_PKEY_PARAM_BITS, nullptr),
+        OSSL_PARAM_int(OSSL_PKEY_PARAM_SECURITY_BITS, nullptr),
+        OSSL_PARAM_int(OSSL_PKEY_PARAM_MAX_SIZE, nullptr),
+        OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_DEFAULT_DIGEST, nullptr, 0),
+        OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_N, nullptr, 0),
+        OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_E, nullptr, 0),
+        OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, nullptr, 0),
+        OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, nullptr, 0),
+        OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_PUB_KEY, nullptr, 0),
+        OSSL_PARAM_BN(OSSL_PKEY_PARAM_EC_PUB_X, nullptr, 0),
+        OSSL_PARAM_BN(OSSL_PKEY_PARAM_EC_PUB_Y, nullptr, 0),
+        OSSL_PARAM_END};
+    return params;
+}
+
+int keymgmt_export(void* keydata, int selection, OSSL_CALLBACK* cb, void* cbarg) {
+    const KeyObject* key = key_of(keydata);
+    if (!key || (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY)) return 0;
+    int what = (selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) ? EVP_PKEY_PUBLIC_KEY
+                                                           : EVP_PKEY_KEY_PARAMETERS;
+    OSSL_PARAM* params = nullptr;
+    if (EVP_PKEY_todata(key->public_key(), what, &params) != 1) return 0;
+    int ok = cb(params, cbarg);
+    OSSL_PARAM_free(params);
+    return ok;
+}
+
+const OSSL_PARAM* rsa_export_types(int selection) {
+    static const OSSL_PARAM params[] = {OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_N, nullptr, 0),
+                                        OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_E, nullptr, 0),
+                                        OSSL_PARAM_END};
+    return (selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) ? params : nullptr;
+}
+
+const OSSL_PARAM* ec_export_types(int selection) {
+    static const OSSL_PARAM params[] = {
+        OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, nullptr, 0),
+        OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_PUB_KEY, nullptr, 0), OSSL_PARAM_END};
+    return (selection & (OSSL_KEYMGMT_SELECT_PUBLIC_KEY | OSSL_KEYMGMT_SELECT_DOMAIN_PARAMETERS))
+               ? params
+               : nullptr;
+}
+
+// A reference is the address of a KeyHandle owned by the store or decoder that hands it out,
+// alive for the duration of the callback in which OpenSSL calls load.
+template <tls::KeyKind Kind> void* keymgmt_load(const void* reference, size_t size) {
+    if (!reference || size != sizeof(KeyHandle)) return nullptr;
+    const auto* handle = static_cast<const KeyHandle*>(reference);
+    if (!handle->key || handle->key->kind() != Kind) return nullptr;
+    return std::make_unique<KeyHandle>(KeyHandle{handle->key}).release();
+}
+
+void* keymgmt_dup(const void* keydata, int /*selection*/) {
+    // Key objects are immutable, so a duplicate is another reference to the same one.
+    return keydata ? std::make_unique<KeyHandle>(*static_cast<const KeyHandle*>(keydata)).release()
+                   : nullptr;
+}
+
+const char* rsa_query_operation_name(int) { return "RSA"; }
+const char* ec_query_operation_name(int operation_id) {
+    return operation_id == OSSL_OP_SIGNATURE ? "ECDSA" : "EC";
+}
+
+#define KEYMGMT_COMMON                                                                            \
+    {OSSL_FUNC_KEYMGMT_FREE, reinterpret_cast<void (*)()>(keymgmt_free)},                          \
+        {OSSL_FUNC_KEYMGMT_HAS, reinterpret_cast<void (*)()>(keymgmt_has)},                        \
+        {OSSL_FUNC_KEYMGMT_MATCH, reinterpret_cast<void (*)()>(keymgmt_match)},                    \
+        {OSSL_FUNC_KEYMGMT_GET_PARAMS, reinterpret_cast<void (*)()>(keymgmt_get_params)},          \
+        {OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS, reinterpret_cast<void (*)()>(keymgmt_gettable_params)}, \
+        {OSSL_FUNC_KEYMGMT_EXPORT, reinterpret_cast<void (*)()>(keymgmt_export)},                  \
+        {OSSL_FUNC_KEYMGMT_DUP, reinterpret_cast<void (*)()>(keymgmt_dup)}
+
+} // namespace
+
+const OSSL_DISPATCH rsa_keymgmt_functions[] = {
+    KEYMGMT_COMMON,
+    {OSSL_FUNC_KEYMGMT_EXPORT_TYPES, reinterpret_cast<void (*)()>(rsa_export_types)},
+    {OSSL_FUNC_KEYMGMT_LOAD, reinterpret_cast<void (*)()>(keymgmt_load<tls::KeyKind::RSA>)},
+    {OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME, reinterpret_cast<void (*)()>(rsa_query_operation_name)},
+    {0, nullptr}};
+
+const OSSL_DISPATCH ec_keymgmt_functions[] = {
+    KEYMGMT_COMMON,
+    {OSSL_FUNC_KEYMGMT_EXPORT_TYPES, reinterpret_cast<void (*)()>(ec_export_types)},
+    {OSSL_FUNC_KEYMGMT_LOAD, reinterpret_cast<void (*)()>(keymgmt_load<tls::KeyKind::EC>)},
+    {OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME, reinterpret_cast<void (*)()>(ec_query_operation_name)},
+    {0, nullptr}};
+
+} // namespace keyless::provider

@@ -1,0 +1,155 @@
+// keyless.so entry point: reads the provider's openssl.cnf section, registers every operation
+// statically (OpenSSL may cache the tables before any key is loaded, e.g. nginx creates its
+// SSL_CTX first), and never touches the network here.
+#include "dispatch_tables.hpp"
+#include "errors.hpp"
+
+#include <openssl/core_names.h>
+#include <openssl/params.h>
+
+#include <map>
+
+namespace keyless::provider {
+
+namespace {
+
+constexpr const char* kRsaNames = "RSA:rsaEncryption:1.2.840.113549.1.1.1";
+constexpr const char* kEcNames = "EC:id-ecPublicKey:1.2.840.10045.2.1";
+
+const OSSL_ALGORITHM kKeymgmt[] = {
+    {kRsaNames, kProperties, rsa_keymgmt_functions, "keyless RSA key (private half on a keyserver)"},
+    {kEcNames, kProperties, ec_keymgmt_functions, "keyless EC key (private half on a keyserver)"},
+    {nullptr, nullptr, nullptr, nullptr}};
+const OSSL_ALGORITHM kSignature[] = {
+    {kRsaNames, kProperties, rsa_signature_functions, "RSA signatures on a keyserver"},
+    {"ECDSA", kProperties, ecdsa_signature_functions, "ECDSA signatures on a keyserver"},
+    {nullptr, nullptr, nullptr, nullptr}};
+const OSSL_ALGORITHM kAsymCipher[] = {
+    {kRsaNames, kProperties, rsa_asym_cipher_functions, "RSA decryption on a keyserver"},
+    {nullptr, nullptr, nullptr, nullptr}};
+const OSSL_ALGORITHM kStore[] = {
+    {"keyless", kProperties, store_functions, "keyless:HOST:PORT/KEYID key references"},
+    {nullptr, nullptr, nullptr, nullptr}};
+const OSSL_ALGORITHM kDecoder[] = {
+    {"DER", "provider=keyless,input=pem", pem_to_der_decoder_functions, "KEYLESS KEY PEM"},
+    {kRsaNames, "provider=keyless,input=der,structure=keyless-key", der_to_rsa_decoder_functions,
+     "keyless RSA key stub"},
+    {kEcNames, "provider=keyless,input=der,structure=keyless-key", der_to_ec_decoder_functions,
+     "keyless EC key stub"},
+    {nullptr, nullptr, nullptr, nullptr}};
+
+const OSSL_ALGORITHM* query_operation(void*, int operation_id, int* no_cache) {
+    *no_cache = 0;
+    switch (operation_id) {
+    case OSSL_OP_KEYMGMT: return kKeymgmt;
+    case OSSL_OP_SIGNATURE: return kSignature;
+    case OSSL_OP_ASYM_CIPHER: return kAsymCipher;
+    case OSSL_OP_STORE: return kStore;
+    case OSSL_OP_DECODER: return kDecoder;
+    default: return nullptr;
+    }
+}
+
+const OSSL_PARAM* gettable_params(void*) {
+    static const OSSL_PARAM params[] = {
+        OSSL_PARAM_utf8_ptr(OSSL_PROV_PARAM_NAME, nullptr, 0),
+        OSSL_PARAM_utf8_ptr(OSSL_PROV_PARAM_VERSION, nullptr, 0),
+        OSSL_PARAM_utf8_ptr(OSSL_PROV_PARAM_BUILDINFO, nullptr, 0),
+        OSSL_PARAM_int(OSSL_PROV_PARAM_STATUS, nullptr), OSSL_PARAM_END};
+    return params;
+}
+
+int get_params(void*, OSSL_PARAM params[]) {
+    OSSL_PARAM* p;
+    if ((p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_NAME)) &&
+        !OSSL_PARAM_set_utf8_ptr(p, "keyless: private keys on a keyserver"))
+        return 0;
+    if ((p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_VERSION)) &&
+        !OSSL_PARAM_set_utf8_ptr(p, KEYLESS_VERSION))
+        return 0;
+    if ((p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_BUILDINFO)) &&
+        !OSSL_PARAM_set_utf8_ptr(p, KEYLESS_VERSION))
+        return 0;
+    if ((p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_STATUS)) && !OSSL_PARAM_set_int(p, 1))
+        return 0;
+    return 1;
+}
+
+const OSSL_ITEM* get_reason_strings(void*) { return reason_strings(); }
+
+void teardown(void* provctx) { std::unique_ptr<ProviderContext> reclaim(static_cast<ProviderContext*>(provctx)); }
+
+using Fn = void (*)();
+const OSSL_DISPATCH kProviderFunctions[] = {
+    {OSSL_FUNC_PROVIDER_TEARDOWN, reinterpret_cast<Fn>(teardown)},
+    {OSSL_FUNC_PROVIDER_GETTABLE_PARAMS, reinterpret_cast<Fn>(gettable_params)},
+    {OSSL_FUNC_PROVIDER_GET_PARAMS, reinterpret_cast<Fn>(get_params)},
+    {OSSL_FUNC_PROVIDER_QUERY_OPERATION, reinterpret_cast<Fn>(query_operation)},
+    {OSSL_FUNC_PROVIDER_GET_REASON_STRINGS, reinterpret_cast<Fn>(get_reason_strings)},
+    {0, nullptr}};
+
+// The provider's openssl.cnf section, as strings (empty when unset).
+std::map<std::string, std::string> read_config(const OSSL_CORE_HANDLE* handle,
+                                               OSSL_FUNC_core_get_params_fn* core_get_params) {
+    static const char* const keys[] = {"client_cert", "client_key", "ca_file",
+                                       "connect_timeout_ms", "request_timeout_ms"};
+    constexpr size_t n = sizeof keys / sizeof keys[0];
+    char* values[n] = {};
+    OSSL_PARAM params[n + 1];
+    for (size_t i = 0; i < n; ++i)
+        params[i] = OSSL_PARAM_construct_utf8_ptr(keys[i], &values[i], 0);
+    params[n] = OSSL_PARAM_construct_end();
+    std::map<std::string, std::string> out;
+    if (core_get_params && core_get_params(handle, params))
+        for (size_t i = 0; i < n; ++i)
+            if (values[i]) out[keys[i]] = values[i];
+    return out;
+}
+
+} // namespace
+
+} // namespace keyless::provider
+
+extern "C" __attribute__((visibility("default"))) int
+OSSL_provider_init(const OSSL_CORE_HANDLE* handle, const OSSL_DISPATCH* in,
+                   const OSSL_DISPATCH** out, void** provctx) {
+    using namespace keyless::provider;
+    try {
+        auto prov = std::make_unique<ProviderContext>();
+        prov->handle = handle;
+        OSSL_FUNC_core_get_params_fn* core_get_params = nullptr;
+        const OSSL_DISPATCH* in_start = in;
+        for (; in && in->function_id != 0; ++in) {
+            switch (in->function_id) {
+            case OSSL_FUNC_CORE_GET_PARAMS: core_get_params = OSSL_FUNC_core_get_params(in); break;
+            case OSSL_FUNC_CORE_NEW_ERROR: prov->core_new_error = OSSL_FUNC_core_new_error(in); break;
+            case OSSL_FUNC_CORE_SET_ERROR_DEBUG:
+                prov->core_set_error_debug = OSSL_FUNC_core_set_error_debug(in);
+                break;
+            case OSSL_FUNC_CORE_VSET_ERROR: prov->core_vset_error = OSSL_FUNC_core_vset_error(in); break;
+            default: break;
+            }
+        }
+        // A library context wired to the core, so decoders can read the core's BIOs.
+        prov->core_libctx.reset(OSSL_LIB_CTX_new_from_dispatch(handle, in_start));
+        if (!prov->core_libctx) return 0;
+        auto config = read_config(handle, core_get_params);
+        keyless::client::Settings settings;
+        try {
+            settings = keyless::client::resolve_settings([&](const char* key) {
+                auto it = config.find(key);
+                return it == config.end() ? std::string() : it->second;
+            });
+        } catch (const keyless::client::SettingsError& e) {
+            // Reported on first use: failing init would break every program using this
+            // openssl.cnf, even those that never touch a keyless key.
+            prov->settings_error = e.what();
+        }
+        prov->client = std::make_unique<keyless::client::Client>(std::move(settings));
+        *out = kProviderFunctions;
+        *provctx = prov.release();
+        return 1;
+    } catch (...) {
+        return 0;
+    }
+}

@@ -1,0 +1,431 @@
+// SIGNATURE for RSA (PKCS#1 v1.5 and PSS) and ECDSA on keyless keys. Init, size queries and
+// parameters are local (libssl calls DigestSignInit for every candidate sigalg of every
+// handshake); only the final signature goes to the keyserver: a TLS-shaped message as sign-TLS
+// (the keyserver sees and checks what it signs), anything else as a digest-signing operation.
+#include "dispatch_tables.hpp"
+#include "key_object.hpp"
+#include "remote_call.hpp"
+
+#include <openssl/core_names.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+#include <cstring>
+
+namespace keyless::provider {
+
+using protocol::Opcode;
+using protocol::Operation;
+
+namespace {
+
+// Messages up to this size are kept whole so a TLS shape can be recognised; TLS inputs are far
+// smaller (TLS 1.2 DHE parameters with an 8192-bit group are the largest, about 3 KiB).
+constexpr size_t kMaxBufferedMessage = 16384;
+
+struct DigestInfo {
+    const char* name;
+    size_t size;
+    Opcode rsa, pss, ecdsa; // pss == Error where the keyserver has no PSS op for this digest
+};
+
+constexpr DigestInfo kDigests[] = {
+    {"MD5-SHA1", 36, Opcode::RSASignMD5SHA1, Opcode::Error, Opcode::ECDSASignMD5SHA1},
+    {"SHA1", 20, Opcode::RSASignSHA1, Opcode::Error, Opcode::ECDSASignSHA1},
+    {"SHA224", 28, Opcode::RSASignSHA224, Opcode::Error, Opcode::ECDSASignSHA224},
+    {"SHA256", 32, Opcode::RSASignSHA256, Opcode::RSAPSSSignSHA256, Opcode::ECDSASignSHA256},
+    {"SHA384", 48, Opcode::RSASignSHA384, Opcode::RSAPSSSignSHA384, Opcode::ECDSASignSHA384},
+    {"SHA512", 64, Opcode::RSASignSHA512, Opcode::RSAPSSSignSHA512, Opcode::ECDSASignSHA512},
+};
+
+const DigestInfo* find_digest(OSSL_LIB_CTX* libctx, const char* name) {
+    if (!name || !*name) name = "SHA256";
+    ossl::Md md(EVP_MD_fetch(libctx, name, nullptr));
+    if (!md) return nullptr;
+    for (const auto& d : kDigests)
+        if (EVP_MD_is_a(md.get(), d.name)) return &d;
+    return nullptr;
+}
+
+struct SignatureContext {
+    ProviderContext* prov = nullptr;
+    tls::KeyKind kind = tls::KeyKind::RSA;
+    std::shared_ptr<const KeyObject> key;
+    const DigestInfo* digest = nullptr; // null until set (plain sign() infers it from the size)
+    ossl::MdCtx md_ctx;                 // streaming hash for digest_sign_update/final
+    Bytes message;                      // the message so far, while it is small enough
+    bool message_complete = true;       // false once it outgrew kMaxBufferedMessage
+    int pad = RSA_PKCS1_PADDING;
+    int saltlen = RSA_PSS_SALTLEN_DIGEST;
+    const DigestInfo* mgf1 = nullptr; // null: the signing digest
+
+    OSSL_LIB_CTX* libctx() const { return prov->client->libctx(); }
+};
+
+SignatureContext* ctx_of(void* vctx) { return static_cast<SignatureContext*>(vctx); }
+
+template <tls::KeyKind Kind> void* sig_newctx(void* provctx, const char* /*propq*/) {
+    auto ctx = std::make_unique<SignatureContext>();
+    ctx->prov = static_cast<ProviderContext*>(provctx);
+    ctx->kind = Kind;
+    return ctx.release();
+}
+
+void sig_freectx(void* vctx) { std::unique_ptr<SignatureContext> reclaim(ctx_of(vctx)); }
+
+void* sig_dupctx(void* vctx) {
+    const SignatureContext* src = ctx_of(vctx);
+    auto dst = std::make_unique<SignatureContext>();
+    dst->prov = src->prov;
+    dst->kind = src->kind;
+    dst->key = src->key;
+    dst->digest = src->digest;
+    dst->message = src->message;
+    dst->message_complete = src->message_complete;
+    dst->pad = src->pad;
+    dst->saltlen = src->saltlen;
+    dst->mgf1 = src->mgf1;
+    if (src->md_ctx) {
+        dst->md_ctx.reset(EVP_MD_CTX_new());
+        if (!dst->md_ctx || !EVP_MD_CTX_copy_ex(dst->md_ctx.get(), src->md_ctx.get())) return nullptr;
+    }
+    return dst.release();
+}
+
+int set_ctx_params_impl(SignatureContext* ctx, const OSSL_PARAM params[]);
+
+int sig_init(SignatureContext* ctx, void* keydata, const OSSL_PARAM params[]) {
+    auto* handle = static_cast<KeyHandle*>(keydata);
+    if (!handle || !handle->key || handle->key->kind() != ctx->kind) return 0;
+    ctx->key = handle->key;
+    ctx->message.clear();
+    ctx->message_complete = true;
+    return set_ctx_params_impl(ctx, params);
+}
+
+int sig_sign_init(void* vctx, void* keydata, const OSSL_PARAM params[]) {
+    SignatureContext* ctx = ctx_of(vctx);
+    ctx->md_ctx.reset();
+    return sig_init(ctx, keydata, params);
+}
+
+int sig_digest_sign_init(void* vctx, const char* mdname, void* keydata, const OSSL_PARAM params[]) {
+    SignatureContext* ctx = ctx_of(vctx);
+    return guarded(ctx->prov, "keyless_digest_sign_init", 0, [&] {
+        if (!keydata) return 0; // re-init with the same key is not used by OpenSSL 3.0
+        const DigestInfo* d = find_digest(ctx->libctx(), mdname);
+        // Refusing here is how EVP_PKEY_digestsign_supports_digest learns what we can do.
+        if (!d || (ctx->kind == tls::KeyKind::EC && std::strcmp(d->name, "MD5-SHA1") == 0))
+            return 0;
+        ctx->digest = d;
+        ossl::Md md(EVP_MD_fetch(ctx->libctx(), d->name, nullptr));
+        ctx->md_ctx.reset(EVP_MD_CTX_new());
+        if (!md || !ctx->md_ctx || !EVP_DigestInit_ex2(ctx->md_ctx.get(), md.get(), nullptr))
+            return 0;
+        return sig_init(ctx, keydata, params);
+    });
+}
+
+int sig_digest_sign_update(void* vctx, const unsigned char* data, size_t len) {
+    SignatureContext* ctx = ctx_of(vctx);
+    if (!ctx->md_ctx || !EVP_DigestUpdate(ctx->md_ctx.get(), data, len)) return 0;
+    if (ctx->message_complete && ctx->message.size() + len <= kMaxBufferedMessage) {
+        ctx->message.insert(ctx->message.end(), data, data + len);
+    } else {
+        ctx->message_complete = false;
+        ctx->message.clear();
+    }
+    return 1;
+}
+
+// The salt length the keyserver will use is the digest length; anything else is refused here
+// rather than silently producing a different signature.
+void check_pss(const SignatureContext& ctx, const DigestInfo& d) {
+    if (d.pss == Opcode::Error)
+        throw KeylessError(KEYLESS_R_UNSUPPORTED,
+                           ctx.key->uri_text() + ": RSA-PSS with " + d.name + " is not supported");
+    size_t em = ctx.key->max_signature_size();
+    bool digest_len = ctx.saltlen == RSA_PSS_SALTLEN_DIGEST ||
+                      (ctx.saltlen >= 0 && static_cast<size_t>(ctx.saltlen) == d.size) ||
+                      ((ctx.saltlen == RSA_PSS_SALTLEN_MAX || ctx.saltlen == RSA_PSS_SALTLEN_AUTO) &&
+                       em - d.size - 2 == d.size);
+    if (!digest_len)
+        throw KeylessError(KEYLESS_R_UNSUPPORTED,
+                           ctx.key->uri_text() + ": RSA-PSS salt length " +
+                               std::to_string(ctx.saltlen) +
+                               " is not supported (keyless signs with salt length = digest length)");
+    if (ctx.mgf1 && ctx.mgf1 != &d)
+        throw KeylessError(KEYLESS_R_UNSUPPORTED,
+                           ctx.key->uri_text() + ": RSA-PSS with an MGF1 digest other than the "
+                                                 "signing digest is not supported");
+}
+
+tls::Padding padding_of(const SignatureContext& ctx) {
+    if (ctx.kind == tls::KeyKind::EC) return tls::Padding::None;
+    if (ctx.pad == RSA_PKCS1_PSS_PADDING) return tls::Padding::PSS;
+    if (ctx.pad == RSA_PKCS1_PADDING) return tls::Padding::PKCS1;
+    throw KeylessError(KEYLESS_R_UNSUPPORTED,
+                       ctx.key->uri_text() + ": RSA padding mode " + std::to_string(ctx.pad) +
+                           " is not supported for signing");
+}
+
+Bytes sign_digest(const SignatureContext& ctx, const DigestInfo& d, ByteView digest) {
+    tls::Padding padding = padding_of(ctx);
+    if (padding == tls::Padding::PSS) check_pss(ctx, d);
+    Opcode op = padding == tls::Padding::PSS   ? d.pss
+                : padding == tls::Padding::None ? d.ecdsa
+                                                : d.rsa;
+    Operation req = Operation::make(op, Bytes(digest.begin(), digest.end()));
+    req.ski = ctx.key->ski();
+    return ctx.key->result(*remote_call(*ctx.key, std::move(req)), "signing");
+}
+
+// Signs a whole message: as sign-TLS when it is a TLS server signature input, else by digest.
+Bytes sign_message(const SignatureContext& ctx, ByteView message, const Bytes* digest_if_known) {
+    tls::Padding padding = padding_of(ctx);
+    auto scheme = tls::scheme_for(ctx.kind, padding, ctx.digest->name);
+    bool tls_shape = tls::classify_message(message) != tls::MessageShape::None;
+    if (scheme && tls_shape && (padding != tls::Padding::PSS || ctx.saltlen == RSA_PSS_SALTLEN_DIGEST)) {
+        Operation req = Operation::make(Opcode::SignTLS, Bytes(message.begin(), message.end()));
+        req.signature_scheme = *scheme;
+        auto call = remote_call(*ctx.key, std::move(req));
+        // A gokeyless keyserver does not know sign-TLS: fall back to digest signing.
+        if (call->response && protocol::error_of(*call->response) != protocol::ErrorCode::BadOpcode)
+            return ctx.key->result(*call, "signing");
+        if (!call->response) return ctx.key->result(*call, "signing");
+    }
+    if (digest_if_known) return sign_digest(ctx, *ctx.digest, *digest_if_known);
+    Bytes digest(EVP_MAX_MD_SIZE);
+    unsigned int len = 0;
+    ossl::ErrorScope errors;
+    ossl::Md md(EVP_MD_fetch(ctx.libctx(), ctx.digest->name, nullptr));
+    if (!md || !EVP_Digest(message.data(), message.size(), digest.data(), &len, md.get(), nullptr))
+        throw KeylessError(KEYLESS_R_INTERNAL, "hashing failed: " + errors.text());
+    digest.resize(len);
+    return sign_digest(ctx, *ctx.digest, digest);
+}
+
+int output(const SignatureContext& ctx, const Bytes& sig, unsigned char* out, size_t* outlen,
+           size_t outsize) {
+    if (sig.size() > outsize)
+        throw KeylessError(KEYLESS_R_KEYSERVER_ERROR,
+                           ctx.key->uri_text() + ": signature larger than expected");
+    std::memcpy(out, sig.data(), sig.size());
+    *outlen = sig.size();
+    return 1;
+}
+
+int sig_digest_sign_final(void* vctx, unsigned char* sig, size_t* siglen, size_t sigsize) {
+    SignatureContext* ctx = ctx_of(vctx);
+    return guarded(ctx->prov, "keyless_digest_sign_final", 0, [&] {
+        if (!ctx->key || !ctx->md_ctx) return 0;
+        if (!sig) { // size query: never the network
+            *siglen = ctx->key->max_signature_size();
+            return 1;
+        }
+        Bytes digest(EVP_MAX_MD_SIZE);
+        unsigned int len = 0;
+        if (!EVP_DigestFinal_ex(ctx->md_ctx.get(), digest.data(), &len)) return 0;
+        digest.resize(len);
+        Bytes out = ctx->message_complete ? sign_message(*ctx, ctx->message, &digest)
+                                          : sign_digest(*ctx, *ctx->digest, digest);
+        return output(*ctx, out, sig, siglen, sigsize);
+    });
+}
+
+int sig_digest_sign(void* vctx, unsigned char* sig, size_t* siglen, size_t sigsize,
+                    const unsigned char* tbs, size_t tbslen) {
+    SignatureContext* ctx = ctx_of(vctx);
+    return guarded(ctx->prov, "keyless_digest_sign", 0, [&] {
+        if (!ctx->key || !ctx->digest) return 0;
+        if (!sig) {
+            *siglen = ctx->key->max_signature_size();
+            return 1;
+        }
+        Bytes out = sign_message(*ctx, ByteView(tbs, tbslen), nullptr);
+        return output(*ctx, out, sig, siglen, sigsize);
+    });
+}
+
+int sig_sign(void* vctx, unsigned char* sig, size_t* siglen, size_t sigsize,
+             const unsigned char* tbs, size_t tbslen) {
+    SignatureContext* ctx = ctx_of(vctx);
+    return guarded(ctx->prov, "keyless_sign", 0, [&] {
+        if (!ctx->key) return 0;
+        if (!sig) {
+            *siglen = ctx->key->max_signature_size();
+            return 1;
+        }
+        const DigestInfo* d = ctx->digest;
+        if (!d) // no digest set: infer it from the size of what we are asked to sign
+            for (const auto& candidate : kDigests)
+                if (candidate.size == tbslen &&
+                    (ctx->kind == tls::KeyKind::RSA || std::strcmp(candidate.name, "MD5-SHA1")))
+                    d = &candidate;
+        if (!d || d->size != tbslen)
+            throw KeylessError(KEYLESS_R_UNSUPPORTED,
+                               ctx->key->uri_text() + ": cannot sign " + std::to_string(tbslen) +
+                                   " bytes: keyless signs digests of SHA-1/SHA-2 sizes");
+        Bytes out = sign_digest(*ctx, *d, ByteView(tbs, tbslen));
+        return output(*ctx, out, sig, siglen, sigsize);
+    });
+}
+
+// ---- parameters ----
+
+int parse_pad_mode(const OSSL_PARAM* p, int& out) {
+    if (p->data_type == OSSL_PARAM_INTEGER) return OSSL_PARAM_get_int(p, &out);
+    const char* s = nullptr;
+    if (!OSSL_PARAM_get_utf8_string_ptr(p, &s)) return 0;
+    static const std::pair<const char*, int> modes[] = {
+        {OSSL_PKEY_RSA_PAD_MODE_NONE, RSA_NO_PADDING},
+        {OSSL_PKEY_RSA_PAD_MODE_PKCSV15, RSA_PKCS1_PADDING},
+        {OSSL_PKEY_RSA_PAD_MODE_OAEP, RSA_PKCS1_OAEP_PADDING},
+        {OSSL_PKEY_RSA_PAD_MODE_X931, RSA_X931_PADDING},
+        {OSSL_PKEY_RSA_PAD_MODE_PSS, RSA_PKCS1_PSS_PADDING}};
+    for (auto [name, mode] : modes)
+        if (std::strcmp(s, name) == 0) return out = mode, 1;
+    return 0;
+}
+
+int parse_saltlen(const OSSL_PARAM* p, int& out) {
+    if (p->data_type == OSSL_PARAM_INTEGER) return OSSL_PARAM_get_int(p, &out);
+    const char* s = nullptr;
+    if (!OSSL_PARAM_get_utf8_string_ptr(p, &s)) return 0;
+    if (!std::strcmp(s, OSSL_PKEY_RSA_PSS_SALT_LEN_DIGEST)) return out = RSA_PSS_SALTLEN_DIGEST, 1;
+    if (!std::strcmp(s, OSSL_PKEY_RSA_PSS_SALT_LEN_MAX)) return out = RSA_PSS_SALTLEN_MAX, 1;
+    if (!std::strcmp(s, OSSL_PKEY_RSA_PSS_SALT_LEN_AUTO)) return out = RSA_PSS_SALTLEN_AUTO, 1;
+    char* end = nullptr;
+    long v = std::strtol(s, &end, 10);
+    if (!*s || *end || v < 0 || v > 1024) return 0;
+    out = static_cast<int>(v);
+    return 1;
+}
+
+int set_ctx_params_impl(SignatureContext* ctx, const OSSL_PARAM params[]) {
+    if (!params) return 1;
+    if (const OSSL_PARAM* p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_DIGEST)) {
+        const char* name = nullptr;
+        if (!OSSL_PARAM_get_utf8_string_ptr(p, &name)) return 0;
+        const DigestInfo* d = find_digest(ctx->libctx(), name);
+        if (!d) return 0;
+        ctx->digest = d;
+    }
+    if (ctx->kind != tls::KeyKind::RSA) return 1;
+    if (const OSSL_PARAM* p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_PAD_MODE)) {
+        int mode = 0;
+        if (!parse_pad_mode(p, mode) || (mode != RSA_PKCS1_PADDING && mode != RSA_PKCS1_PSS_PADDING))
+            return 0;
+        ctx->pad = mode;
+    }
+    if (const OSSL_PARAM* p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_PSS_SALTLEN))
+        if (!parse_saltlen(p, ctx->saltlen)) return 0;
+    if (const OSSL_PARAM* p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_MGF1_DIGEST)) {
+        const char* name = nullptr;
+        if (!OSSL_PARAM_get_utf8_string_ptr(p, &name)) return 0;
+        ctx->mgf1 = find_digest(ctx->libctx(), name);
+        if (!ctx->mgf1) return 0;
+    }
+    return 1;
+}
+
+int sig_set_ctx_params(void* vctx, const OSSL_PARAM params[]) {
+    SignatureContext* ctx = ctx_of(vctx);
+    return guarded(ctx->prov, "keyless_set_ctx_params", 0,
+                   [&] { return set_ctx_params_impl(ctx, params); });
+}
+
+const OSSL_PARAM* rsa_settable_ctx_params(void*, void*) {
+    static const OSSL_PARAM params[] = {
+        OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, nullptr, 0),
+        OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PROPERTIES, nullptr, 0),
+        OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PAD_MODE, nullptr, 0),
+        OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PSS_SALTLEN, nullptr, 0),
+        OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_MGF1_DIGEST, nullptr, 0),
+        OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_MGF1_PROPERTIES, nullptr, 0),
+        OSSL_PARAM_END};
+    return params;
+}
+
+const OSSL_PARAM* ecdsa_settable_ctx_params(void*, void*) {
+    static const OSSL_PARAM params[] = {
+        OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, nullptr, 0),
+        OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PROPERTIES, nullptr, 0), OSSL_PARAM_END};
+    return params;
+}
+
+// The DER AlgorithmIdentifier of the signature, which X.509 and CSR signing ask providers for.
+Bytes algorithm_id(const SignatureContext& ctx) {
+    if (!ctx.digest || (ctx.kind == tls::KeyKind::RSA && ctx.pad != RSA_PKCS1_PADDING)) return {};
+    ossl::Md md(EVP_MD_fetch(ctx.libctx(), ctx.digest->name, nullptr));
+    int sig_nid = NID_undef;
+    int pkey_nid = ctx.kind == tls::KeyKind::RSA ? NID_rsaEncryption : NID_X9_62_id_ecPublicKey;
+    if (!md || !OBJ_find_sigid_by_algs(&sig_nid, EVP_MD_get_type(md.get()), pkey_nid)) return {};
+    std::unique_ptr<X509_ALGOR, ossl::Deleter<X509_ALGOR_free>> alg(X509_ALGOR_new());
+    X509_ALGOR_set0(alg.get(), OBJ_nid2obj(sig_nid),
+                    ctx.kind == tls::KeyKind::RSA ? V_ASN1_NULL : V_ASN1_UNDEF, nullptr);
+    unsigned char* der = nullptr;
+    int len = i2d_X509_ALGOR(alg.get(), &der);
+    if (len <= 0) return {};
+    Bytes out(der, der + len);
+    OPENSSL_free(der);
+    return out;
+}
+
+int sig_get_ctx_params(void* vctx, OSSL_PARAM params[]) {
+    SignatureContext* ctx = ctx_of(vctx);
+    return guarded(ctx->prov, "keyless_get_ctx_params", 0, [&] {
+        if (OSSL_PARAM* p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_ALGORITHM_ID)) {
+            Bytes der = algorithm_id(*ctx);
+            if (!der.empty() && !OSSL_PARAM_set_octet_string(p, der.data(), der.size())) return 0;
+        }
+        if (OSSL_PARAM* p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_DIGEST))
+            if (ctx->digest && !OSSL_PARAM_set_utf8_string(p, ctx->digest->name)) return 0;
+        if (OSSL_PARAM* p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_PAD_MODE))
+            if (ctx->kind == tls::KeyKind::RSA) {
+                if (p->data_type == OSSL_PARAM_INTEGER ? !OSSL_PARAM_set_int(p, ctx->pad)
+                                                       : !OSSL_PARAM_set_utf8_string(
+                                                             p, ctx->pad == RSA_PKCS1_PSS_PADDING
+                                                                    ? OSSL_PKEY_RSA_PAD_MODE_PSS
+                                                                    : OSSL_PKEY_RSA_PAD_MODE_PKCSV15))
+                    return 0;
+            }
+        if (OSSL_PARAM* p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_PSS_SALTLEN))
+            if (p->data_type == OSSL_PARAM_INTEGER && !OSSL_PARAM_set_int(p, ctx->saltlen)) return 0;
+        return 1;
+    });
+}
+
+const OSSL_PARAM* sig_gettable_ctx_params(void*, void*) {
+    static const OSSL_PARAM params[] = {
+        OSSL_PARAM_octet_string(OSSL_SIGNATURE_PARAM_ALGORITHM_ID, nullptr, 0),
+        OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, nullptr, 0),
+        OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PAD_MODE, nullptr, 0),
+        OSSL_PARAM_int(OSSL_SIGNATURE_PARAM_PSS_SALTLEN, nullptr), OSSL_PARAM_END};
+    return params;
+}
+
+using Fn = void (*)();
+#define SIGNATURE_TABLE(NAME, KIND, SETTABLE)                                                      \
+    const OSSL_DISPATCH NAME[] = {                                                                 \
+        {OSSL_FUNC_SIGNATURE_NEWCTX, reinterpret_cast<Fn>(sig_newctx<KIND>)},                      \
+        {OSSL_FUNC_SIGNATURE_FREECTX, reinterpret_cast<Fn>(sig_freectx)},                          \
+        {OSSL_FUNC_SIGNATURE_DUPCTX, reinterpret_cast<Fn>(sig_dupctx)},                            \
+        {OSSL_FUNC_SIGNATURE_SIGN_INIT, reinterpret_cast<Fn>(sig_sign_init)},                      \
+        {OSSL_FUNC_SIGNATURE_SIGN, reinterpret_cast<Fn>(sig_sign)},                                \
+        {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_INIT, reinterpret_cast<Fn>(sig_digest_sign_init)},        \
+        {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_UPDATE, reinterpret_cast<Fn>(sig_digest_sign_update)},    \
+        {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_FINAL, reinterpret_cast<Fn>(sig_digest_sign_final)},      \
+        {OSSL_FUNC_SIGNATURE_DIGEST_SIGN, reinterpret_cast<Fn>(sig_digest_sign)},                  \
+        {OSSL_FUNC_SIGNATURE_SET_CTX_PARAMS, reinterpret_cast<Fn>(sig_set_ctx_params)},            \
+        {OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS, reinterpret_cast<Fn>(SETTABLE)},                 \
+        {OSSL_FUNC_SIGNATURE_GET_CTX_PARAMS, reinterpret_cast<Fn>(sig_get_ctx_params)},            \
+        {OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS, reinterpret_cast<Fn>(sig_gettable_ctx_params)},  \
+        {0, nullptr}};
+
+} // namespace
+
+SIGNATURE_TABLE(rsa_signature_functions, tls::KeyKind::RSA, rsa_settable_ctx_params)
+SIGNATURE_TABLE(ecdsa_signature_functions, tls::KeyKind::EC, ecdsa_settable_ctx_params)
+
+} // namespace keyless::provider
