@@ -39,6 +39,22 @@ inline std::string last_error(const char* fallback = "unknown OpenSSL error") {
     return buf;
 }
 
+// Every error on this thread's queue, oldest first, as "reason: detail" lines (the queue is
+// cleared). For tools that report why OpenSSL or the keyless provider refused something.
+inline std::string all_errors() {
+    std::string out;
+    const char* data = nullptr;
+    int flags = 0;
+    unsigned long code;
+    while ((code = ERR_get_error_all(nullptr, nullptr, nullptr, &data, &flags)) != 0) {
+        const char* reason = ERR_reason_error_string(code);
+        std::string line = reason ? reason : "error " + std::to_string(ERR_GET_REASON(code));
+        if (data && *data && (flags & ERR_TXT_STRING)) line += std::string(": ") + data;
+        out += (out.empty() ? "" : "\n") + line;
+    }
+    return out;
+}
+
 // For code that runs inside OpenSSL's own calls (provider callbacks): errors raised during the
 // scope are readable with text() and removed at its end, while errors and marks set by the
 // caller stay untouched. (Clearing the whole queue there breaks OpenSSL's decoder loops, which

@@ -230,7 +230,7 @@ void IoCore::progress(Connection& c) {
         int err = 0;
         socklen_t len = sizeof err;
         ::getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
-        if (err != 0) return fail(c, Failure::Unreachable, std::strerror(err));
+        if (err != 0) return fail(c, Failure::Unreachable, std::string("cannot connect: ") + std::strerror(err));
         c.ssl.reset(SSL_new(tls_));
         SSL_set_fd(c.ssl.get(), c.fd);
         // The keyserver's certificate must name the host we dialled.

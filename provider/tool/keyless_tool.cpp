@@ -1,1 +1,184 @@
-int main() { return 0; }
+// keyless-tool: operator commands around a keyless key URI, built on the provider and its client.
+#include "client/client.hpp"
+#include "key_stub.hpp"
+#include "ski.hpp"
+#include "ossl.hpp"
+#include "uri.hpp"
+
+#include <openssl/pem.h>
+#include <openssl/provider.h>
+#include <openssl/store.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <vector>
+
+using namespace keyless;
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: keyless-tool COMMAND URI [options]
+
+Commands:
+  ping URI      round trips to the keyserver(s) of URI; prints min/avg/max milliseconds
+  pubkey URI    prints the key's public key (PEM), fetched through the keyless provider
+  stub URI      writes a key stub PEM (the URI and the public key) for nginx, haproxy, stunnel
+
+URI is keyless:HOST:PORT[,HOST:PORT...]/KEYID.
+
+Options:
+  --cert FILE          client certificate for the keyserver (else client_cert / KEYLESS_CLIENT_CERT)
+  --key FILE           client key (else client_key / KEYLESS_CLIENT_KEY; default: --cert)
+  --ca FILE            CA for the keyserver's certificate (else ca_file / KEYLESS_CA_FILE)
+  --count N            ping: number of pings (default 10)
+  -o FILE              stub: write to FILE (mode 644) instead of standard output
+  --provider-dir DIR   where keyless.so is, when OPENSSL_CONF does not load it
+  --help               this help
+
+Settings not given as options come from the KEYLESS_* environment variables, or from the keyless
+section of the openssl.cnf that OPENSSL_CONF names (pubkey, stub).
+)";
+
+struct Options {
+    std::string command, uri, cert, key, ca, out, provider_dir = KEYLESS_PROVIDER_DIR;
+    int count = 10;
+};
+
+[[noreturn]] void die(const std::string& message) {
+    std::cerr << "keyless-tool: " << message << "\n";
+    std::exit(1);
+}
+
+Options parse(int argc, char** argv) {
+    Options o;
+    std::vector<std::string> args(argv + 1, argv + argc);
+    std::vector<std::string> positional;
+    for (size_t i = 0; i < args.size(); ++i) {
+        const std::string& a = args[i];
+        auto value = [&]() -> std::string {
+            if (i + 1 >= args.size()) die(a + " needs a value");
+            return args[++i];
+        };
+        if (a == "--help" || a == "-h") {
+            std::cout << kUsage;
+            std::exit(0);
+        } else if (a == "--cert") o.cert = value();
+        else if (a == "--key") o.key = value();
+        else if (a == "--ca") o.ca = value();
+        else if (a == "-o") o.out = value();
+        else if (a == "--provider-dir") o.provider_dir = value();
+        else if (a == "--count") {
+            std::string v = value();
+            o.count = std::atoi(v.c_str());
+            if (o.count < 1 || o.count > 100000) die("--count needs a number from 1 to 100000");
+        } else if (!a.empty() && a[0] == '-') die("unknown option '" + a + "' (see --help)");
+        else positional.push_back(a);
+    }
+    if (positional.size() != 2) die("expected COMMAND URI (see --help)");
+    o.command = positional[0];
+    o.uri = positional[1];
+    // Options become the provider's environment overrides, so pubkey/stub see them too.
+    if (!o.cert.empty()) setenv("KEYLESS_CLIENT_CERT", o.cert.c_str(), 1);
+    if (!o.key.empty()) setenv("KEYLESS_CLIENT_KEY", o.key.c_str(), 1);
+    if (!o.ca.empty()) setenv("KEYLESS_CA_FILE", o.ca.c_str(), 1);
+    return o;
+}
+
+int ping(const Options& o) {
+    KeyUri uri;
+    try {
+        uri = parse_key_uri(o.uri);
+    } catch (const UriError& e) {
+        die(e.what());
+    }
+    client::Settings settings;
+    try {
+        settings = client::resolve_settings([](const char*) { return std::string(); });
+    } catch (const client::SettingsError& e) {
+        die(e.what());
+    }
+    client::Client client(settings);
+    try {
+        client.prepare();
+    } catch (const client::SettingsError& e) {
+        die(e.what());
+    }
+    std::vector<double> rtts;
+    std::string server;
+    for (int i = 0; i < o.count; ++i) {
+        auto start = std::chrono::steady_clock::now();
+        auto call = client.run(uri, protocol::Operation::make(protocol::Opcode::Ping, {'k', 'l'}));
+        double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+        if (call->failure != client::Failure::None) die(o.uri + ": ping failed: " + call->message);
+        if (!call->response->is(protocol::Opcode::Pong))
+            die(o.uri + ": ping failed: keyserver answered " +
+                std::string(protocol::to_string(protocol::error_of(*call->response))));
+        rtts.push_back(ms);
+        server = call->last_endpoint;
+    }
+    double sum = 0;
+    for (double r : rtts) sum += r;
+    std::printf("pong from %s: %d pings, rtt min/avg/max = %.3f/%.3f/%.3f ms (first includes the mTLS handshake)\n",
+                server.c_str(), o.count, *std::min_element(rtts.begin(), rtts.end()),
+                sum / static_cast<double>(rtts.size()), *std::max_element(rtts.begin(), rtts.end()));
+    return 0;
+}
+
+// Loads the key through the provider's STORE, loading the provider first if no config did.
+ossl::Pkey load_through_provider(const Options& o) {
+    if (!OSSL_PROVIDER_available(nullptr, "keyless")) {
+        OSSL_PROVIDER_set_default_search_path(nullptr, o.provider_dir.c_str());
+        if (!OSSL_PROVIDER_load(nullptr, "default") || !OSSL_PROVIDER_load(nullptr, "keyless"))
+            die("cannot load the keyless provider from " + o.provider_dir + ":\n" + ossl::all_errors());
+    }
+    std::unique_ptr<OSSL_STORE_CTX, ossl::Deleter<OSSL_STORE_close>> store(
+        OSSL_STORE_open(o.uri.c_str(), nullptr, nullptr, nullptr, nullptr));
+    if (!store) die("cannot open " + o.uri + ":\n" + ossl::all_errors());
+    while (!OSSL_STORE_eof(store.get())) {
+        std::unique_ptr<OSSL_STORE_INFO, ossl::Deleter<OSSL_STORE_INFO_free>> info(OSSL_STORE_load(store.get()));
+        if (info && OSSL_STORE_INFO_get_type(info.get()) == OSSL_STORE_INFO_PKEY)
+            return ossl::Pkey(OSSL_STORE_INFO_get1_PKEY(info.get()));
+        if (OSSL_STORE_error(store.get())) break;
+    }
+    die("no key loaded from " + o.uri + ":\n" + ossl::all_errors());
+}
+
+int pubkey(const Options& o) {
+    auto key = load_through_provider(o);
+    ossl::Bio out(BIO_new_fp(stdout, BIO_NOCLOSE));
+    if (!PEM_write_bio_PUBKEY(out.get(), key.get())) die("cannot write public key: " + ossl::last_error());
+    return 0;
+}
+
+int stub(const Options& o) {
+    auto key = load_through_provider(o);
+    KeyStub s{parse_key_uri(o.uri).to_string(), {}};
+    try {
+        s.spki_der = spki_der(key.get());
+    } catch (const std::exception& e) {
+        die(e.what());
+    }
+    std::string pem = encode_stub_pem(s);
+    if (o.out.empty()) {
+        std::cout << pem;
+        return 0;
+    }
+    std::ofstream f(o.out);
+    if (!(f << pem)) die("cannot write " + o.out);
+    std::cerr << "wrote " << o.out << " for " << s.uri << " (it holds no secret: the private key stays on the keyserver)\n";
+    return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    Options o = parse(argc, argv);
+    if (o.command == "ping") return ping(o);
+    if (o.command == "pubkey") return pubkey(o);
+    if (o.command == "stub") return stub(o);
+    die("unknown command '" + o.command + "' (ping, pubkey, stub)");
+}
