@@ -5,6 +5,7 @@
 #include "ossl.hpp"
 #include "uri.hpp"
 
+#include <openssl/conf.h>
 #include <openssl/pem.h>
 #include <openssl/provider.h>
 #include <openssl/store.h>
@@ -15,6 +16,7 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <vector>
 
 using namespace keyless;
@@ -36,6 +38,8 @@ Options:
   --ca FILE            CA for the keyserver's certificate (else ca_file / KEYLESS_CA_FILE)
   --count N            ping: number of pings (default 10)
   -o FILE              stub: write to FILE (mode 644) instead of standard output
+  --from-cert FILE     stub: take the public key from this certificate (or PUBLIC KEY PEM)
+                       instead of asking the keyserver (works offline)
   --provider-dir DIR   where keyless.so is, when OPENSSL_CONF does not load it
   --help               this help
 
@@ -44,7 +48,7 @@ section of the openssl.cnf that OPENSSL_CONF names (pubkey, stub).
 )";
 
 struct Options {
-    std::string command, uri, cert, key, ca, out, provider_dir = KEYLESS_PROVIDER_DIR;
+    std::string command, uri, cert, key, ca, out, from_cert, provider_dir = KEYLESS_PROVIDER_DIR;
     int count = 10;
 };
 
@@ -70,6 +74,7 @@ Options parse(int argc, char** argv) {
         else if (a == "--key") o.key = value();
         else if (a == "--ca") o.ca = value();
         else if (a == "-o") o.out = value();
+        else if (a == "--from-cert") o.from_cert = value();
         else if (a == "--provider-dir") o.provider_dir = value();
         else if (a == "--count") {
             std::string v = value();
@@ -88,6 +93,36 @@ Options parse(int argc, char** argv) {
     return o;
 }
 
+// The keyless section of the openssl.cnf that OPENSSL_CONF names (or the default one), so ping
+// uses the same settings as the provider: openssl_conf -> providers -> keyless -> section.
+std::string conf_setting(const char* key) {
+    static std::map<std::string, std::string> values = [] {
+        std::map<std::string, std::string> out;
+        const char* path = std::getenv("OPENSSL_CONF");
+        std::string file = path ? path : std::string(X509_get_default_cert_area()) + "/openssl.cnf";
+        std::unique_ptr<CONF, ossl::Deleter<NCONF_free>> conf(NCONF_new(nullptr));
+        if (!conf || NCONF_load(conf.get(), file.c_str(), nullptr) <= 0) {
+            ERR_clear_error();
+            return out;
+        }
+        auto get = [&](const char* section, const char* name) -> std::string {
+            const char* v = NCONF_get_string(conf.get(), section, name);
+            return v ? v : "";
+        };
+        std::string init = get(nullptr, "openssl_conf");
+        std::string providers = init.empty() ? "" : get(init.c_str(), "providers");
+        std::string section = providers.empty() ? "" : get(providers.c_str(), "keyless");
+        if (!section.empty())
+            for (const char* k : {"client_cert", "client_key", "ca_file", "connect_timeout_ms",
+                                  "request_timeout_ms"})
+                out[k] = get(section.c_str(), k);
+        ERR_clear_error();
+        return out;
+    }();
+    auto it = values.find(key);
+    return it == values.end() ? std::string() : it->second;
+}
+
 int ping(const Options& o) {
     KeyUri uri;
     try {
@@ -97,7 +132,7 @@ int ping(const Options& o) {
     }
     client::Settings settings;
     try {
-        settings = client::resolve_settings([](const char*) { return std::string(); });
+        settings = client::resolve_settings(conf_setting);
     } catch (const client::SettingsError& e) {
         die(e.what());
     }
@@ -154,9 +189,26 @@ int pubkey(const Options& o) {
     return 0;
 }
 
+ossl::Pkey public_key_from_file(const std::string& path) {
+    ossl::Bio in(BIO_new_file(path.c_str(), "r"));
+    if (!in) die("cannot open " + path);
+    ossl::X509Ptr cert(PEM_read_bio_X509(in.get(), nullptr, nullptr, nullptr));
+    if (cert) return ossl::Pkey(X509_get_pubkey(cert.get()));
+    BIO_reset(in.get());
+    ossl::Pkey pub(PEM_read_bio_PUBKEY(in.get(), nullptr, nullptr, nullptr));
+    if (!pub) die(path + " holds no certificate or public key");
+    ERR_clear_error();
+    return pub;
+}
+
 int stub(const Options& o) {
-    auto key = load_through_provider(o);
-    KeyStub s{parse_key_uri(o.uri).to_string(), {}};
+    KeyStub s;
+    try {
+        s.uri = parse_key_uri(o.uri).to_string();
+    } catch (const UriError& e) {
+        die(e.what());
+    }
+    auto key = o.from_cert.empty() ? load_through_provider(o) : public_key_from_file(o.from_cert);
     try {
         s.spki_der = spki_der(key.get());
     } catch (const std::exception& e) {

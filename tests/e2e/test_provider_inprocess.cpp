@@ -1,0 +1,133 @@
+// The provider inside a process, the way nginx, haproxy and stunnel use it: a stub PEM read with
+// PEM_read_bio_PrivateKey, checked against the certificate, used across fork() and from many
+// threads at once.
+#include "ossl.hpp"
+#include "provider_env.hpp"
+
+#include <catch2/catch.hpp>
+#include <openssl/pem.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+
+using namespace keyless;
+using namespace keyless::test;
+
+namespace {
+
+const char* kConfig = R"({"keys": {
+    "rsa2048": {"allow": ["sign-tls", "sign-digest"]},
+    "p256": {"allow": ["sign-tls", "sign-digest"]}
+}})";
+
+// A library context with default + keyless loaded from a generated openssl.cnf.
+struct Context {
+    explicit Context(const std::string& conf) : libctx(OSSL_LIB_CTX_new()) {
+        if (!OSSL_LIB_CTX_load_config(libctx.get(), conf.c_str()))
+            throw std::runtime_error("cannot load " + conf + ": " + ossl::all_errors());
+    }
+    ossl::LibCtx libctx;
+};
+
+ossl::Pkey read_key(OSSL_LIB_CTX* libctx, const std::string& path) {
+    ossl::Bio in(BIO_new_file(path.c_str(), "r"));
+    return ossl::Pkey(PEM_read_bio_PrivateKey_ex(in.get(), nullptr, nullptr, nullptr, libctx, nullptr));
+}
+
+ossl::X509Ptr read_cert(const std::string& path) {
+    ossl::Bio in(BIO_new_file(path.c_str(), "r"));
+    return ossl::X509Ptr(PEM_read_bio_X509(in.get(), nullptr, nullptr, nullptr));
+}
+
+// Signs `message` with SHA-256 and verifies it with the certificate's key; true if both work.
+bool sign_and_verify(OSSL_LIB_CTX* libctx, EVP_PKEY* key, X509* cert, const std::string& message) {
+    ossl::MdCtx sctx(EVP_MD_CTX_new());
+    size_t len = 0;
+    auto data = reinterpret_cast<const unsigned char*>(message.data());
+    if (EVP_DigestSignInit_ex(sctx.get(), nullptr, "SHA256", libctx, nullptr, key, nullptr) != 1 ||
+        EVP_DigestSign(sctx.get(), nullptr, &len, data, message.size()) != 1)
+        return false;
+    Bytes sig(len);
+    if (EVP_DigestSign(sctx.get(), sig.data(), &len, data, message.size()) != 1) return false;
+    ossl::MdCtx vctx(EVP_MD_CTX_new());
+    return EVP_DigestVerifyInit(vctx.get(), nullptr, EVP_sha256(), nullptr, X509_get0_pubkey(cert)) == 1 &&
+           EVP_DigestVerify(vctx.get(), sig.data(), len, data, message.size()) == 1;
+}
+
+} // namespace
+
+TEST_CASE("stub PEM: PEM_read_bio_PrivateKey, X509_check_private_key, sign across fork") {
+    KeyserverFixture keyserver(kConfig);
+    TempDir dir;
+    std::string conf = write_openssl_conf(dir / "openssl.cnf");
+    std::string uri = "keyless:" + keyserver.address() + "/rsa2048";
+    std::string out;
+    REQUIRE(run_with_conf(conf, keyless_tool() + " stub " + uri + " -o " + (dir / "stub.pem"), &out) == 0);
+    // haproxy-style bundle: certificate first, then the stub
+    write_file(dir / "bundle.pem", read_file(pki("certs/rsa2048.crt")) + read_file(dir / "stub.pem"));
+
+    Context ctx(conf);
+    auto cert = read_cert(pki("certs/rsa2048.crt"));
+    for (const char* file : {"stub.pem", "bundle.pem"}) {
+        CAPTURE(file);
+        auto key = read_key(ctx.libctx.get(), dir / file);
+        INFO(ossl::all_errors());
+        REQUIRE(key);
+        CHECK(EVP_PKEY_is_a(key.get(), "RSA"));
+        CHECK(EVP_PKEY_get_bits(key.get()) == 2048);
+        CHECK(X509_check_private_key(cert.get(), key.get()) == 1);
+        CHECK(EVP_PKEY_eq(X509_get0_pubkey(cert.get()), key.get()) == 1);
+        CHECK(X509_check_private_key(read_cert(pki("certs/p256.crt")).get(), key.get()) == 0);
+        ERR_clear_error();
+    }
+
+    auto key = read_key(ctx.libctx.get(), dir / "stub.pem");
+    REQUIRE(sign_and_verify(ctx.libctx.get(), key.get(), cert.get(), "parent, before fork"));
+    pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        // The parent's connection and I/O thread are gone here; the provider must rebuild both.
+        bool ok = sign_and_verify(ctx.libctx.get(), key.get(), cert.get(), "child, first") &&
+                  sign_and_verify(ctx.libctx.get(), key.get(), cert.get(), "child, second");
+        _exit(ok ? 0 : 1);
+    }
+    CHECK(sign_and_verify(ctx.libctx.get(), key.get(), cert.get(), "parent, after fork"));
+    int status = 0;
+    REQUIRE(waitpid(child, &status, 0) == child);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    CHECK(sign_and_verify(ctx.libctx.get(), key.get(), cert.get(), "parent, after the child exited"));
+    // Every signature went to the keyserver: parent x4, child x2.
+    std::string log = keyserver.access_log();
+    size_t signs = 0;
+    for (size_t at = log.find("rsa-sign-sha256"); at != std::string::npos; at = log.find("rsa-sign-sha256", at + 1)) ++signs;
+    CHECK(signs == 5);
+}
+
+TEST_CASE("8 threads x 500 signatures on one key, all verified") {
+    KeyserverFixture keyserver(kConfig);
+    TempDir dir;
+    std::string conf = write_openssl_conf(dir / "openssl.cnf");
+    std::string out;
+    REQUIRE(run_with_conf(conf, keyless_tool() + " stub keyless:" + keyserver.address() + "/p256 -o " + (dir / "p256.pem"), &out) == 0);
+    Context ctx(conf);
+    auto key = read_key(ctx.libctx.get(), dir / "p256.pem");
+    REQUIRE(key);
+    auto cert = read_cert(pki("certs/p256.crt"));
+    std::atomic<int> good{0}, bad{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t)
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < 500; ++i)
+                (sign_and_verify(ctx.libctx.get(), key.get(), cert.get(),
+                                 "thread " + std::to_string(t) + " message " + std::to_string(i))
+                     ? good
+                     : bad)++;
+        });
+    for (auto& th : threads) th.join();
+    CHECK(bad == 0);
+    CHECK(good == 4000);
+}

@@ -1,0 +1,262 @@
+// openssl s_server as a keyless edge (key by URI and by stub file), driven by openssl s_client
+// and curl; the openssl CLI on keyless keys; and the failures a user must see clearly.
+#include "provider_env.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <regex>
+#include <signal.h>
+
+using namespace keyless::test;
+
+namespace {
+
+const char* kConfig = R"({"keys": {
+    "rsa2048": {"allow": ["sign-tls", "sign-digest", "rsa-decrypt-tls"]},
+    "p256": {"allow": ["sign-tls", "sign-digest"]},
+    "p384": {"allow": ["sign-tls"]}
+}})";
+
+size_t count(const std::string& text, const std::string& needle) {
+    size_t n = 0;
+    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+    return n;
+}
+
+// One `openssl s_server -www` with a keyless key, on a free port.
+struct Edge {
+    Edge(const std::string& conf, const std::string& key_arg, const std::string& key_name,
+         const std::string& log)
+        : port(free_port()),
+          proc({"/usr/bin/openssl", "s_server", "-accept", "127.0.0.1:" + std::to_string(port),
+                "-cert", pki("certs/" + key_name + ".crt"), "-key", key_arg, "-www"},
+               {{"OPENSSL_CONF", conf}}, log, log) {
+        wait_for_port(port, std::chrono::seconds(10));
+    }
+    uint16_t port;
+    Process proc;
+};
+
+std::string s_client(const std::string& conf, uint16_t port, const std::string& args) {
+    std::string out;
+    run_with_conf(conf,
+                  "echo | timeout 20 openssl s_client -connect 127.0.0.1:" + std::to_string(port) +
+                      " -servername localhost -CAfile " + pki("ca.crt") +
+                      " -verify_return_error " + args,
+                  &out);
+    return out;
+}
+
+// s_client prints the verify result even when the handshake fails after the certificate (TLS
+// 1.3 sends it before CertificateVerify): success is that, a cipher, and no error at all.
+bool handshake_ok(const std::string& out) {
+    return out.find("Verify return code: 0 (ok)") != std::string::npos &&
+           out.find("Cipher is ") != std::string::npos && out.find(":error:") == std::string::npos;
+}
+
+std::string curl(uint16_t port, const std::string& args) {
+    std::string out;
+    std::string p = std::to_string(port);
+    run_command("timeout 20 curl -sS --cacert " + pki("ca.crt") + " --resolve localhost:" + p +
+                    ":127.0.0.1 " + args + " https://localhost:" + p + "/",
+                &out);
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("s_server with a keyless key (URI and stub): TLS 1.2/1.3, RSA/EC, RSA key exchange") {
+    KeyserverFixture keyserver(kConfig);
+    TempDir dir;
+    std::string conf = write_openssl_conf(dir / "openssl.cnf");
+    std::string base = "keyless:" + keyserver.address() + "/";
+
+    struct Case {
+        const char* name;
+        const char* key;
+        const char* client_args;
+        const char* curl_args;
+        const char* expect_client; // a line s_client must print
+        const char* expect_op;     // what the keyserver's access log must record
+    };
+    const Case cases[] = {
+        {"TLS 1.3 RSA-2048 (PSS)", "rsa2048", "-tls1_3", "--tlsv1.3",
+         "Peer signature type: RSA-PSS", "sign-tls:rsa_pss_rsae_sha256"},
+        {"TLS 1.3 P-256", "p256", "-tls1_3", "--tlsv1.3", "Peer signature type: ECDSA",
+         "sign-tls:ecdsa_secp256r1_sha256"},
+        {"TLS 1.3 P-384", "p384", "-tls1_3", "--tlsv1.3", "Peer signature type: ECDSA",
+         "sign-tls:ecdsa_secp384r1_sha384"},
+        {"TLS 1.2 ECDHE-RSA (PKCS#1)", "rsa2048",
+         "-tls1_2 -cipher ECDHE-RSA-AES128-GCM-SHA256 -sigalgs RSA+SHA256",
+         "--tlsv1.2 --tls-max 1.2 --ciphers ECDHE-RSA-AES128-GCM-SHA256",
+         "Peer signature type: RSA\n", "sign-tls:rsa_pkcs1_sha256"},
+        {"TLS 1.2 ECDHE-RSA (PSS)", "rsa2048", "-tls1_2 -cipher ECDHE-RSA-AES256-GCM-SHA384",
+         "--tlsv1.2 --tls-max 1.2 --ciphers ECDHE-RSA-AES256-GCM-SHA384",
+         "Peer signature type: RSA-PSS", "sign-tls:rsa_pss_rsae_sha256"},
+        {"TLS 1.2 ECDHE-ECDSA", "p256", "-tls1_2 -cipher ECDHE-ECDSA-AES128-GCM-SHA256",
+         "--tlsv1.2 --tls-max 1.2 --ciphers ECDHE-ECDSA-AES128-GCM-SHA256",
+         "Peer signature type: ECDSA", "sign-tls:ecdsa_secp256r1_sha256"},
+        {"TLS 1.2 RSA key exchange", "rsa2048", "-tls1_2 -cipher AES128-GCM-SHA256",
+         "--tlsv1.2 --tls-max 1.2 --ciphers AES128-GCM-SHA256",
+         "Cipher is AES128-GCM-SHA256", "rsa-decrypt-tls"},
+    };
+
+    for (const char* via : {"uri", "stub"}) {
+        std::map<std::string, std::unique_ptr<Edge>> edges;
+        for (const auto& c : cases) {
+            DYNAMIC_SECTION(c.name << " via " << via) {
+                std::string key_arg = base + c.key;
+                if (std::string(via) == "stub") {
+                    key_arg = dir / (std::string(c.key) + ".stub.pem");
+                    std::string out;
+                    REQUIRE(run_with_conf(conf, keyless_tool() + " stub " + base + c.key + " -o " + key_arg, &out) == 0);
+                }
+                auto& edge = edges[c.key];
+                if (!edge)
+                    edge = std::make_unique<Edge>(conf, key_arg, c.key, dir / (std::string(via) + "-" + c.key + ".log"));
+                std::string needle = "\"key\":\"" + std::string(c.key) + "\",\"latency_us\"";
+                std::string op_needle = "\"op\":\"" + std::string(c.expect_op) + "\"";
+                size_t before = count(keyserver.access_log(), op_needle);
+
+                std::string out = s_client(conf, edge->port, c.client_args);
+                INFO(out);
+                CHECK(handshake_ok(out));
+                CHECK_THAT(out, Catch::Contains(c.expect_client));
+                // The keyserver did the private-key operation: the key stayed remote.
+                CHECK(count(keyserver.access_log(), op_needle) == before + 1);
+                size_t key_ops = count(keyserver.access_log(), needle);
+                std::string body = curl(edge->port, c.curl_args);
+                INFO(body);
+                CHECK_THAT(body, Catch::Contains("s_server"));
+                CHECK(count(keyserver.access_log(), needle) == key_ops + 1); // curl's handshake
+                CHECK(edge->proc.running());
+            }
+        }
+    }
+}
+
+TEST_CASE("openssl CLI on keyless keys: pkey, pkeyutl, req, storeutl") {
+    KeyserverFixture keyserver(kConfig);
+    TempDir dir;
+    std::string conf = write_openssl_conf(dir / "openssl.cnf");
+    std::string rsa = "keyless:" + keyserver.address() + "/rsa2048";
+    std::string out, expected;
+    auto ok = [&](const std::string& cmd) {
+        int rc = run_with_conf(conf, cmd, &out);
+        INFO(cmd << "\n" << out);
+        REQUIRE(rc == 0);
+        return out;
+    };
+
+    ok("openssl pkey -in " + rsa + " -pubout -out " + (dir / "pub.pem"));
+    run_command("openssl x509 -in " + pki("certs/rsa2048.crt") + " -pubkey -noout", &expected);
+    CHECK(read_file(dir / "pub.pem") == expected);
+
+    write_file(dir / "msg", "keyless says hello");
+    ok("openssl dgst -sha256 -binary -out " + (dir / "msg.sha256") + " " + (dir / "msg"));
+    ok("openssl pkeyutl -sign -inkey " + rsa + " -pkeyopt digest:sha256 -in " + (dir / "msg.sha256") +
+       " -out " + (dir / "sig"));
+    CHECK_THAT(ok("openssl pkeyutl -verify -pubin -inkey " + (dir / "pub.pem") +
+                  " -pkeyopt digest:sha256 -in " + (dir / "msg.sha256") + " -sigfile " + (dir / "sig")),
+               Catch::Contains("Signature Verified Successfully"));
+    // PSS through the provider, verified by the default provider
+    ok("openssl pkeyutl -sign -inkey " + rsa + " -pkeyopt digest:sha256 -pkeyopt rsa_padding_mode:pss"
+       " -pkeyopt rsa_pss_saltlen:digest -in " + (dir / "msg.sha256") + " -out " + (dir / "pss"));
+    CHECK_THAT(ok("openssl pkeyutl -verify -pubin -inkey " + (dir / "pub.pem") +
+                  " -pkeyopt digest:sha256 -pkeyopt rsa_padding_mode:pss -in " + (dir / "msg.sha256") +
+                  " -sigfile " + (dir / "pss")),
+               Catch::Contains("Signature Verified Successfully"));
+
+    for (const char* key : {"rsa2048", "p256"}) {
+        std::string uri = "keyless:" + keyserver.address() + "/" + key;
+        std::string csr = dir / (std::string(key) + ".csr");
+        ok("openssl req -new -key " + uri + " -subj /CN=keyless-test -out " + csr);
+        CHECK_THAT(ok("openssl req -in " + csr + " -verify -noout"), Catch::Contains("verify OK"));
+        ok("openssl dgst -sha384 -sign " + uri + " -out " + (dir / "dgst.sig") + " " + (dir / "msg"));
+        run_command("openssl x509 -in " + pki(std::string("certs/") + key + ".crt") + " -pubkey -noout > " +
+                    (dir / "k.pub"));
+        CHECK_THAT(ok("openssl dgst -sha384 -verify " + (dir / "k.pub") + " -signature " + (dir / "dgst.sig") +
+                      " " + (dir / "msg")),
+                   Catch::Contains("Verified OK"));
+    }
+    CHECK_THAT(ok("openssl storeutl " + rsa), Catch::Contains("0: Pkey") && Catch::Contains("Total found: 1"));
+    CHECK_THAT(ok(keyless_tool() + " ping " + rsa + " --count 3"), Catch::Contains("pong from " + keyserver.address()));
+    CHECK_THAT(ok(keyless_tool() + " pubkey " + rsa), Catch::Contains(expected));
+
+    // A key whose policy does not allow digest signing: a clear refusal, naming the key.
+    std::string p384 = "keyless:" + keyserver.address() + "/p384";
+    int rc = run_with_conf(conf, "openssl req -new -key " + p384 + " -subj /CN=x -out " + (dir / "x.csr"), &out);
+    CHECK(rc != 0);
+    CHECK_THAT(out, Catch::Contains("denied by the keyserver's policy for key 'p384'"));
+}
+
+TEST_CASE("failures are bounded and name the URI and the cause") {
+    KeyserverFixture keyserver(kConfig);
+    TempDir dir;
+    std::string conf = write_openssl_conf(dir / "openssl.cnf", "edge-1", "ca.crt", "request_timeout_ms = 1500");
+    std::string base = "keyless:" + keyserver.address() + "/";
+    std::string out;
+    REQUIRE(run_with_conf(conf, keyless_tool() + " stub " + base + "rsa2048 -o " + (dir / "rsa.pem"), &out) == 0);
+
+    SECTION("keyserver down: handshakes fail at once, s_server survives and says why") {
+        Edge edge(conf, dir / "rsa.pem", "rsa2048", dir / "edge.log");
+        keyserver.stop();
+        auto start = std::chrono::steady_clock::now();
+        out = s_client(conf, edge.port, "-tls1_3");
+        auto took = std::chrono::steady_clock::now() - start;
+        CHECK_FALSE(handshake_ok(out));
+        CHECK_THAT(out, Catch::Contains("alert internal error"));
+        CHECK(took < std::chrono::seconds(10)); // bounded: never a hang
+        CHECK(edge.proc.running());
+        std::string log = read_file(dir / "edge.log");
+        CHECK_THAT(log, Catch::Contains(base + "rsa2048: signing failed: keyserver 127.0.0.1:"));
+        CHECK_THAT(log, Catch::Contains("Connection refused"));
+        // ... and it recovers, without a restart, when the keyserver is back.
+        keyserver.restart();
+        CHECK(handshake_ok(s_client(conf, edge.port, "-tls1_3")));
+    }
+    SECTION("keyserver that never answers: the request timeout ends the handshake") {
+        KeyserverFixture slow(kConfig, {"--test-reply-delay-ms", "8000"});
+        std::string slow_base = "keyless:" + slow.address() + "/";
+        // The stub is made offline from the certificate: the slow keyserver is never asked.
+        REQUIRE(run_with_conf(conf, keyless_tool() + " stub " + slow_base + "p256 --from-cert " +
+                                        pki("certs/p256.crt") + " -o " + (dir / "slow.pem"), &out) == 0);
+        Edge edge(conf, dir / "slow.pem", "p256", dir / "slow.log");
+        auto start = std::chrono::steady_clock::now();
+        out = s_client(conf, edge.port, "-tls1_3");
+        CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(6)); // 1.5 s, not 8 s
+        CHECK_FALSE(handshake_ok(out));
+        CHECK_THAT(read_file(dir / "slow.log"), Catch::Contains(slow_base + "p256: signing failed: keyserver 127.0.0.1:"));
+        CHECK_THAT(read_file(dir / "slow.log"), Catch::Contains("no reply within 1500 ms"));
+        CHECK(edge.proc.running());
+    }
+    SECTION("unknown key id") {
+        int rc = run_with_conf(conf, "timeout 20 openssl s_server -accept 127.0.0.1:" + std::to_string(free_port()) +
+                                         " -cert " + pki("certs/rsa2048.crt") + " -key " + base + "no-such-key -www", &out);
+        CHECK(rc != 0);
+        CHECK_THAT(out, Catch::Contains(base + "no-such-key: fetching the public key failed: key 'no-such-key' not found"));
+    }
+    SECTION("a client certificate the keyserver does not trust") {
+        std::string rogue = write_openssl_conf(dir / "rogue.cnf", "rogue");
+        int rc = run_with_conf(rogue, "timeout 20 openssl pkey -in " + base + "rsa2048 -pubout", &out);
+        CHECK(rc != 0);
+        CHECK_THAT(out, Catch::Contains(base + "rsa2048: fetching the public key failed: keyserver 127.0.0.1:"));
+        CHECK_THAT(out, Catch::Contains("unknown ca"));
+    }
+    SECTION("wrong ca_file: the keyserver's certificate is not trusted") {
+        std::string wrong = write_openssl_conf(dir / "wrong.cnf", "edge-1", "other-ca.crt");
+        int rc = run_with_conf(wrong, "timeout 20 openssl pkey -in " + base + "rsa2048 -pubout", &out);
+        CHECK(rc != 0);
+        CHECK_THAT(out, Catch::Contains("keyserver TLS handshake failed"));
+        CHECK_THAT(out, Catch::Contains("server certificate: self-signed certificate in certificate chain"));
+    }
+    SECTION("a bad URI and a bad setting are reported, not ignored") {
+        int rc = run_with_conf(conf, "openssl pkey -in keyless:host-without-port/k -pubout", &out);
+        CHECK(rc != 0);
+        CHECK_THAT(out, Catch::Contains("bad key URI 'keyless:host-without-port/k'"));
+        std::string bad = write_openssl_conf(dir / "bad.cnf", "edge-1", "ca.crt", "request_timeout_ms = soon");
+        rc = run_with_conf(bad, "openssl pkey -in " + base + "rsa2048 -pubout", &out);
+        CHECK(rc != 0);
+        CHECK_THAT(out, Catch::Contains("request_timeout_ms = 'soon' must be a number of milliseconds"));
+    }
+}
