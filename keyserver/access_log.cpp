@@ -40,7 +40,7 @@ std::string utc_now() {
 } // namespace
 
 void AccessLog::record(uint32_t request_id, const std::string& client, const std::string& peer,
-                       const Outcome& o, std::chrono::microseconds latency) {
+                       const Outcome& o, std::chrono::microseconds latency, size_t in_flight) {
     if (!out_) return;
     nlohmann::json line = {
         {"time", utc_now()},
@@ -51,6 +51,7 @@ void AccessLog::record(uint32_t request_id, const std::string& client, const std
         {"op", o.operation},
         {"result", o.error == protocol::ErrorCode::None ? "ok" : "error"},
         {"latency_us", latency.count()},
+        {"in_flight", in_flight},
     };
     if (o.error != protocol::ErrorCode::None) {
         line["error"] = protocol::to_string(o.error);

@@ -20,7 +20,7 @@ class AccessLog {
     AccessLog& operator=(const AccessLog&) = delete;
 
     void record(uint32_t request_id, const std::string& client, const std::string& peer,
-                const Outcome& outcome, std::chrono::microseconds latency);
+                const Outcome& outcome, std::chrono::microseconds latency, size_t in_flight);
 
   private:
     std::mutex mutex_; // serialises lines from the worker threads

@@ -67,13 +67,14 @@ void Connection::read_body() {
 void Connection::on_frame() {
     auto start = std::chrono::steady_clock::now();
     uint32_t id = header_.id;
+    size_t in_flight = shared_->operations_in_flight.load();
     if (header_.major != protocol::kMajorVersion) {
-        reply(id, version_mismatch(header_.major), start);
+        reply(id, version_mismatch(header_.major), start, in_flight);
     } else {
         try {
             dispatch(id, protocol::decode_body(body_));
         } catch (const FormatError& e) {
-            reply(id, format_error(e.what()), start);
+            reply(id, format_error(e.what()), start, in_flight);
         }
     }
     // Back-pressure: stop reading while the connection has its maximum in flight.
@@ -85,16 +86,20 @@ void Connection::on_frame() {
 
 void Connection::dispatch(uint32_t id, protocol::Operation request) {
     ++in_flight_;
+    // How many operations the whole server has in flight as this one starts (this one included):
+    // the access log shows it, so concurrency is observable without timing anything.
+    size_t server_in_flight = ++shared_->operations_in_flight;
     auto start = std::chrono::steady_clock::now();
     auto dispatcher = shared_->dispatcher();
     // Private-key work runs on the pool, in parallel; the reply goes back through the
     // connection's strand, which owns the stream.
-    asio::post(shared_->io, [self = shared_from_this(), dispatcher, id, start,
+    asio::post(shared_->io, [self = shared_from_this(), dispatcher, id, start, server_in_flight,
                              request = std::move(request)] {
         auto outcome = std::make_shared<Outcome>(dispatcher->handle(self->client_, request));
-        auto finish = [self, id, outcome, start] {
+        auto finish = [self, id, outcome, start, server_in_flight] {
             --self->in_flight_;
-            self->reply(id, *outcome, start);
+            --self->shared_->operations_in_flight;
+            self->reply(id, *outcome, start, server_in_flight);
             if (self->reading_paused_ && !self->closed_) {
                 self->reading_paused_ = false;
                 self->read_header();
@@ -112,10 +117,10 @@ void Connection::dispatch(uint32_t id, protocol::Operation request) {
 }
 
 void Connection::reply(uint32_t id, const Outcome& outcome,
-                       std::chrono::steady_clock::time_point start) {
+                       std::chrono::steady_clock::time_point start, size_t in_flight) {
     auto latency = std::chrono::duration_cast<std::chrono::microseconds>(
         std::chrono::steady_clock::now() - start);
-    shared_->log.record(id, client_.display(), peer_, outcome, latency);
+    shared_->log.record(id, client_.display(), peer_, outcome, latency, in_flight);
     if (closed_) return;
     writes_.push_back(protocol::encode(id, outcome.response));
     if (writes_.size() == 1) write_next();

@@ -20,7 +20,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     void read_body();
     void on_frame();
     void dispatch(uint32_t id, protocol::Operation request);
-    void reply(uint32_t id, const Outcome& outcome, std::chrono::steady_clock::time_point start);
+    void reply(uint32_t id, const Outcome& outcome, std::chrono::steady_clock::time_point start,
+               size_t in_flight);
     void write_next();
     void arm_timer(std::chrono::milliseconds after);
     void on_timeout();

@@ -43,6 +43,7 @@ class ServerShared {
     const std::chrono::milliseconds reply_delay;
     AccessLog& log;
     std::atomic<size_t> connections{0};
+    std::atomic<size_t> operations_in_flight{0}; // server-wide, logged with each operation
 
   private:
     mutable std::mutex mutex_; // guards dispatcher_, swapped by reload

@@ -42,6 +42,11 @@ Client::Client(Settings settings) : settings_(std::move(settings)) { install_for
 
 Client::~Client() {
     std::lock_guard lock(mutex_);
+    // The provider is torn down from inside OPENSSL_cleanup() at exit: freeing a library context
+    // or TLS context there corrupts the heap (seen as haproxy's old worker aborting on reload).
+    // They are released on purpose; the I/O thread is still stopped and joined below.
+    (void)tls_.release();
+    (void)libctx_.release();
     if (!core_) return;
     if (core_->forked()) {
         (void)core_.release(); // a parent's core: see core()

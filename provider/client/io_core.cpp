@@ -161,9 +161,14 @@ void IoCore::run() {
             if (fds[i].revents && !owners[i]->dead) progress(*owners[i]);
         expire(Clock::now());
     }
-    // Shutting down: every outstanding call fails now rather than at its deadline.
-    for (auto& [name, c] : connections_)
+    // Shutting down, usually from inside OPENSSL_cleanup() at process exit: every outstanding call
+    // fails now, sockets close, and the SSL objects are left alone (freeing OpenSSL objects while
+    // OpenSSL tears itself down corrupts the heap; the process is ending anyway).
+    for (auto& [name, c] : connections_) {
+        (void)c->ssl.release();
         if (!c->dead) fail(*c, Failure::Unreachable, "keyless client is shutting down");
+    }
+    for (auto& c : graveyard_) (void)c->ssl.release();
     connections_.clear();
     graveyard_.clear();
 }

@@ -1,6 +1,7 @@
 // openssl s_server as a keyless edge (key by URI and by stub file), driven by openssl s_client
 // and curl; the openssl CLI on keyless keys; and the failures a user must see clearly.
 #include "provider_env.hpp"
+#include "tls_clients.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -36,32 +37,6 @@ struct Edge {
     uint16_t port;
     Process proc;
 };
-
-std::string s_client(const std::string& conf, uint16_t port, const std::string& args) {
-    std::string out;
-    run_with_conf(conf,
-                  "echo | timeout 20 openssl s_client -connect 127.0.0.1:" + std::to_string(port) +
-                      " -servername localhost -CAfile " + pki("ca.crt") +
-                      " -verify_return_error " + args,
-                  &out);
-    return out;
-}
-
-// s_client prints the verify result even when the handshake fails after the certificate (TLS
-// 1.3 sends it before CertificateVerify): success is that, a cipher, and no error at all.
-bool handshake_ok(const std::string& out) {
-    return out.find("Verify return code: 0 (ok)") != std::string::npos &&
-           out.find("Cipher is ") != std::string::npos && out.find(":error:") == std::string::npos;
-}
-
-std::string curl(uint16_t port, const std::string& args) {
-    std::string out;
-    std::string p = std::to_string(port);
-    run_command("timeout 20 curl -sS --cacert " + pki("ca.crt") + " --resolve localhost:" + p +
-                    ":127.0.0.1 " + args + " https://localhost:" + p + "/",
-                &out);
-    return out;
-}
 
 } // namespace
 
@@ -118,7 +93,7 @@ TEST_CASE("s_server with a keyless key (URI and stub): TLS 1.2/1.3, RSA/EC, RSA 
                 std::string op_needle = "\"op\":\"" + std::string(c.expect_op) + "\"";
                 size_t before = count(keyserver.access_log(), op_needle);
 
-                std::string out = s_client(conf, edge->port, c.client_args);
+                std::string out = s_client(edge->port, c.client_args, conf);
                 INFO(out);
                 CHECK(handshake_ok(out));
                 CHECK_THAT(out, Catch::Contains(c.expect_client));
@@ -202,7 +177,7 @@ TEST_CASE("failures are bounded and name the URI and the cause") {
         Edge edge(conf, dir / "rsa.pem", "rsa2048", dir / "edge.log");
         keyserver.stop();
         auto start = std::chrono::steady_clock::now();
-        out = s_client(conf, edge.port, "-tls1_3");
+        out = s_client(edge.port, "-tls1_3", conf);
         auto took = std::chrono::steady_clock::now() - start;
         CHECK_FALSE(handshake_ok(out));
         CHECK_THAT(out, Catch::Contains("alert internal error"));
@@ -213,7 +188,7 @@ TEST_CASE("failures are bounded and name the URI and the cause") {
         CHECK_THAT(log, Catch::Contains("Connection refused"));
         // ... and it recovers, without a restart, when the keyserver is back.
         keyserver.restart();
-        CHECK(handshake_ok(s_client(conf, edge.port, "-tls1_3")));
+        CHECK(handshake_ok(s_client(edge.port, "-tls1_3", conf)));
     }
     SECTION("keyserver that never answers: the request timeout ends the handshake") {
         KeyserverFixture slow(kConfig, {"--test-reply-delay-ms", "8000"});
@@ -223,7 +198,7 @@ TEST_CASE("failures are bounded and name the URI and the cause") {
                                         pki("certs/p256.crt") + " -o " + (dir / "slow.pem"), &out) == 0);
         Edge edge(conf, dir / "slow.pem", "p256", dir / "slow.log");
         auto start = std::chrono::steady_clock::now();
-        out = s_client(conf, edge.port, "-tls1_3");
+        out = s_client(edge.port, "-tls1_3", conf);
         CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(6)); // 1.5 s, not 8 s
         CHECK_FALSE(handshake_ok(out));
         CHECK_THAT(read_file(dir / "slow.log"), Catch::Contains(slow_base + "p256: signing failed: keyserver 127.0.0.1:"));

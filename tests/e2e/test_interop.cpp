@@ -1,0 +1,217 @@
+// Unmodified Debian nginx, haproxy and stunnel as keyless edges: the TLS matrix, 200 concurrent
+// handshakes, a keyserver outage and recovery, the terminator's own reload, a start while the
+// keyserver is down, and haproxy's ssl-mode-async keeping one thread busy with many handshakes.
+#include "provider_env.hpp"
+#include "terminators.hpp"
+#include "tls_clients.hpp"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <openssl/ssl.h>
+#include <signal.h>
+
+#include <sstream>
+
+using namespace keyless::test;
+
+namespace {
+
+const char* kConfig = R"({"keys": {
+    "rsa2048": {"allow": ["sign-tls", "rsa-decrypt-tls"]},
+    "p256": {"allow": ["sign-tls"]}
+}})";
+const char* kGet = "GET / HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n";
+
+struct Setup {
+    explicit Setup(std::vector<std::string> keyserver_args = {})
+        : keyserver(kConfig, std::move(keyserver_args)) {
+        conf = write_openssl_conf(dir / "openssl.cnf", "edge-1", "ca.crt", "request_timeout_ms = 3000");
+        // Stubs made offline from the certificates: no keyserver needed to write configs.
+        std::string out;
+        for (const char* key : {"rsa2048", "p256"}) {
+            std::string uri = "keyless:" + keyserver.address() + "/" + key;
+            if (run_with_conf(conf, keyless_tool() + " stub " + uri + " --from-cert " +
+                                        pki(std::string("certs/") + key + ".crt") + " -o " +
+                                        (dir / (std::string(key) + ".stub.pem")), &out) != 0)
+                throw std::runtime_error(out);
+        }
+        keys = {pki("certs/rsa2048.crt"), dir / "rsa2048.stub.pem", pki("certs/p256.crt"), dir / "p256.stub.pem"};
+    }
+    std::string subdir(const std::string& name) {
+        run_command("mkdir -p " + (dir / name));
+        return dir / name;
+    }
+    KeyserverFixture keyserver;
+    TempDir dir;
+    std::string conf;
+    EdgeKeys keys;
+};
+
+size_t count(const std::string& text, const std::string& needle) {
+    size_t n = 0;
+    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+    return n;
+}
+
+void check_matrix(Terminator& t, KeyserverFixture& keyserver) {
+    struct Case {
+        const char* name;
+        bool rsa;
+        const char* client_args;
+        const char* curl_args;
+        const char* expect;
+        const char* op;
+    };
+    const Case cases[] = {
+        {"TLS 1.3 RSA", true, "-tls1_3", "--tlsv1.3", "Peer signature type: RSA-PSS",
+         "sign-tls:rsa_pss_rsae_sha256"},
+        {"TLS 1.3 EC", false, "-tls1_3", "--tlsv1.3", "Peer signature type: ECDSA",
+         "sign-tls:ecdsa_secp256r1_sha256"},
+        {"TLS 1.2 ECDHE-RSA", true, "-tls1_2 -cipher ECDHE-RSA-AES128-GCM-SHA256",
+         "--tlsv1.2 --tls-max 1.2 --ciphers ECDHE-RSA-AES128-GCM-SHA256",
+         "Peer signature type: RSA-PSS", "sign-tls:rsa_pss_rsae_sha256"},
+        {"TLS 1.2 ECDHE-ECDSA", false, "-tls1_2 -cipher ECDHE-ECDSA-AES128-GCM-SHA256",
+         "--tlsv1.2 --tls-max 1.2 --ciphers ECDHE-ECDSA-AES128-GCM-SHA256",
+         "Peer signature type: ECDSA", "sign-tls:ecdsa_secp256r1_sha256"},
+        {"TLS 1.2 RSA key exchange", true, "-tls1_2 -cipher AES128-GCM-SHA256",
+         "--tlsv1.2 --tls-max 1.2 --ciphers AES128-GCM-SHA256", "Cipher is AES128-GCM-SHA256",
+         "rsa-decrypt-tls"},
+    };
+    for (const auto& c : cases) {
+        INFO(t.name() << ": " << c.name);
+        uint16_t port = c.rsa ? t.rsa_port() : t.ec_port();
+        std::string op = "\"op\":\"" + std::string(c.op) + "\"";
+        size_t before = count(keyserver.access_log(), op);
+        std::string out = s_client(port, c.client_args, "", kGet);
+        INFO(out);
+        CHECK(handshake_ok(out));
+        CHECK_THAT(out, Catch::Contains(c.expect));
+        CHECK_THAT(out, Catch::Contains(t.body()));
+        CHECK(count(keyserver.access_log(), op) == before + 1);
+        std::string body = curl(port, c.curl_args);
+        INFO(body);
+        CHECK_THAT(body, Catch::Contains(t.body()));
+        CHECK(count(keyserver.access_log(), op) == before + 2);
+    }
+}
+
+void check_under_load(Terminator& t) {
+    INFO(t.name() << ": 200 concurrent handshakes");
+    CHECK(concurrent_gets(t.rsa_port(), 200, t.body()) == 200);
+    CHECK(t.alive());
+}
+
+void check_outage(Terminator& t, KeyserverFixture& keyserver) {
+    INFO(t.name() << ": keyserver killed and restarted");
+    keyserver.process().kill(SIGKILL);
+    keyserver.process().wait(std::chrono::seconds(5));
+    auto start = std::chrono::steady_clock::now();
+    std::string out = s_client(t.rsa_port(), "-tls1_3");
+    CHECK_FALSE(handshake_ok(out));
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(15)); // bounded
+    CHECK(t.alive());
+    keyserver.restart();
+    CHECK(handshake_ok(s_client(t.rsa_port(), "-tls1_3")));
+    CHECK(handshake_ok(s_client(t.ec_port(), "-tls1_2")));
+    CHECK(t.alive());
+}
+
+void check_reload(Terminator& t) {
+    INFO(t.name() << ": reload");
+    t.reload();
+    CHECK(handshake_ok(s_client(t.rsa_port(), "-tls1_3")));
+    CHECK(handshake_ok(s_client(t.ec_port(), "-tls1_3")));
+    CHECK(t.alive());
+}
+
+void full_suite(Terminator& t, Setup& s) {
+    INFO(t.log());
+    check_matrix(t, s.keyserver);
+    check_under_load(t);
+    check_outage(t, s.keyserver);
+    check_reload(t);
+}
+
+} // namespace
+
+TEST_CASE("nginx 1.22 (master + 2 workers) as a keyless edge") {
+    Setup s;
+    auto t = start_nginx(s.subdir("nginx"), s.conf, s.keys);
+    full_suite(*t, s);
+}
+
+TEST_CASE("haproxy 2.6 master-worker, nbthread 2, as a keyless edge") {
+    Setup s;
+    auto t = start_haproxy(s.subdir("haproxy"), s.conf, s.keys, 2, false);
+    full_suite(*t, s);
+}
+
+TEST_CASE("haproxy 2.6 with ssl-mode-async as a keyless edge") {
+    Setup s;
+    auto t = start_haproxy(s.subdir("haproxy-async"), s.conf, s.keys, 2, true);
+    full_suite(*t, s);
+}
+
+TEST_CASE("stunnel 5.68 (daemonized) as a keyless edge") {
+    Setup s;
+    Backend backend;
+    auto t = start_stunnel(s.subdir("stunnel"), s.conf, s.keys, backend.port());
+    full_suite(*t, s);
+}
+
+TEST_CASE("terminators start while the keyserver is down (the stub carries the public key)") {
+    Setup s;
+    Backend backend;
+    s.keyserver.stop();
+    std::vector<std::unique_ptr<Terminator>> all;
+    all.push_back(start_nginx(s.subdir("nginx"), s.conf, s.keys));
+    all.push_back(start_haproxy(s.subdir("haproxy"), s.conf, s.keys, 2, false));
+    all.push_back(start_stunnel(s.subdir("stunnel"), s.conf, s.keys, backend.port()));
+    for (auto& t : all) {
+        INFO(t->name());
+        CHECK(t->alive());
+        CHECK_FALSE(handshake_ok(s_client(t->rsa_port(), "-tls1_3")));
+    }
+    s.keyserver.restart();
+    for (auto& t : all) {
+        INFO(t->name() << "\n" << t->log());
+        CHECK(handshake_ok(s_client(t->rsa_port(), "-tls1_3")));
+        CHECK(handshake_ok(s_client(t->ec_port(), "-tls1_3")));
+    }
+}
+
+namespace {
+
+// The largest number of sign operations the keyserver had in flight at once, from its log.
+size_t peak_in_flight(const std::string& log, size_t from) {
+    std::istringstream lines(log.substr(from));
+    std::string line;
+    size_t peak = 0;
+    while (std::getline(lines, line)) {
+        auto j = nlohmann::json::parse(line);
+        if (j["op"].get<std::string>().rfind("sign-tls", 0) == 0)
+            peak = std::max(peak, j["in_flight"].get<size_t>());
+    }
+    return peak;
+}
+
+} // namespace
+
+TEST_CASE("haproxy ssl-mode-async: one thread keeps many keyless handshakes in flight") {
+    // Every keyserver reply is held 300 ms, like a distant keyserver.
+    Setup s({"--test-reply-delay-ms", "300"});
+    constexpr int kClients = 12;
+    size_t peaks[2] = {};
+    for (bool async : {false, true}) {
+        INFO((async ? "async" : "blocking"));
+        auto t = start_haproxy(s.subdir(async ? "async" : "blocking"), s.conf, s.keys, 1, async);
+        size_t mark = s.keyserver.access_log().size();
+        CHECK(concurrent_gets(t->ec_port(), kClients, t->body(), TLS1_3_VERSION) == kClients);
+        peaks[async] = peak_in_flight(s.keyserver.access_log(), mark);
+        CHECK(t->alive());
+    }
+    INFO("peak operations in flight: blocking " << peaks[0] << ", async " << peaks[1]);
+    CHECK(peaks[0] == 1);          // one thread, blocking: one round trip at a time
+    CHECK(peaks[1] >= kClients / 2); // one thread, async: the handshakes overlap
+}

@@ -1,0 +1,29 @@
+// Real TLS clients for end-to-end tests: openssl s_client and curl as separate processes, and an
+// in-process OpenSSL client for many concurrent handshakes.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace keyless::test {
+
+// `echo | openssl s_client -connect 127.0.0.1:PORT -verify_return_error ARGS` (CA: the test CA),
+// optionally with OPENSSL_CONF; returns everything it printed. `request` is sent after the
+// handshake (e.g. an HTTP GET) when not empty.
+std::string s_client(uint16_t port, const std::string& args, const std::string& conf = "",
+                     const std::string& request = "");
+// s_client prints the verify result even when the handshake fails after the certificate (TLS
+// 1.3 sends it before CertificateVerify): success is that, a cipher, and no error at all.
+bool handshake_ok(const std::string& s_client_output);
+// curl https://localhost:PORT/ verifying against the test CA; returns body and errors.
+std::string curl(uint16_t port, const std::string& args);
+
+// One full handshake (no session reuse) + "GET /" with an in-process OpenSSL client; returns the
+// response, or "" on any failure.
+std::string https_get(uint16_t port, int max_version = 0, const char* cipher_list = nullptr);
+// `count` https_get calls at once from as many threads; returns how many got a response
+// containing `expect`.
+int concurrent_gets(uint16_t port, int count, const std::string& expect, int max_version = 0,
+                    const char* cipher_list = nullptr);
+
+} // namespace keyless::test
