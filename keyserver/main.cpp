@@ -30,6 +30,9 @@ gokeyless v1.0 client) over mutual TLS. Flags override the config file.
   --ready-file FILE     write the bound IP:PORT to FILE once listening (for scripts and tests)
   --test-reply-delay-ms N
                         TESTING ONLY: hold every reply N ms (simulates a distant keyserver)
+  --test-emulate-gokeyless
+                        TESTING ONLY: behave like a stock gokeyless server (no keyless
+                        extensions, keys found by SKI only)
   --check               validate config, keys and certificates, print a summary, and exit
   --help                show this help
 
@@ -96,6 +99,8 @@ Options parse_args(int argc, char** argv) {
             c.ready_file = value();
         } else if (a == "--test-reply-delay-ms") {
             c.test_reply_delay = std::chrono::milliseconds(number(60'000));
+        } else if (a == "--test-emulate-gokeyless") {
+            c.emulate_gokeyless = true;
         } else if (a == "--check") {
             o.check = true;
         } else {

@@ -7,7 +7,6 @@
 
 #include "dispatch_tables.hpp"
 #include "key_object.hpp"
-#include "remote_call.hpp"
 
 #include <openssl/core_names.h>
 #include <openssl/rand.h>
@@ -90,9 +89,8 @@ Bytes decrypt_tls(const CipherContext& ctx, ByteView in) {
                            ctx.key->uri_text() + ": TLS RSA decryption needs tls-client-version");
     Operation req = Operation::make(Opcode::RSADecryptTLS, Bytes(in.begin(), in.end()));
     req.client_version = static_cast<uint16_t>(ctx.client_version);
-    auto call = remote_call(*ctx.key, std::move(req));
-    if (!call->response || protocol::error_of(*call->response) != protocol::ErrorCode::BadOpcode) {
-        Bytes out = ctx.key->result(*call, "TLS RSA decryption");
+    if (auto premaster = ctx.key->extension(std::move(req), "TLS RSA decryption")) {
+        Bytes out = std::move(*premaster);
         if (out.size() != kPremasterSize)
             throw KeylessError(KEYLESS_R_KEYSERVER_ERROR,
                                ctx.key->uri_text() + ": keyserver returned a premaster of " +
@@ -102,7 +100,7 @@ Bytes decrypt_tls(const CipherContext& ctx, ByteView in) {
     // A gokeyless keyserver: raw decryption, the TLS check here.
     Operation raw = Operation::make(Opcode::RSADecrypt, Bytes(in.begin(), in.end()));
     raw.ski = ctx.key->ski();
-    Bytes em = ctx.key->result(*remote_call(*ctx.key, std::move(raw)), "TLS RSA decryption");
+    Bytes em = ctx.key->call(std::move(raw), "TLS RSA decryption");
     if (em.size() != ctx.key->max_signature_size() || em.size() < kPremasterSize + 11)
         throw KeylessError(KEYLESS_R_KEYSERVER_ERROR,
                            ctx.key->uri_text() + ": raw decryption returned a block of the wrong size");
@@ -118,7 +116,7 @@ Bytes decrypt_tls(const CipherContext& ctx, ByteView in) {
 Bytes decrypt_padded(const CipherContext& ctx, ByteView in) {
     Operation raw = Operation::make(Opcode::RSADecrypt, Bytes(in.begin(), in.end()));
     raw.ski = ctx.key->ski();
-    Bytes em = ctx.key->result(*remote_call(*ctx.key, std::move(raw)), "RSA decryption");
+    Bytes em = ctx.key->call(std::move(raw), "RSA decryption");
     int k = static_cast<int>(em.size());
     Bytes out(em.size());
     int len = -1;

@@ -1,5 +1,7 @@
 #include "key_object.hpp"
 
+#include "remote_call.hpp"
+
 #include <openssl/x509.h>
 
 namespace keyless::provider {
@@ -77,9 +79,7 @@ std::shared_ptr<client::Call> KeyObject::start(Operation request, int notify_fd)
 }
 
 Bytes KeyObject::call(Operation request, const char* what) const {
-    auto c = start(std::move(request), -1);
-    c->wait();
-    return result(*c, what);
+    return result(*remote_call(*this, std::move(request)), what);
 }
 
 Bytes KeyObject::result(const client::Call& call, const char* what) const {
@@ -113,6 +113,17 @@ Bytes KeyObject::result(const client::Call& call, const char* what) const {
         throw KeylessError(KEYLESS_R_KEYSERVER_ERROR,
                            prefix + std::string(protocol::to_string(code)) + where);
     }
+}
+
+std::optional<Bytes> KeyObject::extension(Operation request, const char* what) const {
+    const std::string first = uri_.endpoints.front().to_string();
+    if (prov_->extensions.missing(first)) return std::nullopt;
+    auto call = remote_call(*this, std::move(request));
+    if (call->response && protocol::error_of(*call->response) == ErrorCode::BadOpcode) {
+        prov_->extensions.mark_missing(call->last_endpoint);
+        return std::nullopt;
+    }
+    return result(*call, what);
 }
 
 size_t KeyObject::max_signature_size() const {

@@ -9,6 +9,7 @@
 #include "uri.hpp"
 
 #include <memory>
+#include <optional>
 
 namespace keyless::provider {
 
@@ -21,8 +22,9 @@ class KeyObject {
     // Fetches the public key from the keyserver (GetPublicKey), then create().
     static std::shared_ptr<const KeyObject> fetch(ProviderContext* prov, const std::string& uri);
 
-    // Sends a request for this key; returns the response payload or throws KeylessError whose
-    // message names the URI, `what` was attempted and why it failed.
+    // Sends a request for this key (pausing an OpenSSL ASYNC job, or blocking, until it is done);
+    // returns the response payload or throws KeylessError whose message names the URI, `what`
+    // was attempted and why it failed.
     Bytes call(protocol::Operation request, const char* what) const;
     // Starts a request without waiting (async jobs).
     std::shared_ptr<client::Call> start(protocol::Operation request, int notify_fd) const;
@@ -38,6 +40,10 @@ class KeyObject {
     tls::KeyKind kind() const { return kind_; }
     const char* type_name() const { return kind_ == tls::KeyKind::RSA ? "RSA" : "EC"; }
     size_t max_signature_size() const;
+
+    // Runs an extension request; nullopt when the keyserver does not know the extension (it
+    // answered BadOpcode, now or before), so the caller uses the gokeyless operation instead.
+    std::optional<Bytes> extension(protocol::Operation request, const char* what) const;
 
   private:
     ProviderContext* prov_ = nullptr;

@@ -4,7 +4,6 @@
 // (the keyserver sees and checks what it signs), anything else as a digest-signing operation.
 #include "dispatch_tables.hpp"
 #include "key_object.hpp"
-#include "remote_call.hpp"
 
 #include <openssl/core_names.h>
 #include <openssl/rsa.h>
@@ -177,7 +176,7 @@ Bytes sign_digest(const SignatureContext& ctx, const DigestInfo& d, ByteView dig
                                                 : d.rsa;
     Operation req = Operation::make(op, Bytes(digest.begin(), digest.end()));
     req.ski = ctx.key->ski();
-    return ctx.key->result(*remote_call(*ctx.key, std::move(req)), "signing");
+    return ctx.key->call(std::move(req), "signing");
 }
 
 // Signs a whole message: as sign-TLS when it is a TLS server signature input, else by digest.
@@ -188,11 +187,8 @@ Bytes sign_message(const SignatureContext& ctx, ByteView message, const Bytes* d
     if (scheme && tls_shape && (padding != tls::Padding::PSS || ctx.saltlen == RSA_PSS_SALTLEN_DIGEST)) {
         Operation req = Operation::make(Opcode::SignTLS, Bytes(message.begin(), message.end()));
         req.signature_scheme = *scheme;
-        auto call = remote_call(*ctx.key, std::move(req));
-        // A gokeyless keyserver does not know sign-TLS: fall back to digest signing.
-        if (call->response && protocol::error_of(*call->response) != protocol::ErrorCode::BadOpcode)
-            return ctx.key->result(*call, "signing");
-        if (!call->response) return ctx.key->result(*call, "signing");
+        // A gokeyless keyserver does not know sign-TLS: then digest signing, below.
+        if (auto sig = ctx.key->extension(std::move(req), "signing")) return *sig;
     }
     if (digest_if_known) return sign_digest(ctx, *ctx.digest, *digest_if_known);
     Bytes digest(EVP_MAX_MD_SIZE);

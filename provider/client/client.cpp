@@ -13,23 +13,43 @@ namespace keyless::client {
 namespace {
 
 // Every live I/O core in this process. pthread_atfork handlers take no argument, so they need a
-// process-wide list to find the cores whose sockets a child must drop.
-std::mutex g_cores_mutex;
-std::set<IoCore*> g_cores;
+// process-wide list to find the cores whose sockets a child must drop. The list is immortal on
+// purpose: the provider is torn down from inside OPENSSL_cleanup(), after this library's static
+// destructors have run, and must still be able to deregister its core.
+struct CoreRegistry {
+    std::mutex mutex;
+    std::set<IoCore*> cores;
+};
+
+CoreRegistry& registry() {
+    static CoreRegistry* immortal = std::make_unique<CoreRegistry>().release();
+    return *immortal;
+}
 
 void prepare_fork() {
-    g_cores_mutex.lock();
-    for (IoCore* core : g_cores) core->prepare_fork();
+    registry().mutex.lock();
+    for (IoCore* core : registry().cores) core->prepare_fork();
 }
 void parent_after_fork() {
-    for (IoCore* core : g_cores) core->parent_after_fork();
-    g_cores_mutex.unlock();
+    for (IoCore* core : registry().cores) core->parent_after_fork();
+    registry().mutex.unlock();
 }
 void child_after_fork() {
-    for (IoCore* core : g_cores) core->child_after_fork();
-    g_cores.clear();
-    g_cores_mutex.unlock();
+    for (IoCore* core : registry().cores) core->child_after_fork();
+    registry().cores.clear();
+    registry().mutex.unlock();
 }
+
+// At process exit, stop every I/O thread before OPENSSL_cleanup() runs: a thread that ends while
+// OpenSSL tears itself down frees its OpenSSL thread state into freed structures (haproxy's old
+// worker aborted in malloc on reload). This object's destructor is registered when keyless.so is
+// loaded, after OpenSSL registered its own exit handler, so it runs first.
+struct StopThreadsAtExit {
+    ~StopThreadsAtExit() {
+        std::lock_guard lock(registry().mutex);
+        for (IoCore* core : registry().cores) core->stop();
+    }
+} stop_threads_at_exit;
 
 } // namespace
 
@@ -53,8 +73,8 @@ Client::~Client() {
         return;
     }
     {
-        std::lock_guard cores(g_cores_mutex);
-        g_cores.erase(core_.get());
+        std::lock_guard cores(registry().mutex);
+        registry().cores.erase(core_.get());
     }
     core_.reset();
 }
@@ -116,8 +136,8 @@ IoCore& Client::core() {
     }
     if (!core_) {
         core_ = std::make_unique<IoCore>(tls_.get(), settings_);
-        std::lock_guard cores(g_cores_mutex);
-        g_cores.insert(core_.get());
+        std::lock_guard cores(registry().mutex);
+        registry().cores.insert(core_.get());
     }
     return *core_;
 }

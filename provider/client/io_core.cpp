@@ -80,6 +80,11 @@ IoCore::IoCore(SSL_CTX* tls, Settings settings) : tls_(tls), settings_(std::move
 }
 
 IoCore::~IoCore() {
+    stop();
+    ::close(wake_fd_);
+}
+
+void IoCore::stop() {
     {
         std::lock_guard lock(mutex_);
         stop_ = true;
@@ -87,8 +92,7 @@ IoCore::~IoCore() {
     uint64_t one = 1;
     ssize_t ignored = ::write(wake_fd_, &one, sizeof one);
     (void)ignored;
-    thread_.join();
-    ::close(wake_fd_);
+    if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
 }
 
 void IoCore::child_after_fork() {

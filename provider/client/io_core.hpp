@@ -27,6 +27,9 @@ class IoCore {
     IoCore& operator=(const IoCore&) = delete;
 
     void submit(std::shared_ptr<Call> call);
+    // Ends the I/O thread (outstanding calls fail at once); idempotent. Later submits fail by
+    // their deadline.
+    void stop();
 
     // After fork() the child has no I/O thread: these run in the child's fork handler (one thread,
     // mutexes held by prepare_fork) and close the inherited sockets without any TLS traffic, so

@@ -122,7 +122,9 @@ void check_reload(Terminator& t) {
     t.reload();
     CHECK(handshake_ok(s_client(t.rsa_port(), "-tls1_3")));
     CHECK(handshake_ok(s_client(t.ec_port(), "-tls1_3")));
-    CHECK(t.alive());
+    bool alive = t.alive();
+    INFO(t.log());
+    CHECK(alive);
 }
 
 void full_suite(Terminator& t, Setup& s) {

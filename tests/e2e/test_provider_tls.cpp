@@ -235,3 +235,34 @@ TEST_CASE("failures are bounded and name the URI and the cause") {
         CHECK_THAT(out, Catch::Contains("request_timeout_ms = 'soon' must be a number of milliseconds"));
     }
 }
+
+TEST_CASE("against a stock gokeyless keyserver: digest signing and raw decryption fallbacks") {
+    // The keyserver answers like gokeyless: BadOpcode for keyless extensions, keys by SKI only.
+    KeyserverFixture keyserver(R"({"keys": {
+        "rsa2048": {"allow": ["sign-digest", "rsa-decrypt-raw"]},
+        "p256": {"allow": ["sign-digest"]}
+    }})", {"--test-emulate-gokeyless"});
+    TempDir dir;
+    std::string conf = write_openssl_conf(dir / "openssl.cnf");
+    std::string out;
+    for (const char* key : {"rsa2048", "p256"}) {
+        // No get-public-key on gokeyless: stubs are made from the certificates.
+        REQUIRE(run_with_conf(conf, keyless_tool() + " stub keyless:" + keyserver.address() + "/" + key +
+                                        " --from-cert " + pki(std::string("certs/") + key + ".crt") +
+                                        " -o " + (dir / (std::string(key) + ".pem")), &out) == 0);
+    }
+    Edge rsa(conf, dir / "rsa2048.pem", "rsa2048", dir / "rsa.log");
+    Edge ec(conf, dir / "p256.pem", "p256", dir / "ec.log");
+    for (int round = 0; round < 2; ++round) { // the second round skips the extension probe
+        CHECK(handshake_ok(s_client(rsa.port, "-tls1_3", conf)));
+        CHECK(handshake_ok(s_client(rsa.port, "-tls1_2 -cipher AES128-GCM-SHA256", conf)));
+        CHECK(handshake_ok(s_client(ec.port, "-tls1_3", conf)));
+    }
+    std::string log = keyserver.access_log();
+    INFO(log);
+    CHECK(count(log, "\"op\":\"rsa-pss-sign-sha256\"") == 2);
+    CHECK(count(log, "\"op\":\"rsa-decrypt-raw\"") == 2);
+    CHECK(count(log, "\"op\":\"ecdsa-sign-sha256\"") == 2);
+    // Each s_server asked once whether the keyserver knows keyless's extensions, then remembered.
+    CHECK(count(log, "\"error\":\"bad opcode\"") == 2);
+}

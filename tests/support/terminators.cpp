@@ -121,7 +121,11 @@ class Nginx : public Terminator {
     }
     std::string name() const override { return "nginx"; }
     std::string body() const override { return "keyless nginx ok"; }
-    bool alive() override { return master_->running() && children_of(master_->pid()) == 2; }
+    // Master and both workers running, and no worker (current or replaced) ever crashed.
+    bool alive() override {
+        return master_->running() && children_of(master_->pid()) == 2 &&
+               log().find("exited on signal") == std::string::npos;
+    }
     void reload() override {
         std::string out;
         if (run_command("OPENSSL_CONF=" + conf_ + " /usr/sbin/nginx -c " + dir_ + "/nginx.conf -p " + dir_ +
