@@ -17,6 +17,18 @@ const KeyObject* key_of(const void* keydata) {
     return keydata ? static_cast<const KeyHandle*>(keydata)->key.get() : nullptr;
 }
 
+// `new` and `import` exist only so that OpenSSL's attempts to copy a foreign key into this
+// keymgmt (X509_check_private_key does it first, operation fetches may too) fail quietly: without
+// `new`, OpenSSL 3.0 reports a bogus "malloc failure" that stays on the error queue, and nginx
+// then logs "ignoring stale global SSL error" at the first handshake. Foreign keys are never
+// imported: a keyless key is made only by our store and decoders, which know its URI.
+void* keymgmt_new(void*) { return std::make_unique<KeyHandle>().release(); }
+int keymgmt_import(void*, int, const OSSL_PARAM[]) { return 0; }
+const OSSL_PARAM* keymgmt_import_types(int) {
+    static const OSSL_PARAM none[] = {OSSL_PARAM_END};
+    return none;
+}
+
 void keymgmt_free(void* keydata) { std::unique_ptr<KeyHandle> reclaim(static_cast<KeyHandle*>(keydata)); }
 
 int keymgmt_has(const void* keydata, int /*selection*/) {
@@ -107,7 +119,10 @@ const char* ec_query_operation_name(int operation_id) {
 }
 
 #define KEYMGMT_COMMON                                                                            \
-    {OSSL_FUNC_KEYMGMT_FREE, reinterpret_cast<void (*)()>(keymgmt_free)},                          \
+    {OSSL_FUNC_KEYMGMT_NEW, reinterpret_cast<void (*)()>(keymgmt_new)},                            \
+        {OSSL_FUNC_KEYMGMT_IMPORT, reinterpret_cast<void (*)()>(keymgmt_import)},                  \
+        {OSSL_FUNC_KEYMGMT_IMPORT_TYPES, reinterpret_cast<void (*)()>(keymgmt_import_types)},      \
+        {OSSL_FUNC_KEYMGMT_FREE, reinterpret_cast<void (*)()>(keymgmt_free)},                      \
         {OSSL_FUNC_KEYMGMT_HAS, reinterpret_cast<void (*)()>(keymgmt_has)},                        \
         {OSSL_FUNC_KEYMGMT_MATCH, reinterpret_cast<void (*)()>(keymgmt_match)},                    \
         {OSSL_FUNC_KEYMGMT_GET_PARAMS, reinterpret_cast<void (*)()>(keymgmt_get_params)},          \
