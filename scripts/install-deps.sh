@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages keyless needs to build and test, only when one is missing.
 # Usage: scripts/install-deps.sh [--interop]   (--interop adds nginx, haproxy, stunnel4)
 set -euo pipefail
-pkgs=(g++ cmake make ccache pkg-config openssl libssl-dev libboost-dev nlohmann-json3-dev catch2 curl
+pkgs=(g++ cmake make ccache pkg-config openssl libssl-dev libboost-dev nlohmann-json3-dev catch2 curl procps
       clang libclang-rt-14-dev)
 if [[ "${1:-}" == "--interop" ]]; then pkgs+=(nginx haproxy stunnel4); fi
 missing=()
