@@ -23,7 +23,8 @@ inline void append_be16(Bytes& out, uint16_t v) {
     out.push_back(static_cast<uint8_t>(v));
 }
 inline void append_be32(Bytes& out, uint32_t v) {
-    for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<uint8_t>(v >> shift));
+    for (int shift = 24; shift >= 0; shift -= 8)
+        out.push_back(static_cast<uint8_t>(v >> shift));
 }
 
 } // namespace keyless

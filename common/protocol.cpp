@@ -7,50 +7,88 @@ namespace keyless::protocol {
 
 std::string_view to_string(ErrorCode code) {
     switch (code) {
-    case ErrorCode::None: return "none";
-    case ErrorCode::Crypto: return "crypto error";
-    case ErrorCode::KeyNotFound: return "key not found";
-    case ErrorCode::Read: return "read error";
-    case ErrorCode::VersionMismatch: return "version mismatch";
-    case ErrorCode::BadOpcode: return "bad opcode";
-    case ErrorCode::UnexpectedOpcode: return "unexpected opcode";
-    case ErrorCode::Format: return "format error";
-    case ErrorCode::Internal: return "internal error";
-    case ErrorCode::CertNotFound: return "certificate not found";
-    case ErrorCode::Expired: return "expired";
-    case ErrorCode::RemoteConfiguration: return "remote configuration error";
-    case ErrorCode::PolicyDenied: return "denied by policy";
-    case ErrorCode::Overloaded: return "overloaded";
+    case ErrorCode::None:
+        return "none";
+    case ErrorCode::Crypto:
+        return "crypto error";
+    case ErrorCode::KeyNotFound:
+        return "key not found";
+    case ErrorCode::Read:
+        return "read error";
+    case ErrorCode::VersionMismatch:
+        return "version mismatch";
+    case ErrorCode::BadOpcode:
+        return "bad opcode";
+    case ErrorCode::UnexpectedOpcode:
+        return "unexpected opcode";
+    case ErrorCode::Format:
+        return "format error";
+    case ErrorCode::Internal:
+        return "internal error";
+    case ErrorCode::CertNotFound:
+        return "certificate not found";
+    case ErrorCode::Expired:
+        return "expired";
+    case ErrorCode::RemoteConfiguration:
+        return "remote configuration error";
+    case ErrorCode::PolicyDenied:
+        return "denied by policy";
+    case ErrorCode::Overloaded:
+        return "overloaded";
     }
     return "unknown error code";
 }
 
 std::string_view to_string(Opcode op) {
     switch (op) {
-    case Opcode::RSADecrypt: return "rsa-decrypt-raw";
-    case Opcode::RSASignMD5SHA1: return "rsa-sign-md5sha1";
-    case Opcode::RSASignSHA1: return "rsa-sign-sha1";
-    case Opcode::RSASignSHA224: return "rsa-sign-sha224";
-    case Opcode::RSASignSHA256: return "rsa-sign-sha256";
-    case Opcode::RSASignSHA384: return "rsa-sign-sha384";
-    case Opcode::RSASignSHA512: return "rsa-sign-sha512";
-    case Opcode::ECDSASignMD5SHA1: return "ecdsa-sign-md5sha1";
-    case Opcode::ECDSASignSHA1: return "ecdsa-sign-sha1";
-    case Opcode::ECDSASignSHA224: return "ecdsa-sign-sha224";
-    case Opcode::ECDSASignSHA256: return "ecdsa-sign-sha256";
-    case Opcode::ECDSASignSHA384: return "ecdsa-sign-sha384";
-    case Opcode::ECDSASignSHA512: return "ecdsa-sign-sha512";
-    case Opcode::Ed25519Sign: return "ed25519-sign";
-    case Opcode::RSAPSSSignSHA256: return "rsa-pss-sign-sha256";
-    case Opcode::RSAPSSSignSHA384: return "rsa-pss-sign-sha384";
-    case Opcode::RSAPSSSignSHA512: return "rsa-pss-sign-sha512";
-    case Opcode::Response: return "response";
-    case Opcode::Ping: return "ping";
-    case Opcode::Pong: return "pong";
-    case Opcode::Error: return "error";
-    case Opcode::GetPublicKey: return "get-public-key";
-    case Opcode::SignTLS: return "sign-tls";
-    case Opcode::RSADecryptTLS: return "rsa-decrypt-tls";
+    case Opcode::RSADecrypt:
+        return "rsa-decrypt-raw";
+    case Opcode::RSASignMD5SHA1:
+        return "rsa-sign-md5sha1";
+    case Opcode::RSASignSHA1:
+        return "rsa-sign-sha1";
+    case Opcode::RSASignSHA224:
+        return "rsa-sign-sha224";
+    case Opcode::RSASignSHA256:
+        return "rsa-sign-sha256";
+    case Opcode::RSASignSHA384:
+        return "rsa-sign-sha384";
+    case Opcode::RSASignSHA512:
+        return "rsa-sign-sha512";
+    case Opcode::ECDSASignMD5SHA1:
+        return "ecdsa-sign-md5sha1";
+    case Opcode::ECDSASignSHA1:
+        return "ecdsa-sign-sha1";
+    case Opcode::ECDSASignSHA224:
+        return "ecdsa-sign-sha224";
+    case Opcode::ECDSASignSHA256:
+        return "ecdsa-sign-sha256";
+    case Opcode::ECDSASignSHA384:
+        return "ecdsa-sign-sha384";
+    case Opcode::ECDSASignSHA512:
+        return "ecdsa-sign-sha512";
+    case Opcode::Ed25519Sign:
+        return "ed25519-sign";
+    case Opcode::RSAPSSSignSHA256:
+        return "rsa-pss-sign-sha256";
+    case Opcode::RSAPSSSignSHA384:
+        return "rsa-pss-sign-sha384";
+    case Opcode::RSAPSSSignSHA512:
+        return "rsa-pss-sign-sha512";
+    case Opcode::Response:
+        return "response";
+    case Opcode::Ping:
+        return "ping";
+    case Opcode::Pong:
+        return "pong";
+    case Opcode::Error:
+        return "error";
+    case Opcode::GetPublicKey:
+        return "get-public-key";
+    case Opcode::SignTLS:
+        return "sign-tls";
+    case Opcode::RSADecryptTLS:
+        return "rsa-decrypt-tls";
     }
     return "unknown";
 }
@@ -109,34 +147,80 @@ void apply_item(Operation& op, uint8_t tag, ByteView v) {
     auto str = [&] { return std::string(v.begin(), v.end()); };
     auto bytes = [&] { return Bytes(v.begin(), v.end()); };
     switch (static_cast<Tag>(tag)) {
-    case Tag::CertificateDigest: op.cert_digest = fixed<kCertDigestSize>(v, "certificate digest"); break;
-    case Tag::ServerName: op.server_name = str(); break;
-    case Tag::ClientIP: op.client_ip = ip_item(v, "client IP"); break;
-    case Tag::SubjectKeyIdentifier: op.ski = fixed<kSkiSize>(v, "SKI"); break;
-    case Tag::ServerIP: op.server_ip = ip_item(v, "server IP"); break;
-    case Tag::CertID: op.cert_id = str(); break;
-    case Tag::Opcode: op.opcode = fixed<1>(v, "opcode")[0]; break;
-    case Tag::Payload: op.payload = bytes(); break;
-    case Tag::CustomFuncName: op.custom_func_name = str(); break;
-    case Tag::Extra: op.extra = bytes(); break;
-    case Tag::JaegerSpan: op.jaeger_span = bytes(); break;
-    case Tag::ReqContext: op.req_context = str(); break;
-    case Tag::ComplianceRegion: op.compliance_region = fixed<1>(v, "compliance region")[0]; break;
-    case Tag::Padding: break;
-    case Tag::KeyName: op.key_name = str(); break;
-    case Tag::SignatureScheme: op.signature_scheme = u16_item(v, "signature scheme"); break;
-    case Tag::ClientVersion: op.client_version = u16_item(v, "client version"); break;
-    default: break; // unknown tags are skipped, as gokeyless does since 2020
+    case Tag::CertificateDigest:
+        op.cert_digest = fixed<kCertDigestSize>(v, "certificate digest");
+        break;
+    case Tag::ServerName:
+        op.server_name = str();
+        break;
+    case Tag::ClientIP:
+        op.client_ip = ip_item(v, "client IP");
+        break;
+    case Tag::SubjectKeyIdentifier:
+        op.ski = fixed<kSkiSize>(v, "SKI");
+        break;
+    case Tag::ServerIP:
+        op.server_ip = ip_item(v, "server IP");
+        break;
+    case Tag::CertID:
+        op.cert_id = str();
+        break;
+    case Tag::Opcode:
+        op.opcode = fixed<1>(v, "opcode")[0];
+        break;
+    case Tag::Payload:
+        op.payload = bytes();
+        break;
+    case Tag::CustomFuncName:
+        op.custom_func_name = str();
+        break;
+    case Tag::Extra:
+        op.extra = bytes();
+        break;
+    case Tag::JaegerSpan:
+        op.jaeger_span = bytes();
+        break;
+    case Tag::ReqContext:
+        op.req_context = str();
+        break;
+    case Tag::ComplianceRegion:
+        op.compliance_region = fixed<1>(v, "compliance region")[0];
+        break;
+    case Tag::Padding:
+        break;
+    case Tag::KeyName:
+        op.key_name = str();
+        break;
+    case Tag::SignatureScheme:
+        op.signature_scheme = u16_item(v, "signature scheme");
+        break;
+    case Tag::ClientVersion:
+        op.client_version = u16_item(v, "client version");
+        break;
+    default:
+        break; // unknown tags are skipped, as gokeyless does since 2020
     }
 }
 
 bool is_known(uint8_t tag) {
     switch (static_cast<Tag>(tag)) {
-    case Tag::CertificateDigest: case Tag::ServerName: case Tag::ClientIP:
-    case Tag::SubjectKeyIdentifier: case Tag::ServerIP: case Tag::CertID: case Tag::Opcode:
-    case Tag::Payload: case Tag::CustomFuncName: case Tag::Extra: case Tag::JaegerSpan:
-    case Tag::ReqContext: case Tag::ComplianceRegion: case Tag::Padding: case Tag::KeyName:
-    case Tag::SignatureScheme: case Tag::ClientVersion:
+    case Tag::CertificateDigest:
+    case Tag::ServerName:
+    case Tag::ClientIP:
+    case Tag::SubjectKeyIdentifier:
+    case Tag::ServerIP:
+    case Tag::CertID:
+    case Tag::Opcode:
+    case Tag::Payload:
+    case Tag::CustomFuncName:
+    case Tag::Extra:
+    case Tag::JaegerSpan:
+    case Tag::ReqContext:
+    case Tag::ComplianceRegion:
+    case Tag::Padding:
+    case Tag::KeyName:
+    case Tag::SignatureScheme:
+    case Tag::ClientVersion:
         return true;
     }
     return false;

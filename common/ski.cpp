@@ -31,13 +31,14 @@ Ski compute_ski_from_spki(ByteView der) {
     unsigned int out_len = 0;
     // SHA-1 here is an identifier, not a security boundary; fetched without properties so it
     // works in any library context that has the default provider.
-    if (!EVP_Digest(bits, static_cast<size_t>(bits_len), ski.data(), &out_len, EVP_sha1(),
-                    nullptr))
+    if (!EVP_Digest(bits, static_cast<size_t>(bits_len), ski.data(), &out_len, EVP_sha1(), nullptr))
         throw std::runtime_error("SHA-1 failed: " + errors.text());
     return ski;
 }
 
-Ski compute_ski(const EVP_PKEY* pkey) { return compute_ski_from_spki(spki_der(pkey)); }
+Ski compute_ski(const EVP_PKEY* pkey) {
+    return compute_ski_from_spki(spki_der(pkey));
+}
 
 std::string to_hex(ByteView bytes) {
     static constexpr char digits[] = "0123456789abcdef";

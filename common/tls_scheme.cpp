@@ -43,22 +43,26 @@ bool is_tls13_certificate_verify(ByteView m) {
     constexpr size_t prefix = 64 + kServerContext.size() + 1;
     if (m.size() != prefix + 32 && m.size() != prefix + 48) // SHA-256 or SHA-384 transcript
         return false;
-    if (!std::all_of(m.begin(), m.begin() + 64, [](uint8_t b) { return b == 0x20; }))
-        return false;
-    if (std::memcmp(m.data() + 64, kServerContext.data(), kServerContext.size()) != 0)
-        return false;
+    if (!std::all_of(m.begin(), m.begin() + 64, [](uint8_t b) { return b == 0x20; })) return false;
+    if (std::memcmp(m.data() + 64, kServerContext.data(), kServerContext.size()) != 0) return false;
     return m[64 + kServerContext.size()] == 0x00;
 }
 
 // The uncompressed point or raw key size of each named group a TLS 1.2 ECDHE share can use.
 std::optional<size_t> ecdhe_share_size(uint16_t group) {
     switch (group) {
-    case 0x0017: return 65;  // secp256r1
-    case 0x0018: return 97;  // secp384r1
-    case 0x0019: return 133; // secp521r1
-    case 0x001D: return 32;  // x25519
-    case 0x001E: return 56;  // x448
-    default: return std::nullopt;
+    case 0x0017:
+        return 65; // secp256r1
+    case 0x0018:
+        return 97; // secp384r1
+    case 0x0019:
+        return 133; // secp521r1
+    case 0x001D:
+        return 32; // x25519
+    case 0x001E:
+        return 56; // x448
+    default:
+        return std::nullopt;
     }
 }
 
@@ -115,9 +119,12 @@ MessageShape classify_message(ByteView tbs) {
 
 std::string_view to_string(MessageShape shape) {
     switch (shape) {
-    case MessageShape::Tls13ServerCertificateVerify: return "tls13-certificate-verify";
-    case MessageShape::Tls12ServerKeyExchange: return "tls12-server-key-exchange";
-    case MessageShape::None: break;
+    case MessageShape::Tls13ServerCertificateVerify:
+        return "tls13-certificate-verify";
+    case MessageShape::Tls12ServerKeyExchange:
+        return "tls12-server-key-exchange";
+    case MessageShape::None:
+        break;
     }
     return "not-tls";
 }

@@ -30,8 +30,7 @@ bool is_dns_name(std::string_view h) {
 uint16_t parse_port(std::string_view p, std::string_view endpoint) {
     unsigned value = 0;
     auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), value);
-    if (p.empty() || ec != std::errc() || ptr != p.data() + p.size() || value == 0 ||
-        value > 65535)
+    if (p.empty() || ec != std::errc() || ptr != p.data() + p.size() || value == 0 || value > 65535)
         throw UriError("invalid port '" + std::string(p) + "' in '" + std::string(endpoint) +
                        "' (expected 1-65535)");
     return static_cast<uint16_t>(value);
@@ -46,7 +45,8 @@ std::string Endpoint::to_string() const {
 
 std::string KeyUri::to_string() const {
     std::string s = std::string(kUriScheme) + ":";
-    for (size_t i = 0; i < endpoints.size(); ++i) s += (i ? "," : "") + endpoints[i].to_string();
+    for (size_t i = 0; i < endpoints.size(); ++i)
+        s += (i ? "," : "") + endpoints[i].to_string();
     return s + "/" + key_id;
 }
 
@@ -90,8 +90,8 @@ Endpoint parse_endpoint(std::string_view text) {
 
 KeyUri parse_key_uri(std::string_view uri) {
     auto fail = [&](const std::string& why) -> UriError {
-        return UriError("bad key URI '" + std::string(uri) +
-                        "': " + why + " (expected keyless:HOST:PORT/KEYID)");
+        return UriError("bad key URI '" + std::string(uri) + "': " + why +
+                        " (expected keyless:HOST:PORT/KEYID)");
     };
     std::string prefix = std::string(kUriScheme) + ":";
     if (uri.substr(0, prefix.size()) != prefix) throw fail("scheme is not 'keyless:'");

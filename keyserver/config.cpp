@@ -56,8 +56,7 @@ class Reader {
             out = static_cast<T>(v->get<uint64_t>());
         }
     }
-    void millis(const char* key, std::chrono::milliseconds& out, uint64_t min,
-                uint64_t max) const {
+    void millis(const char* key, std::chrono::milliseconds& out, uint64_t min, uint64_t max) const {
         uint64_t ms = static_cast<uint64_t>(out.count());
         number(key, ms, min, max);
         out = std::chrono::milliseconds(ms);

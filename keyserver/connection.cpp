@@ -15,7 +15,9 @@ Connection::Connection(tcp::socket socket, asio::ssl::context& tls,
     peer_ = ec ? "unknown" : ep.address().to_string() + ":" + std::to_string(ep.port());
 }
 
-Connection::~Connection() { --shared_->connections; }
+Connection::~Connection() {
+    --shared_->connections;
+}
 
 void Connection::start() {
     arm_timer(shared_->limits.handshake_timeout);
@@ -151,7 +153,8 @@ void Connection::on_timeout() {
 void Connection::close(const std::string& why) {
     if (closed_) return;
     closed_ = true;
-    if (!why.empty()) std::cerr << "keyserver: connection from " << peer_ << " closed: " << why << "\n";
+    if (!why.empty())
+        std::cerr << "keyserver: connection from " << peer_ << " closed: " << why << "\n";
     boost::system::error_code ignored;
     timer_.cancel();
     stream_.lowest_layer().shutdown(tcp::socket::shutdown_both, ignored);

@@ -24,22 +24,38 @@ struct DigestOp {
 
 std::optional<DigestOp> digest_op(uint8_t op) {
     switch (static_cast<Opcode>(op)) {
-    case Opcode::RSASignMD5SHA1: return DigestOp{tls::Padding::PKCS1, "MD5-SHA1"};
-    case Opcode::RSASignSHA1: return DigestOp{tls::Padding::PKCS1, "SHA1"};
-    case Opcode::RSASignSHA224: return DigestOp{tls::Padding::PKCS1, "SHA224"};
-    case Opcode::RSASignSHA256: return DigestOp{tls::Padding::PKCS1, "SHA256"};
-    case Opcode::RSASignSHA384: return DigestOp{tls::Padding::PKCS1, "SHA384"};
-    case Opcode::RSASignSHA512: return DigestOp{tls::Padding::PKCS1, "SHA512"};
-    case Opcode::ECDSASignMD5SHA1: return DigestOp{tls::Padding::None, "MD5-SHA1"};
-    case Opcode::ECDSASignSHA1: return DigestOp{tls::Padding::None, "SHA1"};
-    case Opcode::ECDSASignSHA224: return DigestOp{tls::Padding::None, "SHA224"};
-    case Opcode::ECDSASignSHA256: return DigestOp{tls::Padding::None, "SHA256"};
-    case Opcode::ECDSASignSHA384: return DigestOp{tls::Padding::None, "SHA384"};
-    case Opcode::ECDSASignSHA512: return DigestOp{tls::Padding::None, "SHA512"};
-    case Opcode::RSAPSSSignSHA256: return DigestOp{tls::Padding::PSS, "SHA256"};
-    case Opcode::RSAPSSSignSHA384: return DigestOp{tls::Padding::PSS, "SHA384"};
-    case Opcode::RSAPSSSignSHA512: return DigestOp{tls::Padding::PSS, "SHA512"};
-    default: return std::nullopt;
+    case Opcode::RSASignMD5SHA1:
+        return DigestOp{tls::Padding::PKCS1, "MD5-SHA1"};
+    case Opcode::RSASignSHA1:
+        return DigestOp{tls::Padding::PKCS1, "SHA1"};
+    case Opcode::RSASignSHA224:
+        return DigestOp{tls::Padding::PKCS1, "SHA224"};
+    case Opcode::RSASignSHA256:
+        return DigestOp{tls::Padding::PKCS1, "SHA256"};
+    case Opcode::RSASignSHA384:
+        return DigestOp{tls::Padding::PKCS1, "SHA384"};
+    case Opcode::RSASignSHA512:
+        return DigestOp{tls::Padding::PKCS1, "SHA512"};
+    case Opcode::ECDSASignMD5SHA1:
+        return DigestOp{tls::Padding::None, "MD5-SHA1"};
+    case Opcode::ECDSASignSHA1:
+        return DigestOp{tls::Padding::None, "SHA1"};
+    case Opcode::ECDSASignSHA224:
+        return DigestOp{tls::Padding::None, "SHA224"};
+    case Opcode::ECDSASignSHA256:
+        return DigestOp{tls::Padding::None, "SHA256"};
+    case Opcode::ECDSASignSHA384:
+        return DigestOp{tls::Padding::None, "SHA384"};
+    case Opcode::ECDSASignSHA512:
+        return DigestOp{tls::Padding::None, "SHA512"};
+    case Opcode::RSAPSSSignSHA256:
+        return DigestOp{tls::Padding::PSS, "SHA256"};
+    case Opcode::RSAPSSSignSHA384:
+        return DigestOp{tls::Padding::PSS, "SHA384"};
+    case Opcode::RSAPSSSignSHA512:
+        return DigestOp{tls::Padding::PSS, "SHA512"};
+    default:
+        return std::nullopt;
     }
 }
 
@@ -55,10 +71,15 @@ size_t digest_size(const char* name) {
 
 bool is_known_request(uint8_t op) {
     switch (static_cast<Opcode>(op)) {
-    case Opcode::RSADecrypt: case Opcode::Ed25519Sign: case Opcode::Ping:
-    case Opcode::GetPublicKey: case Opcode::SignTLS: case Opcode::RSADecryptTLS:
+    case Opcode::RSADecrypt:
+    case Opcode::Ed25519Sign:
+    case Opcode::Ping:
+    case Opcode::GetPublicKey:
+    case Opcode::SignTLS:
+    case Opcode::RSADecryptTLS:
         return true;
-    default: return digest_op(op).has_value();
+    default:
+        return digest_op(op).has_value();
     }
 }
 
@@ -91,7 +112,8 @@ Outcome Dispatcher::handle(const ClientIdentity& client, const Operation& reques
     Operation stock;
     bool emulate = state_->config.emulate_gokeyless;
     if (emulate) {
-        if (is_extension(op)) return failed(std::move(out), ErrorCode::BadOpcode, "gokeyless emulation");
+        if (is_extension(op))
+            return failed(std::move(out), ErrorCode::BadOpcode, "gokeyless emulation");
         stock = request;
         stock.key_name.clear();
     }
@@ -100,7 +122,8 @@ Outcome Dispatcher::handle(const ClientIdentity& client, const Operation& reques
                                          : "opcode-" + std::to_string(op);
     if (req.is(Opcode::Response) || req.is(Opcode::Pong) || req.is(Opcode::Error))
         return failed(std::move(out), ErrorCode::UnexpectedOpcode, "response opcode in a request");
-    if (!is_known_request(op)) return failed(std::move(out), ErrorCode::BadOpcode, "unknown opcode");
+    if (!is_known_request(op))
+        return failed(std::move(out), ErrorCode::BadOpcode, "unknown opcode");
     if (req.is(Opcode::Ping)) {
         out.response = Operation::make(Opcode::Pong, req.payload);
         return out;
@@ -154,15 +177,16 @@ Outcome Dispatcher::handle(const ClientIdentity& client, const Operation& reques
                            : failed(std::move(out), ErrorCode::PolicyDenied,
                                     "message is not a TLS server signature input and "
                                     "sign-digest is not allowed on this key");
-            out.response = Operation::make(Opcode::Response, sign_message(*key, *scheme, req.payload));
+            out.response =
+                Operation::make(Opcode::Response, sign_message(*key, *scheme, req.payload));
             return out;
         }
         case Opcode::RSADecryptTLS:
             if (!need(Permission::RSADecryptTLS)) return denied(Permission::RSADecryptTLS);
             if (!req.client_version)
                 return failed(std::move(out), ErrorCode::Format, "no client version");
-            out.response = Operation::make(
-                Opcode::Response, rsa_decrypt_tls(*key, req.payload, *req.client_version));
+            out.response = Operation::make(Opcode::Response,
+                                           rsa_decrypt_tls(*key, req.payload, *req.client_version));
             return out;
         case Opcode::RSADecrypt:
             if (!need(Permission::RSADecryptRaw)) return denied(Permission::RSADecryptRaw);
@@ -173,7 +197,8 @@ Outcome Dispatcher::handle(const ClientIdentity& client, const Operation& reques
             out.response = Operation::make(
                 Opcode::Response, sign_message(*key, *tls::scheme_info(0x0807), req.payload));
             return out;
-        default: break;
+        default:
+            break;
         }
         auto d = digest_op(op);
         if (!need(Permission::SignDigest)) return denied(Permission::SignDigest);
@@ -181,8 +206,8 @@ Outcome Dispatcher::handle(const ClientIdentity& client, const Operation& reques
             return failed(std::move(out), ErrorCode::Format,
                           "digest is " + std::to_string(req.payload.size()) + " bytes, " +
                               d->digest + " needs " + std::to_string(digest_size(d->digest)));
-        out.response =
-            Operation::make(Opcode::Response, sign_digest(*key, d->padding, d->digest, req.payload));
+        out.response = Operation::make(Opcode::Response,
+                                       sign_digest(*key, d->padding, d->digest, req.payload));
         return out;
     } catch (const CryptoError& e) {
         return failed(std::move(out), ErrorCode::Crypto, e.what());

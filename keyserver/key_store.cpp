@@ -15,7 +15,8 @@ namespace fs = std::filesystem;
 KeyStoreError::KeyStoreError(std::vector<std::string> problems)
     : std::runtime_error([&] {
           std::string all;
-          for (const auto& p : problems) all += (all.empty() ? "" : "\n") + p;
+          for (const auto& p : problems)
+              all += (all.empty() ? "" : "\n") + p;
           return all;
       }()),
       problems_(std::move(problems)) {}

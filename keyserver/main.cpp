@@ -114,8 +114,8 @@ std::shared_ptr<const ServingState> load_state(const Config& config) {
     auto keys = KeyStore::load_directory(config.keys_dir, config.allow_insecure_key_permissions);
     for (const auto& [name, policy] : config.key_policies)
         if (!keys.by_name(name))
-            throw ConfigError("'keys." + name + "': no key file named " + name + ".pem or " +
-                              name + ".key in " + config.keys_dir);
+            throw ConfigError("'keys." + name + "': no key file named " + name + ".pem or " + name +
+                              ".key in " + config.keys_dir);
     return std::make_shared<const ServingState>(ServingState{std::move(keys), config});
 }
 
@@ -124,8 +124,10 @@ void print_summary(const ServingState& state) {
     for (const auto& key : state.keys.keys()) {
         const KeyPolicy& p = state.config.policy_for(key->name);
         std::string allow, clients;
-        for (auto perm : p.allow) allow += (allow.empty() ? "" : ",") + std::string(to_string(perm));
-        for (const auto& s : p.clients) clients += (clients.empty() ? "" : ",") + s.text();
+        for (auto perm : p.allow)
+            allow += (allow.empty() ? "" : ",") + std::string(to_string(perm));
+        for (const auto& s : p.clients)
+            clients += (clients.empty() ? "" : ",") + s.text();
         std::cout << "  " << key->name << ": " << key->description
                   << " ski=" << keyless::to_hex(key->ski) << " allow=" << allow
                   << " clients=" << clients << "\n";
@@ -136,7 +138,8 @@ int run(const Options& options) {
     const Config& config = options.config;
     auto problems = missing_settings(config);
     if (!problems.empty()) {
-        for (const auto& p : problems) std::cerr << "keyserver: " << p << "\n";
+        for (const auto& p : problems)
+            std::cerr << "keyserver: " << p << "\n";
         return 2;
     }
     auto state = load_state(config);
@@ -183,8 +186,8 @@ int run(const Options& options) {
                     shared->replace_dispatcher(std::make_shared<const Dispatcher>(next));
                     std::cerr << "keyserver: reloaded " << next->keys.keys().size() << " key(s)\n";
                 } catch (const std::exception& e) {
-                    std::cerr << "keyserver: reload failed, keeping the previous keys: "
-                              << e.what() << "\n";
+                    std::cerr << "keyserver: reload failed, keeping the previous keys: " << e.what()
+                              << "\n";
                 }
                 signals.async_wait(on_signal);
                 return;
@@ -195,11 +198,14 @@ int run(const Options& options) {
         };
     signals.async_wait(on_signal);
 
-    unsigned threads = config.threads ? config.threads : std::max(1u, std::thread::hardware_concurrency());
+    unsigned threads =
+        config.threads ? config.threads : std::max(1u, std::thread::hardware_concurrency());
     std::vector<std::thread> pool;
-    for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&io] { io.run(); });
+    for (unsigned i = 1; i < threads; ++i)
+        pool.emplace_back([&io] { io.run(); });
     io.run();
-    for (auto& t : pool) t.join();
+    for (auto& t : pool)
+        t.join();
     return 0;
 }
 
@@ -209,7 +215,8 @@ int main(int argc, char** argv) {
     try {
         return run(parse_args(argc, argv));
     } catch (const KeyStoreError& e) {
-        for (const auto& p : e.problems()) std::cerr << "keyserver: " << p << "\n";
+        for (const auto& p : e.problems())
+            std::cerr << "keyserver: " << p << "\n";
     } catch (const std::exception& e) {
         std::cerr << "keyserver: " << e.what() << "\n";
     }

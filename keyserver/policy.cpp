@@ -13,10 +13,14 @@ namespace keyless::keyserver {
 
 std::string_view to_string(Permission p) {
     switch (p) {
-    case Permission::SignTLS: return "sign-tls";
-    case Permission::SignDigest: return "sign-digest";
-    case Permission::RSADecryptTLS: return "rsa-decrypt-tls";
-    case Permission::RSADecryptRaw: return "rsa-decrypt-raw";
+    case Permission::SignTLS:
+        return "sign-tls";
+    case Permission::SignDigest:
+        return "sign-digest";
+    case Permission::RSADecryptTLS:
+        return "rsa-decrypt-tls";
+    case Permission::RSADecryptRaw:
+        return "rsa-decrypt-raw";
     }
     return "?";
 }
@@ -61,17 +65,28 @@ ClientIdentity ClientIdentity::from_certificate(X509* cert) {
     if (!cert) return id;
     X509_NAME* subject = X509_get_subject_name(cert);
     int idx = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
-    if (idx >= 0) id.common_name = asn1_text(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, idx)));
+    if (idx >= 0)
+        id.common_name = asn1_text(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, idx)));
 
-    auto* names = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+    auto* names =
+        static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
     for (int i = 0; names && i < sk_GENERAL_NAME_num(names); ++i) {
         const GENERAL_NAME* gn = sk_GENERAL_NAME_value(names, i);
         switch (gn->type) {
-        case GEN_DNS: id.sans.push_back(asn1_text(gn->d.dNSName)); break;
-        case GEN_URI: id.sans.push_back(asn1_text(gn->d.uniformResourceIdentifier)); break;
-        case GEN_EMAIL: id.sans.push_back(asn1_text(gn->d.rfc822Name)); break;
-        case GEN_IPADD: id.sans.push_back(ip_text(gn->d.iPAddress)); break;
-        default: break;
+        case GEN_DNS:
+            id.sans.push_back(asn1_text(gn->d.dNSName));
+            break;
+        case GEN_URI:
+            id.sans.push_back(asn1_text(gn->d.uniformResourceIdentifier));
+            break;
+        case GEN_EMAIL:
+            id.sans.push_back(asn1_text(gn->d.rfc822Name));
+            break;
+        case GEN_IPADD:
+            id.sans.push_back(ip_text(gn->d.iPAddress));
+            break;
+        default:
+            break;
         }
     }
     GENERAL_NAMES_free(names);
@@ -122,10 +137,14 @@ ClientSelector ClientSelector::parse(std::string_view text) {
 
 bool ClientSelector::matches(const ClientIdentity& id) const {
     switch (kind_) {
-    case Kind::Any: return true;
-    case Kind::CommonName: return !id.common_name.empty() && id.common_name == value_;
-    case Kind::San: return std::find(id.sans.begin(), id.sans.end(), value_) != id.sans.end();
-    case Kind::SpkiSha256: return id.spki_sha256 == value_;
+    case Kind::Any:
+        return true;
+    case Kind::CommonName:
+        return !id.common_name.empty() && id.common_name == value_;
+    case Kind::San:
+        return std::find(id.sans.begin(), id.sans.end(), value_) != id.sans.end();
+    case Kind::SpkiSha256:
+        return id.spki_sha256 == value_;
     }
     return false;
 }

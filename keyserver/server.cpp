@@ -23,8 +23,10 @@ asio::ssl::context make_server_tls_context(const Config& config) {
             throw ConfigError(std::string(what) + " " + file + ": " + e.code().message());
         }
     };
-    load("server certificate", config.cert_file, [&] { ctx.use_certificate_chain_file(config.cert_file); });
-    load("server key", config.key_file, [&] { ctx.use_private_key_file(config.key_file, asio::ssl::context::pem); });
+    load("server certificate", config.cert_file,
+         [&] { ctx.use_certificate_chain_file(config.cert_file); });
+    load("server key", config.key_file,
+         [&] { ctx.use_private_key_file(config.key_file, asio::ssl::context::pem); });
     if (SSL_CTX_check_private_key(native) != 1)
         throw ConfigError("server key " + config.key_file + " does not match certificate " +
                           config.cert_file);
@@ -62,7 +64,9 @@ Server::Server(asio::io_context& io, asio::ssl::context& tls, const tcp::endpoin
     acceptor_.listen(asio::socket_base::max_listen_connections);
 }
 
-void Server::start() { accept(); }
+void Server::start() {
+    accept();
+}
 
 void Server::stop() {
     boost::system::error_code ignored;
@@ -70,22 +74,22 @@ void Server::stop() {
 }
 
 void Server::accept() {
-    acceptor_.async_accept(asio::make_strand(io_), [this](const boost::system::error_code& ec,
-                                                          tcp::socket socket) {
-        if (ec == asio::error::operation_aborted) return;
-        if (!ec) {
-            if (shared_->connections.load() >= shared_->limits.max_connections) {
-                std::cerr << "keyserver: refusing connection: max_connections ("
-                          << shared_->limits.max_connections << ") reached\n";
-                boost::system::error_code ignored;
-                socket.close(ignored);
-            } else {
-                socket.set_option(tcp::no_delay(true));
-                std::make_shared<Connection>(std::move(socket), tls_, shared_)->start();
+    acceptor_.async_accept(
+        asio::make_strand(io_), [this](const boost::system::error_code& ec, tcp::socket socket) {
+            if (ec == asio::error::operation_aborted) return;
+            if (!ec) {
+                if (shared_->connections.load() >= shared_->limits.max_connections) {
+                    std::cerr << "keyserver: refusing connection: max_connections ("
+                              << shared_->limits.max_connections << ") reached\n";
+                    boost::system::error_code ignored;
+                    socket.close(ignored);
+                } else {
+                    socket.set_option(tcp::no_delay(true));
+                    std::make_shared<Connection>(std::move(socket), tls_, shared_)->start();
+                }
             }
-        }
-        accept();
-    });
+            accept();
+        });
 }
 
 } // namespace keyless::keyserver

@@ -26,8 +26,8 @@ class ServerShared {
     ServerShared(asio::io_context& io_context, Limits connection_limits,
                  std::chrono::milliseconds test_reply_delay, AccessLog& access_log,
                  std::shared_ptr<const Dispatcher> dispatcher)
-        : io(io_context), limits(connection_limits), reply_delay(test_reply_delay),
-          log(access_log), dispatcher_(std::move(dispatcher)) {}
+        : io(io_context), limits(connection_limits), reply_delay(test_reply_delay), log(access_log),
+          dispatcher_(std::move(dispatcher)) {}
 
     std::shared_ptr<const Dispatcher> dispatcher() const {
         std::lock_guard lock(mutex_);

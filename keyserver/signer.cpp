@@ -32,6 +32,15 @@ void check_kind(const Key& key, tls::KeyKind wanted) {
                           ")");
 }
 
+// The modulus size in bytes, after checking that the ciphertext has exactly that size.
+size_t modulus_size_for(const Key& key, ByteView ciphertext) {
+    size_t k = static_cast<size_t>(EVP_PKEY_get_size(key.pkey.get()));
+    if (ciphertext.size() != k)
+        throw CryptoError("ciphertext is " + std::to_string(ciphertext.size()) + " bytes, key '" +
+                          key.name + "' needs " + std::to_string(k));
+    return k;
+}
+
 } // namespace
 
 Bytes sign_digest(const Key& key, tls::Padding padding, std::string_view digest_name,
@@ -77,10 +86,7 @@ Bytes sign_message(const Key& key, const tls::SchemeInfo& scheme, ByteView messa
 
 Bytes rsa_decrypt_raw(const Key& key, ByteView ciphertext) {
     check_kind(key, tls::KeyKind::RSA);
-    size_t k = static_cast<size_t>(EVP_PKEY_get_size(key.pkey.get()));
-    if (ciphertext.size() != k)
-        throw CryptoError("ciphertext is " + std::to_string(ciphertext.size()) +
-                          " bytes, key '" + key.name + "' needs " + std::to_string(k));
+    size_t k = modulus_size_for(key, ciphertext);
     auto ctx = new_ctx(key);
     if (EVP_PKEY_decrypt_init(ctx.get()) <= 0 ||
         EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_NO_PADDING) <= 0)
@@ -97,10 +103,7 @@ Bytes rsa_decrypt_raw(const Key& key, ByteView ciphertext) {
 
 Bytes rsa_decrypt_tls(const Key& key, ByteView ciphertext, uint16_t client_version) {
     check_kind(key, tls::KeyKind::RSA);
-    size_t k = static_cast<size_t>(EVP_PKEY_get_size(key.pkey.get()));
-    if (ciphertext.size() != k)
-        throw CryptoError("ciphertext is " + std::to_string(ciphertext.size()) +
-                          " bytes, key '" + key.name + "' needs " + std::to_string(k));
+    size_t k = modulus_size_for(key, ciphertext);
     // OpenSSL's RSA_PKCS1_WITH_TLS_PADDING mode does the RFC 5246 §7.4.7.1 check in constant
     // time and substitutes random bytes on failure, exactly what a TLS server does locally.
     auto ctx = new_ctx(key);
@@ -114,8 +117,7 @@ Bytes rsa_decrypt_tls(const Key& key, ByteView ciphertext, uint16_t client_versi
         fail(key, "cannot start TLS decryption");
     Bytes out(k);
     size_t len = k;
-    if (EVP_PKEY_decrypt(ctx.get(), out.data(), &len, ciphertext.data(), ciphertext.size()) <=
-            0 ||
+    if (EVP_PKEY_decrypt(ctx.get(), out.data(), &len, ciphertext.data(), ciphertext.size()) <= 0 ||
         len != 48)
         fail(key, "TLS decryption failed"); // only for errors that do not depend on padding
     out.resize(48);

@@ -34,7 +34,9 @@ struct CipherContext {
     Bytes oaep_label;
 };
 
-CipherContext* ctx_of(void* vctx) { return static_cast<CipherContext*>(vctx); }
+CipherContext* ctx_of(void* vctx) {
+    return static_cast<CipherContext*>(vctx);
+}
 
 void* cipher_newctx(void* provctx) {
     auto ctx = std::make_unique<CipherContext>();
@@ -42,9 +44,13 @@ void* cipher_newctx(void* provctx) {
     return ctx.release();
 }
 
-void cipher_freectx(void* vctx) { std::unique_ptr<CipherContext> reclaim(ctx_of(vctx)); }
+void cipher_freectx(void* vctx) {
+    std::unique_ptr<CipherContext> reclaim(ctx_of(vctx));
+}
 
-void* cipher_dupctx(void* vctx) { return std::make_unique<CipherContext>(*ctx_of(vctx)).release(); }
+void* cipher_dupctx(void* vctx) {
+    return std::make_unique<CipherContext>(*ctx_of(vctx)).release();
+}
 
 int set_params_impl(CipherContext* ctx, const OSSL_PARAM params[]);
 
@@ -103,7 +109,8 @@ Bytes decrypt_tls(const CipherContext& ctx, ByteView in) {
     Bytes em = ctx.key->call(std::move(raw), "TLS RSA decryption");
     if (em.size() != ctx.key->max_signature_size() || em.size() < kPremasterSize + 11)
         throw KeylessError(KEYLESS_R_KEYSERVER_ERROR,
-                           ctx.key->uri_text() + ": raw decryption returned a block of the wrong size");
+                           ctx.key->uri_text() +
+                               ": raw decryption returned a block of the wrong size");
     uint8_t random[kPremasterSize];
     if (RAND_bytes(random, sizeof random) != 1)
         throw KeylessError(KEYLESS_R_INTERNAL, "no randomness");
@@ -125,11 +132,12 @@ Bytes decrypt_padded(const CipherContext& ctx, ByteView in) {
     } else if (ctx.pad == RSA_PKCS1_OAEP_PADDING) {
         OSSL_LIB_CTX* libctx = ctx.prov->client->libctx();
         ossl::Md md(EVP_MD_fetch(libctx, ctx.oaep_md.c_str(), nullptr));
-        ossl::Md mgf1(EVP_MD_fetch(libctx, (ctx.mgf1_md.empty() ? ctx.oaep_md : ctx.mgf1_md).c_str(), nullptr));
+        ossl::Md mgf1(EVP_MD_fetch(
+            libctx, (ctx.mgf1_md.empty() ? ctx.oaep_md : ctx.mgf1_md).c_str(), nullptr));
         if (!md || !mgf1) throw KeylessError(KEYLESS_R_UNSUPPORTED, "unknown OAEP digest");
-        len = RSA_padding_check_PKCS1_OAEP_mgf1(out.data(), k, em.data(), k, k, ctx.oaep_label.data(),
-                                                static_cast<int>(ctx.oaep_label.size()), md.get(),
-                                                mgf1.get());
+        len = RSA_padding_check_PKCS1_OAEP_mgf1(
+            out.data(), k, em.data(), k, k, ctx.oaep_label.data(),
+            static_cast<int>(ctx.oaep_label.size()), md.get(), mgf1.get());
     } else if (ctx.pad == RSA_NO_PADDING) {
         return em;
     }
@@ -150,7 +158,8 @@ int cipher_decrypt(void* vctx, unsigned char* out, size_t* outlen, size_t outsiz
             *outlen = tls ? kPremasterSize : ctx->key->max_signature_size();
             return 1;
         }
-        Bytes plain = tls ? decrypt_tls(*ctx, ByteView(in, inlen)) : decrypt_padded(*ctx, ByteView(in, inlen));
+        Bytes plain = tls ? decrypt_tls(*ctx, ByteView(in, inlen))
+                          : decrypt_padded(*ctx, ByteView(in, inlen));
         if (plain.size() > outsize) {
             OPENSSL_cleanse(plain.data(), plain.size());
             throw KeylessError(KEYLESS_R_INTERNAL, "output buffer too small");
@@ -171,19 +180,25 @@ int set_params_impl(CipherContext* ctx, const OSSL_PARAM params[]) {
         } else {
             const char* s = nullptr;
             if (!OSSL_PARAM_get_utf8_string_ptr(p, &s)) return 0;
-            if (!std::strcmp(s, OSSL_PKEY_RSA_PAD_MODE_PKCSV15)) mode = RSA_PKCS1_PADDING;
-            else if (!std::strcmp(s, OSSL_PKEY_RSA_PAD_MODE_OAEP) || !std::strcmp(s, "oeap")) mode = RSA_PKCS1_OAEP_PADDING;
-            else if (!std::strcmp(s, OSSL_PKEY_RSA_PAD_MODE_NONE)) mode = RSA_NO_PADDING;
-            else return 0;
+            if (!std::strcmp(s, OSSL_PKEY_RSA_PAD_MODE_PKCSV15))
+                mode = RSA_PKCS1_PADDING;
+            else if (!std::strcmp(s, OSSL_PKEY_RSA_PAD_MODE_OAEP) || !std::strcmp(s, "oeap"))
+                mode = RSA_PKCS1_OAEP_PADDING;
+            else if (!std::strcmp(s, OSSL_PKEY_RSA_PAD_MODE_NONE))
+                mode = RSA_NO_PADDING;
+            else
+                return 0;
         }
         if (mode != RSA_PKCS1_PADDING && mode != RSA_PKCS1_OAEP_PADDING && mode != RSA_NO_PADDING &&
             mode != RSA_PKCS1_WITH_TLS_PADDING)
             return 0;
         ctx->pad = mode;
     }
-    if (const OSSL_PARAM* p = OSSL_PARAM_locate_const(params, OSSL_ASYM_CIPHER_PARAM_TLS_CLIENT_VERSION))
+    if (const OSSL_PARAM* p =
+            OSSL_PARAM_locate_const(params, OSSL_ASYM_CIPHER_PARAM_TLS_CLIENT_VERSION))
         if (!OSSL_PARAM_get_uint(p, &ctx->client_version)) return 0;
-    if (const OSSL_PARAM* p = OSSL_PARAM_locate_const(params, OSSL_ASYM_CIPHER_PARAM_TLS_NEGOTIATED_VERSION))
+    if (const OSSL_PARAM* p =
+            OSSL_PARAM_locate_const(params, OSSL_ASYM_CIPHER_PARAM_TLS_NEGOTIATED_VERSION))
         if (!OSSL_PARAM_get_uint(p, &ctx->negotiated_version)) return 0;
     auto string_param = [&](const char* name, std::string& out) {
         const OSSL_PARAM* p = OSSL_PARAM_locate_const(params, name);
@@ -197,7 +212,8 @@ int set_params_impl(CipherContext* ctx, const OSSL_PARAM params[]) {
         const void* label = nullptr;
         size_t len = 0;
         if (!OSSL_PARAM_get_octet_string_ptr(p, &label, &len)) return 0;
-        ctx->oaep_label.assign(static_cast<const uint8_t*>(label), static_cast<const uint8_t*>(label) + len);
+        ctx->oaep_label.assign(static_cast<const uint8_t*>(label),
+                               static_cast<const uint8_t*>(label) + len);
     }
     return 1;
 }

@@ -27,7 +27,9 @@ template <tls::KeyKind Kind> void* decoder_newctx(void* provctx) {
     return ctx.release();
 }
 
-void decoder_freectx(void* vctx) { std::unique_ptr<DecoderContext> reclaim(static_cast<DecoderContext*>(vctx)); }
+void decoder_freectx(void* vctx) {
+    std::unique_ptr<DecoderContext> reclaim(static_cast<DecoderContext*>(vctx));
+}
 
 int does_selection(void*, int selection) {
     return selection == 0 || (selection & OSSL_KEYMGMT_SELECT_KEYPAIR) != 0;

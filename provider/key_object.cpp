@@ -11,7 +11,8 @@ using protocol::Opcode;
 using protocol::Operation;
 
 void check_settings(const ProviderContext* prov) {
-    if (!prov->settings_error.empty()) throw KeylessError(KEYLESS_R_BAD_CONFIG, prov->settings_error);
+    if (!prov->settings_error.empty())
+        throw KeylessError(KEYLESS_R_BAD_CONFIG, prov->settings_error);
 }
 
 namespace {
@@ -46,7 +47,8 @@ std::shared_ptr<const KeyObject> KeyObject::create(ProviderContext* prov, const 
     OSSL_LIB_CTX* libctx = ready_client(prov, uri).libctx();
     ossl::ErrorScope errors;
     const unsigned char* p = spki_der.data();
-    key->pub_.reset(d2i_PUBKEY_ex(nullptr, &p, static_cast<long>(spki_der.size()), libctx, nullptr));
+    key->pub_.reset(
+        d2i_PUBKEY_ex(nullptr, &p, static_cast<long>(spki_der.size()), libctx, nullptr));
     if (!key->pub_)
         throw KeylessError(KEYLESS_R_BAD_STUB,
                            uri + ": public key does not decode: " + errors.text());
@@ -56,9 +58,9 @@ std::shared_ptr<const KeyObject> KeyObject::create(ProviderContext* prov, const 
     else if (EVP_PKEY_is_a(key->pub_.get(), "EC"))
         key->kind_ = tls::KeyKind::EC;
     else
-        throw KeylessError(KEYLESS_R_UNSUPPORTED,
-                           uri + ": key type " + EVP_PKEY_get0_type_name(key->pub_.get()) +
-                               " is not supported (RSA and EC are)");
+        throw KeylessError(KEYLESS_R_UNSUPPORTED, uri + ": key type " +
+                                                      EVP_PKEY_get0_type_name(key->pub_.get()) +
+                                                      " is not supported (RSA and EC are)");
     return key;
 }
 
@@ -85,7 +87,8 @@ Bytes KeyObject::call(Operation request, const char* what) const {
 Bytes KeyObject::result(const client::Call& call, const char* what) const {
     std::string prefix = uri_text_ + ": " + what + " failed: ";
     switch (call.failure) {
-    case client::Failure::None: break;
+    case client::Failure::None:
+        break;
     case client::Failure::Unreachable:
         throw KeylessError(KEYLESS_R_KEYSERVER_UNREACHABLE, prefix + call.message);
     case client::Failure::TlsFailure:

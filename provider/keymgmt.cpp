@@ -22,14 +22,20 @@ const KeyObject* key_of(const void* keydata) {
 // `new`, OpenSSL 3.0 reports a bogus "malloc failure" that stays on the error queue, and nginx
 // then logs "ignoring stale global SSL error" at the first handshake. Foreign keys are never
 // imported: a keyless key is made only by our store and decoders, which know its URI.
-void* keymgmt_new(void*) { return std::make_unique<KeyHandle>().release(); }
-int keymgmt_import(void*, int, const OSSL_PARAM[]) { return 0; }
+void* keymgmt_new(void*) {
+    return std::make_unique<KeyHandle>().release();
+}
+int keymgmt_import(void*, int, const OSSL_PARAM[]) {
+    return 0;
+}
 const OSSL_PARAM* keymgmt_import_types(int) {
     static const OSSL_PARAM none[] = {OSSL_PARAM_END};
     return none;
 }
 
-void keymgmt_free(void* keydata) { std::unique_ptr<KeyHandle> reclaim(static_cast<KeyHandle*>(keydata)); }
+void keymgmt_free(void* keydata) {
+    std::unique_ptr<KeyHandle> reclaim(static_cast<KeyHandle*>(keydata));
+}
 
 int keymgmt_has(const void* keydata, int /*selection*/) {
     // A keyless key has its public half here and its private half on the keyserver.
@@ -74,7 +80,7 @@ int keymgmt_export(void* keydata, int selection, OSSL_CALLBACK* cb, void* cbarg)
     const KeyObject* key = key_of(keydata);
     if (!key || (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY)) return 0;
     int what = (selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) ? EVP_PKEY_PUBLIC_KEY
-                                                           : EVP_PKEY_KEY_PARAMETERS;
+                                                            : EVP_PKEY_KEY_PARAMETERS;
     OSSL_PARAM* params = nullptr;
     if (EVP_PKEY_todata(key->public_key(), what, &params) != 1) return 0;
     int ok = cb(params, cbarg);
@@ -113,12 +119,14 @@ void* keymgmt_dup(const void* keydata, int /*selection*/) {
                    : nullptr;
 }
 
-const char* rsa_query_operation_name(int) { return "RSA"; }
+const char* rsa_query_operation_name(int) {
+    return "RSA";
+}
 const char* ec_query_operation_name(int operation_id) {
     return operation_id == OSSL_OP_SIGNATURE ? "ECDSA" : "EC";
 }
 
-#define KEYMGMT_COMMON                                                                            \
+#define KEYMGMT_COMMON                                                                             \
     {OSSL_FUNC_KEYMGMT_NEW, reinterpret_cast<void (*)()>(keymgmt_new)},                            \
         {OSSL_FUNC_KEYMGMT_IMPORT, reinterpret_cast<void (*)()>(keymgmt_import)},                  \
         {OSSL_FUNC_KEYMGMT_IMPORT_TYPES, reinterpret_cast<void (*)()>(keymgmt_import_types)},      \
@@ -126,9 +134,11 @@ const char* ec_query_operation_name(int operation_id) {
         {OSSL_FUNC_KEYMGMT_HAS, reinterpret_cast<void (*)()>(keymgmt_has)},                        \
         {OSSL_FUNC_KEYMGMT_MATCH, reinterpret_cast<void (*)()>(keymgmt_match)},                    \
         {OSSL_FUNC_KEYMGMT_GET_PARAMS, reinterpret_cast<void (*)()>(keymgmt_get_params)},          \
-        {OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS, reinterpret_cast<void (*)()>(keymgmt_gettable_params)}, \
-        {OSSL_FUNC_KEYMGMT_EXPORT, reinterpret_cast<void (*)()>(keymgmt_export)},                  \
-        {OSSL_FUNC_KEYMGMT_DUP, reinterpret_cast<void (*)()>(keymgmt_dup)}
+        {OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS,                                                        \
+         reinterpret_cast<void (*)()>(keymgmt_gettable_params)},                                   \
+        {OSSL_FUNC_KEYMGMT_EXPORT, reinterpret_cast<void (*)()>(keymgmt_export)}, {                \
+        OSSL_FUNC_KEYMGMT_DUP, reinterpret_cast<void (*)()>(keymgmt_dup)                           \
+    }
 
 } // namespace
 
@@ -136,7 +146,8 @@ const OSSL_DISPATCH rsa_keymgmt_functions[] = {
     KEYMGMT_COMMON,
     {OSSL_FUNC_KEYMGMT_EXPORT_TYPES, reinterpret_cast<void (*)()>(rsa_export_types)},
     {OSSL_FUNC_KEYMGMT_LOAD, reinterpret_cast<void (*)()>(keymgmt_load<tls::KeyKind::RSA>)},
-    {OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME, reinterpret_cast<void (*)()>(rsa_query_operation_name)},
+    {OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME,
+     reinterpret_cast<void (*)()>(rsa_query_operation_name)},
     {0, nullptr}};
 
 const OSSL_DISPATCH ec_keymgmt_functions[] = {

@@ -17,7 +17,8 @@ constexpr const char* kRsaNames = "RSA:rsaEncryption:1.2.840.113549.1.1.1";
 constexpr const char* kEcNames = "EC:id-ecPublicKey:1.2.840.10045.2.1";
 
 const OSSL_ALGORITHM kKeymgmt[] = {
-    {kRsaNames, kProperties, rsa_keymgmt_functions, "keyless RSA key (private half on a keyserver)"},
+    {kRsaNames, kProperties, rsa_keymgmt_functions,
+     "keyless RSA key (private half on a keyserver)"},
     {kEcNames, kProperties, ec_keymgmt_functions, "keyless EC key (private half on a keyserver)"},
     {nullptr, nullptr, nullptr, nullptr}};
 const OSSL_ALGORITHM kSignature[] = {
@@ -41,21 +42,27 @@ const OSSL_ALGORITHM kDecoder[] = {
 const OSSL_ALGORITHM* query_operation(void*, int operation_id, int* no_cache) {
     *no_cache = 0;
     switch (operation_id) {
-    case OSSL_OP_KEYMGMT: return kKeymgmt;
-    case OSSL_OP_SIGNATURE: return kSignature;
-    case OSSL_OP_ASYM_CIPHER: return kAsymCipher;
-    case OSSL_OP_STORE: return kStore;
-    case OSSL_OP_DECODER: return kDecoder;
-    default: return nullptr;
+    case OSSL_OP_KEYMGMT:
+        return kKeymgmt;
+    case OSSL_OP_SIGNATURE:
+        return kSignature;
+    case OSSL_OP_ASYM_CIPHER:
+        return kAsymCipher;
+    case OSSL_OP_STORE:
+        return kStore;
+    case OSSL_OP_DECODER:
+        return kDecoder;
+    default:
+        return nullptr;
     }
 }
 
 const OSSL_PARAM* gettable_params(void*) {
-    static const OSSL_PARAM params[] = {
-        OSSL_PARAM_utf8_ptr(OSSL_PROV_PARAM_NAME, nullptr, 0),
-        OSSL_PARAM_utf8_ptr(OSSL_PROV_PARAM_VERSION, nullptr, 0),
-        OSSL_PARAM_utf8_ptr(OSSL_PROV_PARAM_BUILDINFO, nullptr, 0),
-        OSSL_PARAM_int(OSSL_PROV_PARAM_STATUS, nullptr), OSSL_PARAM_END};
+    static const OSSL_PARAM params[] = {OSSL_PARAM_utf8_ptr(OSSL_PROV_PARAM_NAME, nullptr, 0),
+                                        OSSL_PARAM_utf8_ptr(OSSL_PROV_PARAM_VERSION, nullptr, 0),
+                                        OSSL_PARAM_utf8_ptr(OSSL_PROV_PARAM_BUILDINFO, nullptr, 0),
+                                        OSSL_PARAM_int(OSSL_PROV_PARAM_STATUS, nullptr),
+                                        OSSL_PARAM_END};
     return params;
 }
 
@@ -75,9 +82,13 @@ int get_params(void*, OSSL_PARAM params[]) {
     return 1;
 }
 
-const OSSL_ITEM* get_reason_strings(void*) { return reason_strings(); }
+const OSSL_ITEM* get_reason_strings(void*) {
+    return reason_strings();
+}
 
-void teardown(void* provctx) { std::unique_ptr<ProviderContext> reclaim(static_cast<ProviderContext*>(provctx)); }
+void teardown(void* provctx) {
+    std::unique_ptr<ProviderContext> reclaim(static_cast<ProviderContext*>(provctx));
+}
 
 using Fn = void (*)();
 const OSSL_DISPATCH kProviderFunctions[] = {
@@ -91,8 +102,8 @@ const OSSL_DISPATCH kProviderFunctions[] = {
 // The provider's openssl.cnf section, as strings (empty when unset).
 std::map<std::string, std::string> read_config(const OSSL_CORE_HANDLE* handle,
                                                OSSL_FUNC_core_get_params_fn* core_get_params) {
-    static const char* const keys[] = {"client_cert", "client_key", "ca_file",
-                                       "connect_timeout_ms", "request_timeout_ms"};
+    static const char* const keys[] = {"client_cert", "client_key", "ca_file", "connect_timeout_ms",
+                                       "request_timeout_ms"};
     constexpr size_t n = sizeof keys / sizeof keys[0];
     char* values[n] = {};
     OSSL_PARAM params[n + 1];
@@ -121,13 +132,20 @@ OSSL_provider_init(const OSSL_CORE_HANDLE* handle, const OSSL_DISPATCH* in,
         const OSSL_DISPATCH* in_start = in;
         for (; in && in->function_id != 0; ++in) {
             switch (in->function_id) {
-            case OSSL_FUNC_CORE_GET_PARAMS: core_get_params = OSSL_FUNC_core_get_params(in); break;
-            case OSSL_FUNC_CORE_NEW_ERROR: prov->core_new_error = OSSL_FUNC_core_new_error(in); break;
+            case OSSL_FUNC_CORE_GET_PARAMS:
+                core_get_params = OSSL_FUNC_core_get_params(in);
+                break;
+            case OSSL_FUNC_CORE_NEW_ERROR:
+                prov->core_new_error = OSSL_FUNC_core_new_error(in);
+                break;
             case OSSL_FUNC_CORE_SET_ERROR_DEBUG:
                 prov->core_set_error_debug = OSSL_FUNC_core_set_error_debug(in);
                 break;
-            case OSSL_FUNC_CORE_VSET_ERROR: prov->core_vset_error = OSSL_FUNC_core_vset_error(in); break;
-            default: break;
+            case OSSL_FUNC_CORE_VSET_ERROR:
+                prov->core_vset_error = OSSL_FUNC_core_vset_error(in);
+                break;
+            default:
+                break;
             }
         }
         // A library context wired to the core, so decoders can read the core's BIOs.

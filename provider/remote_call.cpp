@@ -13,7 +13,9 @@ namespace {
 // applications such as haproxy register it once and unregister it when the connection is freed,
 // which is when OpenSSL calls this cleanup. Closing it earlier would let the next eventfd reuse
 // the number while the application still has it registered.
-void close_wait_fd(ASYNC_WAIT_CTX*, const void*, OSSL_ASYNC_FD fd, void*) { ::close(fd); }
+void close_wait_fd(ASYNC_WAIT_CTX*, const void*, OSSL_ASYNC_FD fd, void*) {
+    ::close(fd);
+}
 
 const char kWaitKey = 0; // its address identifies keyless's fd in a job's wait context
 

@@ -61,7 +61,9 @@ struct SignatureContext {
     OSSL_LIB_CTX* libctx() const { return prov->client->libctx(); }
 };
 
-SignatureContext* ctx_of(void* vctx) { return static_cast<SignatureContext*>(vctx); }
+SignatureContext* ctx_of(void* vctx) {
+    return static_cast<SignatureContext*>(vctx);
+}
 
 template <tls::KeyKind Kind> void* sig_newctx(void* provctx, const char* /*propq*/) {
     auto ctx = std::make_unique<SignatureContext>();
@@ -70,7 +72,9 @@ template <tls::KeyKind Kind> void* sig_newctx(void* provctx, const char* /*propq
     return ctx.release();
 }
 
-void sig_freectx(void* vctx) { std::unique_ptr<SignatureContext> reclaim(ctx_of(vctx)); }
+void sig_freectx(void* vctx) {
+    std::unique_ptr<SignatureContext> reclaim(ctx_of(vctx));
+}
 
 void* sig_dupctx(void* vctx) {
     const SignatureContext* src = ctx_of(vctx);
@@ -86,7 +90,8 @@ void* sig_dupctx(void* vctx) {
     dst->mgf1 = src->mgf1;
     if (src->md_ctx) {
         dst->md_ctx.reset(EVP_MD_CTX_new());
-        if (!dst->md_ctx || !EVP_MD_CTX_copy_ex(dst->md_ctx.get(), src->md_ctx.get())) return nullptr;
+        if (!dst->md_ctx || !EVP_MD_CTX_copy_ex(dst->md_ctx.get(), src->md_ctx.get()))
+            return nullptr;
     }
     return dst.release();
 }
@@ -144,15 +149,16 @@ void check_pss(const SignatureContext& ctx, const DigestInfo& d) {
         throw KeylessError(KEYLESS_R_UNSUPPORTED,
                            ctx.key->uri_text() + ": RSA-PSS with " + d.name + " is not supported");
     size_t em = ctx.key->max_signature_size();
-    bool digest_len = ctx.saltlen == RSA_PSS_SALTLEN_DIGEST ||
-                      (ctx.saltlen >= 0 && static_cast<size_t>(ctx.saltlen) == d.size) ||
-                      ((ctx.saltlen == RSA_PSS_SALTLEN_MAX || ctx.saltlen == RSA_PSS_SALTLEN_AUTO) &&
-                       em - d.size - 2 == d.size);
+    bool digest_len =
+        ctx.saltlen == RSA_PSS_SALTLEN_DIGEST ||
+        (ctx.saltlen >= 0 && static_cast<size_t>(ctx.saltlen) == d.size) ||
+        ((ctx.saltlen == RSA_PSS_SALTLEN_MAX || ctx.saltlen == RSA_PSS_SALTLEN_AUTO) &&
+         em - d.size - 2 == d.size);
     if (!digest_len)
-        throw KeylessError(KEYLESS_R_UNSUPPORTED,
-                           ctx.key->uri_text() + ": RSA-PSS salt length " +
-                               std::to_string(ctx.saltlen) +
-                               " is not supported (keyless signs with salt length = digest length)");
+        throw KeylessError(
+            KEYLESS_R_UNSUPPORTED,
+            ctx.key->uri_text() + ": RSA-PSS salt length " + std::to_string(ctx.saltlen) +
+                " is not supported (keyless signs with salt length = digest length)");
     if (ctx.mgf1 && ctx.mgf1 != &d)
         throw KeylessError(KEYLESS_R_UNSUPPORTED,
                            ctx.key->uri_text() + ": RSA-PSS with an MGF1 digest other than the "
@@ -163,15 +169,15 @@ tls::Padding padding_of(const SignatureContext& ctx) {
     if (ctx.kind == tls::KeyKind::EC) return tls::Padding::None;
     if (ctx.pad == RSA_PKCS1_PSS_PADDING) return tls::Padding::PSS;
     if (ctx.pad == RSA_PKCS1_PADDING) return tls::Padding::PKCS1;
-    throw KeylessError(KEYLESS_R_UNSUPPORTED,
-                       ctx.key->uri_text() + ": RSA padding mode " + std::to_string(ctx.pad) +
-                           " is not supported for signing");
+    throw KeylessError(KEYLESS_R_UNSUPPORTED, ctx.key->uri_text() + ": RSA padding mode " +
+                                                  std::to_string(ctx.pad) +
+                                                  " is not supported for signing");
 }
 
 Bytes sign_digest(const SignatureContext& ctx, const DigestInfo& d, ByteView digest) {
     tls::Padding padding = padding_of(ctx);
     if (padding == tls::Padding::PSS) check_pss(ctx, d);
-    Opcode op = padding == tls::Padding::PSS   ? d.pss
+    Opcode op = padding == tls::Padding::PSS    ? d.pss
                 : padding == tls::Padding::None ? d.ecdsa
                                                 : d.rsa;
     Operation req = Operation::make(op, Bytes(digest.begin(), digest.end()));
@@ -184,7 +190,8 @@ Bytes sign_message(const SignatureContext& ctx, ByteView message, const Bytes* d
     tls::Padding padding = padding_of(ctx);
     auto scheme = tls::scheme_for(ctx.kind, padding, ctx.digest->name);
     bool tls_shape = tls::classify_message(message) != tls::MessageShape::None;
-    if (scheme && tls_shape && (padding != tls::Padding::PSS || ctx.saltlen == RSA_PSS_SALTLEN_DIGEST)) {
+    if (scheme && tls_shape &&
+        (padding != tls::Padding::PSS || ctx.saltlen == RSA_PSS_SALTLEN_DIGEST)) {
         Operation req = Operation::make(Opcode::SignTLS, Bytes(message.begin(), message.end()));
         req.signature_scheme = *scheme;
         // A gokeyless keyserver does not know sign-TLS: then digest signing, below.
@@ -310,7 +317,8 @@ int set_ctx_params_impl(SignatureContext* ctx, const OSSL_PARAM params[]) {
     if (ctx->kind != tls::KeyKind::RSA) return 1;
     if (const OSSL_PARAM* p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_PAD_MODE)) {
         int mode = 0;
-        if (!parse_pad_mode(p, mode) || (mode != RSA_PKCS1_PADDING && mode != RSA_PKCS1_PSS_PADDING))
+        if (!parse_pad_mode(p, mode) ||
+            (mode != RSA_PKCS1_PADDING && mode != RSA_PKCS1_PSS_PADDING))
             return 0;
         ctx->pad = mode;
     }
@@ -379,15 +387,16 @@ int sig_get_ctx_params(void* vctx, OSSL_PARAM params[]) {
             if (ctx->digest && !OSSL_PARAM_set_utf8_string(p, ctx->digest->name)) return 0;
         if (OSSL_PARAM* p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_PAD_MODE))
             if (ctx->kind == tls::KeyKind::RSA) {
-                if (p->data_type == OSSL_PARAM_INTEGER ? !OSSL_PARAM_set_int(p, ctx->pad)
-                                                       : !OSSL_PARAM_set_utf8_string(
-                                                             p, ctx->pad == RSA_PKCS1_PSS_PADDING
-                                                                    ? OSSL_PKEY_RSA_PAD_MODE_PSS
-                                                                    : OSSL_PKEY_RSA_PAD_MODE_PKCSV15))
+                if (p->data_type == OSSL_PARAM_INTEGER
+                        ? !OSSL_PARAM_set_int(p, ctx->pad)
+                        : !OSSL_PARAM_set_utf8_string(p, ctx->pad == RSA_PKCS1_PSS_PADDING
+                                                             ? OSSL_PKEY_RSA_PAD_MODE_PSS
+                                                             : OSSL_PKEY_RSA_PAD_MODE_PKCSV15))
                     return 0;
             }
         if (OSSL_PARAM* p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_PSS_SALTLEN))
-            if (p->data_type == OSSL_PARAM_INTEGER && !OSSL_PARAM_set_int(p, ctx->saltlen)) return 0;
+            if (p->data_type == OSSL_PARAM_INTEGER && !OSSL_PARAM_set_int(p, ctx->saltlen))
+                return 0;
         return 1;
     });
 }

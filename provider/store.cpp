@@ -42,14 +42,16 @@ int store_load(void* vctx, OSSL_CALLBACK* object_cb, void* object_cbarg, OSSL_PA
 int store_eof(void* vctx) {
     auto* ctx = static_cast<StoreContext*>(vctx);
     switch (ctx->state) {
-    case StoreContext::State::Fresh: return 0;
+    case StoreContext::State::Fresh:
+        return 0;
     case StoreContext::State::Failed:
         // OSSL_STORE_load only records a loader's failure as an error when the loader is not at
         // EOF right after it: say "not yet" once, then EOF, so callers neither miss the error
         // nor loop on it.
         ctx->state = StoreContext::State::FailedReported;
         return 0;
-    default: return 1;
+    default:
+        return 1;
     }
 }
 

@@ -12,42 +12,16 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$(nproc)" --target keyserver keyless keyless-tool >/dev/null
 
 work=$(mktemp -d /tmp/keyless-bench.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+source scripts/lib.sh
 trap cleanup EXIT
-free_port() {
-    local p; while :; do p=$(shuf -i 20000-60000 -n 1); (exec 3<>/dev/tcp/127.0.0.1/"$p") 2>/dev/null || { echo "$p"; return; }; done
-}
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 tests/gen-pki.sh "$work/pki" >/dev/null
 pki=$work/pki
 echo '{"keys": {"rsa2048": {"allow": ["sign-tls"]}, "p256": {"allow": ["sign-tls"]}}}' > "$work/ks.json"
-build/keyserver/keyserver --config "$work/ks.json" --keys "$pki/keys" --cert "$pki/keyserver.crt" \
-    --key "$pki/keyserver.key" --client-ca "$pki/ca.crt" --listen 127.0.0.1:0 --threads 1 \
-    --ready-file "$work/ready" 2>/dev/null &
-ks_pid=$!
-pids+=("$ks_pid")
-for _ in $(seq 100); do [[ -s $work/ready ]] && break; sleep 0.05; done
-ks=$(cat "$work/ready")
-cat > "$work/openssl.cnf" <<CNF
-openssl_conf = openssl_init
-[openssl_init]
-providers = provider_sect
-[provider_sect]
-default = default_sect
-keyless = keyless_sect
-[default_sect]
-activate = 1
-[keyless_sect]
-module = $PWD/build/provider/keyless.so
-activate = 1
-client_cert = $pki/edge-1.crt
-client_key = $pki/edge-1.key
-ca_file = $pki/ca.crt
-CNF
+start_keyserver "$work/ks.json" --threads 1
+write_openssl_conf "$work/openssl.cnf"
 
 echo "machine: $(nproc) cores, $(openssl version), ${secs}s per measurement"
 echo

@@ -10,13 +10,8 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$(nproc)" --target keyserver keyless keyless-tool >/dev/null
 
 work=$(mktemp -d /tmp/keyless-demo.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+source scripts/lib.sh
 trap cleanup EXIT
-free_port() {  # a port nothing listens on (bash only: a minimal Debian has no python)
-    local p; while :; do p=$(shuf -i 20000-60000 -n 1); (exec 3<>/dev/tcp/127.0.0.1/"$p") 2>/dev/null || { echo "$p"; return; }; done
-}
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 say "throwaway PKI and keys in $work/pki"
@@ -28,31 +23,10 @@ cat > "$work/keyserver.json" <<JSON
 { "keys": { "rsa2048": {"allow": ["sign-tls", "rsa-decrypt-tls"]},
             "p256":    {"allow": ["sign-tls"]} } }
 JSON
-build/keyserver/keyserver --config "$work/keyserver.json" --keys "$pki/keys" \
-    --cert "$pki/keyserver.crt" --key "$pki/keyserver.key" --client-ca "$pki/ca.crt" \
-    --listen 127.0.0.1:0 --ready-file "$work/ready" --access-log "$work/access.log" \
-    2> "$work/keyserver.err" &
-pids+=($!)
-for _ in $(seq 100); do [[ -s $work/ready ]] && break; sleep 0.05; done
-ks=$(cat "$work/ready")
+start_keyserver "$work/keyserver.json" --access-log "$work/access.log"
 echo "keyserver listening on $ks"
 
-cat > "$work/openssl.cnf" <<CNF
-openssl_conf = openssl_init
-[openssl_init]
-providers = provider_sect
-[provider_sect]
-default = default_sect
-keyless = keyless_sect
-[default_sect]
-activate = 1
-[keyless_sect]
-module = $PWD/build/provider/keyless.so
-activate = 1
-client_cert = $pki/edge-1.crt
-client_key = $pki/edge-1.key
-ca_file = $pki/ca.crt
-CNF
+write_openssl_conf "$work/openssl.cnf"
 export OPENSSL_CONF=$work/openssl.cnf
 
 say "keyless-tool ping / stub"

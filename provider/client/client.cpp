@@ -28,14 +28,17 @@ CoreRegistry& registry() {
 
 void prepare_fork() {
     registry().mutex.lock();
-    for (IoCore* core : registry().cores) core->prepare_fork();
+    for (IoCore* core : registry().cores)
+        core->prepare_fork();
 }
 void parent_after_fork() {
-    for (IoCore* core : registry().cores) core->parent_after_fork();
+    for (IoCore* core : registry().cores)
+        core->parent_after_fork();
     registry().mutex.unlock();
 }
 void child_after_fork() {
-    for (IoCore* core : registry().cores) core->child_after_fork();
+    for (IoCore* core : registry().cores)
+        core->child_after_fork();
     registry().cores.clear();
     registry().mutex.unlock();
 }
@@ -47,7 +50,8 @@ void child_after_fork() {
 struct StopThreadsAtExit {
     ~StopThreadsAtExit() {
         std::lock_guard lock(registry().mutex);
-        for (IoCore* core : registry().cores) core->stop();
+        for (IoCore* core : registry().cores)
+            core->stop();
     }
 } stop_threads_at_exit;
 
@@ -58,7 +62,9 @@ void install_fork_handlers() {
     std::call_once(once, [] { pthread_atfork(prepare_fork, parent_after_fork, child_after_fork); });
 }
 
-Client::Client(Settings settings) : settings_(std::move(settings)) { install_fork_handlers(); }
+Client::Client(Settings settings) : settings_(std::move(settings)) {
+    install_fork_handlers();
+}
 
 Client::~Client() {
     std::lock_guard lock(mutex_);
@@ -87,7 +93,8 @@ void Client::prepare() {
         ossl::LibCtx ctx(OSSL_LIB_CTX_new());
         if (!ctx || !OSSL_PROVIDER_load(ctx.get(), "default"))
             throw SettingsError("keyless provider: cannot load OpenSSL's default provider for "
-                                "the keyserver connection: " + errors.text());
+                                "the keyserver connection: " +
+                                errors.text());
         libctx_ = std::move(ctx);
     }
     if (settings_.client_cert.empty())
@@ -100,7 +107,8 @@ void Client::prepare() {
     ossl::SslCtx tls(SSL_CTX_new_ex(libctx_.get(), nullptr, TLS_client_method()));
     if (!tls) throw SettingsError("keyless provider: cannot create TLS context: " + errors.text());
     SSL_CTX_set_min_proto_version(tls.get(), TLS1_2_VERSION);
-    SSL_CTX_set_mode(tls.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_mode(tls.get(),
+                     SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     if (SSL_CTX_use_certificate_chain_file(tls.get(), settings_.client_cert.c_str()) != 1)
         throw SettingsError("keyless provider: cannot load client_cert " + settings_.client_cert +
                             ": " + errors.text());
@@ -145,8 +153,9 @@ IoCore& Client::core() {
 std::shared_ptr<Call> Client::start(const KeyUri& uri, protocol::Operation request, int notify_fd) {
     prepare();
     request.key_name = uri.key_id;
-    auto call = std::make_shared<Call>(uri.endpoints, std::move(request),
-                                       std::chrono::steady_clock::now() + settings_.request_timeout);
+    auto call =
+        std::make_shared<Call>(uri.endpoints, std::move(request),
+                               std::chrono::steady_clock::now() + settings_.request_timeout);
     call->notify_fd = notify_fd;
     core().submit(call);
     return call;

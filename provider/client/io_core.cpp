@@ -33,7 +33,7 @@ struct Connection {
     uint32_t next_id = 1;
     std::map<uint32_t, std::shared_ptr<Call>> pending; // sent, awaiting a reply
     std::deque<std::shared_ptr<Call>> waiting;         // queued until the handshake completes
-    std::string connect_error; // set when the connect failed before any I/O
+    std::string connect_error;                         // set when the connect failed before any I/O
     bool dead = false;
 };
 
@@ -96,7 +96,8 @@ void IoCore::stop() {
 }
 
 void IoCore::child_after_fork() {
-    for (int fd : open_fds_) ::close(fd);
+    for (int fd : open_fds_)
+        ::close(fd);
     open_fds_.clear();
     ::close(wake_fd_);
     wake_fd_ = -1;
@@ -132,7 +133,8 @@ void IoCore::run() {
             if (stop_) break;
             fresh.swap(incoming_);
         }
-        for (auto& call : fresh) route(call);
+        for (auto& call : fresh)
+            route(call);
 
         // Drop connections that failed, then wait for I/O or the nearest deadline.
         graveyard_.clear();
@@ -150,8 +152,10 @@ void IoCore::run() {
             if (c->fd < 0) continue; // failed to connect: expire() reports it
             fds.push_back(pollfd{c->fd, events, 0});
             owners.push_back(c.get());
-            for (auto& [id, call] : c->pending) next = std::min(next, call->deadline);
-            for (auto& call : c->waiting) next = std::min(next, call->deadline);
+            for (auto& [id, call] : c->pending)
+                next = std::min(next, call->deadline);
+            for (auto& call : c->waiting)
+                next = std::min(next, call->deadline);
         }
         auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count();
         ::poll(fds.data(), fds.size(), static_cast<int>(std::max<long>(0, wait_ms) + 1));
@@ -172,7 +176,8 @@ void IoCore::run() {
         (void)c->ssl.release();
         if (!c->dead) fail(*c, Failure::Unreachable, "keyless client is shutting down");
     }
-    for (auto& c : graveyard_) (void)c->ssl.release();
+    for (auto& c : graveyard_)
+        (void)c->ssl.release();
     connections_.clear();
     graveyard_.clear();
 }
@@ -214,8 +219,8 @@ void IoCore::start_connect(Connection& c) {
     addrinfo hints{}, *res = nullptr;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV;
-    int rc = ::getaddrinfo(c.endpoint.host.c_str(), std::to_string(c.endpoint.port).c_str(),
-                           &hints, &res);
+    int rc = ::getaddrinfo(c.endpoint.host.c_str(), std::to_string(c.endpoint.port).c_str(), &hints,
+                           &res);
     if (rc != 0) return failed(std::string("cannot resolve host: ") + gai_strerror(rc));
     int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd >= 0) {
@@ -239,7 +244,9 @@ void IoCore::progress(Connection& c) {
         int err = 0;
         socklen_t len = sizeof err;
         ::getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
-        if (err != 0) return fail(c, Failure::Unreachable, std::string("cannot connect: ") + std::strerror(err));
+        if (err != 0)
+            return fail(c, Failure::Unreachable,
+                        std::string("cannot connect: ") + std::strerror(err));
         c.ssl.reset(SSL_new(tls_));
         SSL_set_fd(c.ssl.get(), c.fd);
         // The keyserver's certificate must name the host we dialled.
@@ -272,7 +279,8 @@ void IoCore::progress(Connection& c) {
         c.state = Connection::State::Ready;
         auto waiting = std::move(c.waiting);
         c.waiting.clear();
-        for (auto& call : waiting) send(c, call);
+        for (auto& call : waiting)
+            send(c, call);
     }
     if (c.state == Connection::State::Ready) {
         if (!flush(c)) return;
@@ -332,7 +340,8 @@ bool IoCore::read_replies(Connection& c) {
         if (c.in.size() < frame) break;
         std::optional<protocol::Operation> op;
         try {
-            op = protocol::decode_body(ByteView(c.in).subspan(protocol::kHeaderSize, h.body_length));
+            op =
+                protocol::decode_body(ByteView(c.in).subspan(protocol::kHeaderSize, h.body_length));
         } catch (const protocol::FormatError& e) {
             fail(c, Failure::Protocol, std::string("unreadable reply from keyserver: ") + e.what());
             return false;
@@ -370,7 +379,8 @@ void IoCore::fail(Connection& c, Failure failure, const std::string& why) {
     }
     c.waiting.clear();
     c.pending.clear();
-    for (auto& call : retry_here) route(call);
+    for (auto& call : retry_here)
+        route(call);
     std::string message = "keyserver " + c.name + ": " + why;
     for (auto& call : move_on) {
         if (call->done()) continue;

@@ -12,11 +12,13 @@
 namespace keyless::client {
 
 struct Settings {
-    std::string client_cert;                        // client_cert / KEYLESS_CLIENT_CERT
-    std::string client_key;                         // client_key / KEYLESS_CLIENT_KEY
-    std::string ca_file;                            // ca_file / KEYLESS_CA_FILE
-    std::chrono::milliseconds connect_timeout{3000}; // connect_timeout_ms / KEYLESS_CONNECT_TIMEOUT_MS
-    std::chrono::milliseconds request_timeout{5000}; // request_timeout_ms / KEYLESS_REQUEST_TIMEOUT_MS
+    std::string client_cert; // client_cert / KEYLESS_CLIENT_CERT
+    std::string client_key;  // client_key / KEYLESS_CLIENT_KEY
+    std::string ca_file;     // ca_file / KEYLESS_CA_FILE
+    std::chrono::milliseconds connect_timeout{
+        3000}; // connect_timeout_ms / KEYLESS_CONNECT_TIMEOUT_MS
+    std::chrono::milliseconds request_timeout{
+        5000}; // request_timeout_ms / KEYLESS_REQUEST_TIMEOUT_MS
 };
 
 class SettingsError : public std::runtime_error {

@@ -1,8 +1,8 @@
 // keyless-tool: operator commands around a keyless key URI, built on the provider and its client.
 #include "client/client.hpp"
 #include "key_stub.hpp"
-#include "ski.hpp"
 #include "ossl.hpp"
+#include "ski.hpp"
 #include "uri.hpp"
 
 #include <openssl/conf.h>
@@ -12,13 +12,13 @@
 
 #include <algorithm>
 #include <atomic>
-#include <thread>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <thread>
 #include <vector>
 
 using namespace keyless;
@@ -78,12 +78,18 @@ Options parse(int argc, char** argv) {
         if (a == "--help" || a == "-h") {
             std::cout << kUsage;
             std::exit(0);
-        } else if (a == "--cert") o.cert = value();
-        else if (a == "--key") o.key = value();
-        else if (a == "--ca") o.ca = value();
-        else if (a == "-o") o.out = value();
-        else if (a == "--from-cert") o.from_cert = value();
-        else if (a == "--provider-dir") o.provider_dir = value();
+        } else if (a == "--cert")
+            o.cert = value();
+        else if (a == "--key")
+            o.key = value();
+        else if (a == "--ca")
+            o.ca = value();
+        else if (a == "-o")
+            o.out = value();
+        else if (a == "--from-cert")
+            o.from_cert = value();
+        else if (a == "--provider-dir")
+            o.provider_dir = value();
         else if (a == "--count") {
             std::string v = value();
             o.count = std::atoi(v.c_str());
@@ -92,8 +98,10 @@ Options parse(int argc, char** argv) {
             int v = std::atoi(value().c_str());
             if (v < 1 || v > 10000) die(a + " needs a number from 1 to 10000");
             (a == "--seconds" ? o.seconds : o.concurrency) = v;
-        } else if (!a.empty() && a[0] == '-') die("unknown option '" + a + "' (see --help)");
-        else positional.push_back(a);
+        } else if (!a.empty() && a[0] == '-')
+            die("unknown option '" + a + "' (see --help)");
+        else
+            positional.push_back(a);
     }
     if (positional.size() != 2) die("expected COMMAND URI (see --help)");
     o.command = positional[0];
@@ -158,7 +166,9 @@ int ping(const Options& o) {
     for (int i = 0; i < o.count; ++i) {
         auto start = std::chrono::steady_clock::now();
         auto call = client.run(uri, protocol::Operation::make(protocol::Opcode::Ping, {'k', 'l'}));
-        double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+        double ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                .count();
         if (call->failure != client::Failure::None) die(o.uri + ": ping failed: " + call->message);
         if (!call->response->is(protocol::Opcode::Pong))
             die(o.uri + ": ping failed: keyserver answered " +
@@ -167,10 +177,13 @@ int ping(const Options& o) {
         server = call->last_endpoint;
     }
     double sum = 0;
-    for (double r : rtts) sum += r;
-    std::printf("pong from %s: %d pings, rtt min/avg/max = %.3f/%.3f/%.3f ms (first includes the mTLS handshake)\n",
+    for (double r : rtts)
+        sum += r;
+    std::printf("pong from %s: %d pings, rtt min/avg/max = %.3f/%.3f/%.3f ms (first includes the "
+                "mTLS handshake)\n",
                 server.c_str(), o.count, *std::min_element(rtts.begin(), rtts.end()),
-                sum / static_cast<double>(rtts.size()), *std::max_element(rtts.begin(), rtts.end()));
+                sum / static_cast<double>(rtts.size()),
+                *std::max_element(rtts.begin(), rtts.end()));
     return 0;
 }
 
@@ -179,13 +192,15 @@ ossl::Pkey load_through_provider(const Options& o) {
     if (!OSSL_PROVIDER_available(nullptr, "keyless")) {
         OSSL_PROVIDER_set_default_search_path(nullptr, o.provider_dir.c_str());
         if (!OSSL_PROVIDER_load(nullptr, "default") || !OSSL_PROVIDER_load(nullptr, "keyless"))
-            die("cannot load the keyless provider from " + o.provider_dir + ":\n" + ossl::all_errors());
+            die("cannot load the keyless provider from " + o.provider_dir + ":\n" +
+                ossl::all_errors());
     }
     std::unique_ptr<OSSL_STORE_CTX, ossl::Deleter<OSSL_STORE_close>> store(
         OSSL_STORE_open(o.uri.c_str(), nullptr, nullptr, nullptr, nullptr));
     if (!store) die("cannot open " + o.uri + ":\n" + ossl::all_errors());
     while (!OSSL_STORE_eof(store.get())) {
-        std::unique_ptr<OSSL_STORE_INFO, ossl::Deleter<OSSL_STORE_INFO_free>> info(OSSL_STORE_load(store.get()));
+        std::unique_ptr<OSSL_STORE_INFO, ossl::Deleter<OSSL_STORE_INFO_free>> info(
+            OSSL_STORE_load(store.get()));
         if (info && OSSL_STORE_INFO_get_type(info.get()) == OSSL_STORE_INFO_PKEY)
             return ossl::Pkey(OSSL_STORE_INFO_get1_PKEY(info.get()));
         if (OSSL_STORE_error(store.get())) break;
@@ -196,7 +211,8 @@ ossl::Pkey load_through_provider(const Options& o) {
 int pubkey(const Options& o) {
     auto key = load_through_provider(o);
     ossl::Bio out(BIO_new_fp(stdout, BIO_NOCLOSE));
-    if (!PEM_write_bio_PUBKEY(out.get(), key.get())) die("cannot write public key: " + ossl::last_error());
+    if (!PEM_write_bio_PUBKEY(out.get(), key.get()))
+        die("cannot write public key: " + ossl::last_error());
     return 0;
 }
 
@@ -232,7 +248,8 @@ int stub(const Options& o) {
     }
     std::ofstream f(o.out);
     if (!(f << pem)) die("cannot write " + o.out);
-    std::cerr << "wrote " << o.out << " for " << s.uri << " (it holds no secret: the private key stays on the keyserver)\n";
+    std::cerr << "wrote " << o.out << " for " << s.uri
+              << " (it holds no secret: the private key stays on the keyserver)\n";
     return 0;
 }
 
@@ -247,8 +264,9 @@ Bytes reply_or_die(const client::Call& call, const std::string& what) {
 int bench(const Options& o) {
     KeyUri uri;
     auto client = direct_client(o, uri);
-    Bytes spki = reply_or_die(*client->run(uri, protocol::Operation::make(protocol::Opcode::GetPublicKey)),
-                              o.uri + ": fetching the public key");
+    Bytes spki =
+        reply_or_die(*client->run(uri, protocol::Operation::make(protocol::Opcode::GetPublicKey)),
+                     o.uri + ": fetching the public key");
     const unsigned char* p = spki.data();
     ossl::Pkey pub(d2i_PUBKEY(nullptr, &p, static_cast<long>(spki.size())));
     if (!pub) die(o.uri + ": the keyserver sent an unreadable public key");
@@ -271,23 +289,32 @@ int bench(const Options& o) {
             while (std::chrono::steady_clock::now() < end && !failed) {
                 auto start = std::chrono::steady_clock::now();
                 auto call = client->run(uri, req);
-                if (call->failure != client::Failure::None || !call->response->is(protocol::Opcode::Response)) {
+                if (call->failure != client::Failure::None ||
+                    !call->response->is(protocol::Opcode::Response)) {
                     failed = true;
                     return;
                 }
                 latencies[static_cast<size_t>(w)].push_back(
-                    std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+                    std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                              start)
+                        .count());
             }
         });
-    for (auto& t : workers) t.join();
+    for (auto& t : workers)
+        t.join();
     if (failed) die(o.uri + ": a signature failed during the benchmark");
     std::vector<double> all;
-    for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
+    for (auto& l : latencies)
+        all.insert(all.end(), l.begin(), l.end());
     std::sort(all.begin(), all.end());
-    auto pct = [&](double q) { return all[std::min(all.size() - 1, static_cast<size_t>(q * static_cast<double>(all.size())))]; };
-    std::printf("%s: %s sign-tls, %d in flight, %d s: %.0f ops/s, latency p50 %.3f ms, p99 %.3f ms\n",
-                o.uri.c_str(), rsa ? "RSA-PSS" : "ECDSA", o.concurrency, o.seconds,
-                static_cast<double>(all.size()) / o.seconds, pct(0.50), pct(0.99));
+    auto pct = [&](double q) {
+        return all[std::min(all.size() - 1,
+                            static_cast<size_t>(q * static_cast<double>(all.size())))];
+    };
+    std::printf(
+        "%s: %s sign-tls, %d in flight, %d s: %.0f ops/s, latency p50 %.3f ms, p99 %.3f ms\n",
+        o.uri.c_str(), rsa ? "RSA-PSS" : "ECDSA", o.concurrency, o.seconds,
+        static_cast<double>(all.size()) / o.seconds, pct(0.50), pct(0.99));
     return 0;
 }
 

@@ -26,17 +26,21 @@ const char* kGet = "GET / HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n";
 struct Setup {
     explicit Setup(std::vector<std::string> keyserver_args = {})
         : keyserver(kConfig, std::move(keyserver_args)) {
-        conf = write_openssl_conf(dir / "openssl.cnf", "edge-1", "ca.crt", "request_timeout_ms = 3000");
+        conf = write_openssl_conf(dir / "openssl.cnf", "edge-1", "ca.crt",
+                                  "request_timeout_ms = 3000");
         // Stubs made offline from the certificates: no keyserver needed to write configs.
         std::string out;
         for (const char* key : {"rsa2048", "p256"}) {
             std::string uri = "keyless:" + keyserver.address() + "/" + key;
-            if (run_with_conf(conf, keyless_tool() + " stub " + uri + " --from-cert " +
-                                        pki(std::string("certs/") + key + ".crt") + " -o " +
-                                        (dir / (std::string(key) + ".stub.pem")), &out) != 0)
+            if (run_with_conf(conf,
+                              keyless_tool() + " stub " + uri + " --from-cert " +
+                                  pki(std::string("certs/") + key + ".crt") + " -o " +
+                                  (dir / (std::string(key) + ".stub.pem")),
+                              &out) != 0)
                 throw std::runtime_error(out);
         }
-        keys = {pki("certs/rsa2048.crt"), dir / "rsa2048.stub.pem", pki("certs/p256.crt"), dir / "p256.stub.pem"};
+        keys = {pki("certs/rsa2048.crt"), dir / "rsa2048.stub.pem", pki("certs/p256.crt"),
+                dir / "p256.stub.pem"};
     }
     std::string subdir(const std::string& name) {
         run_command("mkdir -p " + (dir / name));
@@ -50,7 +54,8 @@ struct Setup {
 
 size_t count(const std::string& text, const std::string& needle) {
     size_t n = 0;
-    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1))
+        ++n;
     return n;
 }
 
@@ -216,6 +221,6 @@ TEST_CASE("haproxy ssl-mode-async: one thread keeps many keyless handshakes in f
         CHECK(t->alive());
     }
     INFO("peak operations in flight: blocking " << peaks[0] << ", async " << peaks[1]);
-    CHECK(peaks[0] == 1);          // one thread, blocking: one round trip at a time
+    CHECK(peaks[0] == 1);            // one thread, blocking: one round trip at a time
     CHECK(peaks[1] >= kClients / 2); // one thread, async: the handshakes overlap
 }

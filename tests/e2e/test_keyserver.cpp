@@ -76,8 +76,8 @@ bool verify_message(EVP_PKEY* pub, uint16_t scheme_code, ByteView msg, ByteView 
     auto scheme = tls::scheme_info(scheme_code);
     ossl::MdCtx ctx(EVP_MD_CTX_new());
     EVP_PKEY_CTX* pctx = nullptr;
-    EVP_DigestVerifyInit_ex(ctx.get(), &pctx, std::string(scheme->digest).c_str(), nullptr,
-                            nullptr, pub, nullptr);
+    EVP_DigestVerifyInit_ex(ctx.get(), &pctx, std::string(scheme->digest).c_str(), nullptr, nullptr,
+                            pub, nullptr);
     if (scheme->padding == tls::Padding::PSS) {
         EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING);
         EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST);
@@ -142,23 +142,24 @@ TEST_CASE("get-public-key returns the key's SPKI, by name and by SKI") {
 
 TEST_CASE("every gokeyless digest-signing op verifies against the public key") {
     TestClient c(server().client());
-    struct Op { Opcode op; int padding; const char* md; };
-    const Op rsa_ops[] = {
-        {Opcode::RSASignMD5SHA1, RSA_PKCS1_PADDING, "MD5-SHA1"},
-        {Opcode::RSASignSHA1, RSA_PKCS1_PADDING, "SHA1"},
-        {Opcode::RSASignSHA224, RSA_PKCS1_PADDING, "SHA224"},
-        {Opcode::RSASignSHA256, RSA_PKCS1_PADDING, "SHA256"},
-        {Opcode::RSASignSHA384, RSA_PKCS1_PADDING, "SHA384"},
-        {Opcode::RSASignSHA512, RSA_PKCS1_PADDING, "SHA512"},
-        {Opcode::RSAPSSSignSHA256, RSA_PKCS1_PSS_PADDING, "SHA256"},
-        {Opcode::RSAPSSSignSHA384, RSA_PKCS1_PSS_PADDING, "SHA384"},
-        {Opcode::RSAPSSSignSHA512, RSA_PKCS1_PSS_PADDING, "SHA512"}};
-    const Op ec_ops[] = {{Opcode::ECDSASignMD5SHA1, 0, "MD5-SHA1"},
-                         {Opcode::ECDSASignSHA1, 0, "SHA1"},
-                         {Opcode::ECDSASignSHA224, 0, "SHA224"},
-                         {Opcode::ECDSASignSHA256, 0, "SHA256"},
-                         {Opcode::ECDSASignSHA384, 0, "SHA384"},
-                         {Opcode::ECDSASignSHA512, 0, "SHA512"}};
+    struct Op {
+        Opcode op;
+        int padding;
+        const char* md;
+    };
+    const Op rsa_ops[] = {{Opcode::RSASignMD5SHA1, RSA_PKCS1_PADDING, "MD5-SHA1"},
+                          {Opcode::RSASignSHA1, RSA_PKCS1_PADDING, "SHA1"},
+                          {Opcode::RSASignSHA224, RSA_PKCS1_PADDING, "SHA224"},
+                          {Opcode::RSASignSHA256, RSA_PKCS1_PADDING, "SHA256"},
+                          {Opcode::RSASignSHA384, RSA_PKCS1_PADDING, "SHA384"},
+                          {Opcode::RSASignSHA512, RSA_PKCS1_PADDING, "SHA512"},
+                          {Opcode::RSAPSSSignSHA256, RSA_PKCS1_PSS_PADDING, "SHA256"},
+                          {Opcode::RSAPSSSignSHA384, RSA_PKCS1_PSS_PADDING, "SHA384"},
+                          {Opcode::RSAPSSSignSHA512, RSA_PKCS1_PSS_PADDING, "SHA512"}};
+    const Op ec_ops[] = {
+        {Opcode::ECDSASignMD5SHA1, 0, "MD5-SHA1"}, {Opcode::ECDSASignSHA1, 0, "SHA1"},
+        {Opcode::ECDSASignSHA224, 0, "SHA224"},    {Opcode::ECDSASignSHA256, 0, "SHA256"},
+        {Opcode::ECDSASignSHA384, 0, "SHA384"},    {Opcode::ECDSASignSHA512, 0, "SHA512"}};
     auto run = [&](const std::string& key, const auto& ops) {
         auto pub = load_public(key);
         for (const auto& o : ops) {
@@ -182,13 +183,18 @@ TEST_CASE("every gokeyless digest-signing op verifies against the public key") {
 
 TEST_CASE("sign-tls accepts both TLS shapes and denies other messages under the default policy") {
     TestClient c(server().client());
-    struct Case { std::string key; uint16_t scheme; size_t hash; };
-    for (const auto& k : {Case{"rsa2048", 0x0804, 32}, Case{"rsa3072", 0x0805, 48},
-                          Case{"p256", 0x0403, 32}, Case{"p384", 0x0503, 48},
-                          Case{"rsa-default", 0x0804, 48}}) {
+    struct Case {
+        std::string key;
+        uint16_t scheme;
+        size_t hash;
+    };
+    for (const auto& k :
+         {Case{"rsa2048", 0x0804, 32}, Case{"rsa3072", 0x0805, 48}, Case{"p256", 0x0403, 32},
+          Case{"p384", 0x0503, 48}, Case{"rsa-default", 0x0804, 48}}) {
         CAPTURE(k.key);
         auto pub = load_public(k.key);
-        for (const Bytes& msg : {tls13_certificate_verify_input(k.hash), tls12_server_key_exchange_input()}) {
+        for (const Bytes& msg :
+             {tls13_certificate_verify_input(k.hash), tls12_server_key_exchange_input()}) {
             Operation op = request(Opcode::SignTLS, k.key, msg);
             op.signature_scheme = k.scheme;
             auto reply = c.call(op);
@@ -199,7 +205,8 @@ TEST_CASE("sign-tls accepts both TLS shapes and denies other messages under the 
     // TLS 1.2 with PKCS#1 v1.5 too
     Operation pkcs1 = request(Opcode::SignTLS, "rsa-default", tls12_server_key_exchange_input());
     pkcs1.signature_scheme = 0x0401;
-    CHECK(verify_message(load_public("rsa-default").get(), 0x0401, pkcs1.payload, c.call(pkcs1).payload));
+    CHECK(verify_message(load_public("rsa-default").get(), 0x0401, pkcs1.payload,
+                         c.call(pkcs1).payload));
 
     std::string text = "a certificate signing request, not a handshake";
     Operation other = request(Opcode::SignTLS, "rsa-default", Bytes(text.begin(), text.end()));
@@ -213,7 +220,8 @@ TEST_CASE("sign-tls accepts both TLS shapes and denies other messages under the 
           ErrorCode::PolicyDenied);
 }
 
-TEST_CASE("rsa-decrypt-tls returns the premaster for a good ciphertext and 48 other bytes otherwise") {
+TEST_CASE(
+    "rsa-decrypt-tls returns the premaster for a good ciphertext and 48 other bytes otherwise") {
     TestClient c(server().client());
     auto pub = load_public("rsa2048");
     Bytes premaster(48);
@@ -256,8 +264,8 @@ TEST_CASE("raw RSA decrypt is denied by default and works where a key opts in") 
           ErrorCode::PolicyDenied);
     auto pub = load_public("rsa3072");
     Bytes secret{'s', 'e', 'c', 'r', 'e', 't'};
-    auto reply = c.call(request(Opcode::RSADecrypt, "rsa3072",
-                                rsa_encrypt(pub.get(), secret, RSA_PKCS1_PADDING)));
+    auto reply = c.call(
+        request(Opcode::RSADecrypt, "rsa3072", rsa_encrypt(pub.get(), secret, RSA_PKCS1_PADDING)));
     REQUIRE(reply.is(Opcode::Response));
     REQUIRE(reply.payload.size() == 384);
     CHECK(reply.payload[0] == 0x00);
@@ -290,7 +298,8 @@ TEST_CASE("per-key client authorization and unknown keys") {
     op.signature_scheme = 0x0403;
     CHECK(error_of(edge1.call(op)) == ErrorCode::PolicyDenied);
     CHECK(edge2.call(op).is(Opcode::Response));
-    CHECK(error_of(edge1.call(request(Opcode::GetPublicKey, "no-such-key"))) == ErrorCode::KeyNotFound);
+    CHECK(error_of(edge1.call(request(Opcode::GetPublicKey, "no-such-key"))) ==
+          ErrorCode::KeyNotFound);
 }
 
 TEST_CASE("pipelined requests are all answered with their own ids") {
@@ -315,9 +324,14 @@ TEST_CASE("pipelined requests are all answered with their own ids") {
 namespace {
 
 Bytes raw_frame(uint8_t major, uint32_t id, Bytes body) {
-    Bytes out{major, 0, static_cast<uint8_t>(body.size() >> 8), static_cast<uint8_t>(body.size()),
-              static_cast<uint8_t>(id >> 24), static_cast<uint8_t>(id >> 16),
-              static_cast<uint8_t>(id >> 8), static_cast<uint8_t>(id)};
+    Bytes out{major,
+              0,
+              static_cast<uint8_t>(body.size() >> 8),
+              static_cast<uint8_t>(body.size()),
+              static_cast<uint8_t>(id >> 24),
+              static_cast<uint8_t>(id >> 16),
+              static_cast<uint8_t>(id >> 8),
+              static_cast<uint8_t>(id)};
     out.insert(out.end(), body.begin(), body.end());
     return out;
 }
@@ -330,33 +344,48 @@ Bytes tlv(uint8_t tag, Bytes v) {
 
 Bytes cat(std::initializer_list<Bytes> parts) {
     Bytes out;
-    for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
+    for (const auto& p : parts)
+        out.insert(out.end(), p.begin(), p.end());
     return out;
 }
 
 } // namespace
 
-TEST_CASE("malformed frames are answered with the right error, or closed, while others keep working") {
+TEST_CASE(
+    "malformed frames are answered with the right error, or closed, while others keep working") {
     TestClient bystander(server().client());
     TestClient c(server().client());
     const Bytes name = tlv(0xC0, {'p', '2', '5', '6'});
-    struct Case { const char* what; Bytes frame; ErrorCode expected; };
+    struct Case {
+        const char* what;
+        Bytes frame;
+        ErrorCode expected;
+    };
     const Case cases[] = {
         {"major version 2", raw_frame(2, 11, tlv(0x11, {0xF1})), ErrorCode::VersionMismatch},
-        {"repeated opcode", raw_frame(1, 12, cat({tlv(0x11, {0xF1}), tlv(0x11, {0xF1})})), ErrorCode::Format},
+        {"repeated opcode", raw_frame(1, 12, cat({tlv(0x11, {0xF1}), tlv(0x11, {0xF1})})),
+         ErrorCode::Format},
         {"item past body", raw_frame(1, 13, {0x11, 0x00, 0x09, 0xF1}), ErrorCode::Format},
-        {"item header truncated", raw_frame(1, 14, cat({tlv(0x11, {0xF1}), {0x12, 0x00}})), ErrorCode::Format},
+        {"item header truncated", raw_frame(1, 14, cat({tlv(0x11, {0xF1}), {0x12, 0x00}})),
+         ErrorCode::Format},
         {"2-byte opcode", raw_frame(1, 15, tlv(0x11, {0xF1, 0xF1})), ErrorCode::Format},
-        {"19-byte SKI", raw_frame(1, 16, cat({tlv(0x11, {0xC0}), tlv(0x04, Bytes(19, 1))})), ErrorCode::Format},
+        {"19-byte SKI", raw_frame(1, 16, cat({tlv(0x11, {0xC0}), tlv(0x04, Bytes(19, 1))})),
+         ErrorCode::Format},
         {"no opcode", raw_frame(1, 17, tlv(0x12, {1, 2, 3})), ErrorCode::Format},
         {"empty body", raw_frame(1, 18, {}), ErrorCode::Format},
         {"unknown opcode", raw_frame(1, 19, tlv(0x11, {0x77})), ErrorCode::BadOpcode},
         {"response opcode", raw_frame(1, 20, tlv(0x11, {0xF0})), ErrorCode::UnexpectedOpcode},
-        {"3-byte signature scheme", raw_frame(1, 21, cat({tlv(0x11, {0xC1}), name, tlv(0xC1, {8, 4, 0})})), ErrorCode::Format},
-        {"short digest", raw_frame(1, 22, cat({tlv(0x11, {0x15}), name, tlv(0x12, Bytes(31, 1))})), ErrorCode::Format},
-        {"sign-tls without scheme", raw_frame(1, 23, cat({tlv(0x11, {0xC1}), name, tlv(0x12, Bytes(10, 1))})), ErrorCode::Format},
-        {"5-byte client IP", raw_frame(1, 24, cat({tlv(0x11, {0xF1}), tlv(0x03, Bytes(5, 1))})), ErrorCode::Format},
-        {"no key identifier", raw_frame(1, 25, cat({tlv(0x11, {0x15}), tlv(0x12, Bytes(32, 1))})), ErrorCode::Format},
+        {"3-byte signature scheme",
+         raw_frame(1, 21, cat({tlv(0x11, {0xC1}), name, tlv(0xC1, {8, 4, 0})})), ErrorCode::Format},
+        {"short digest", raw_frame(1, 22, cat({tlv(0x11, {0x15}), name, tlv(0x12, Bytes(31, 1))})),
+         ErrorCode::Format},
+        {"sign-tls without scheme",
+         raw_frame(1, 23, cat({tlv(0x11, {0xC1}), name, tlv(0x12, Bytes(10, 1))})),
+         ErrorCode::Format},
+        {"5-byte client IP", raw_frame(1, 24, cat({tlv(0x11, {0xF1}), tlv(0x03, Bytes(5, 1))})),
+         ErrorCode::Format},
+        {"no key identifier", raw_frame(1, 25, cat({tlv(0x11, {0x15}), tlv(0x12, Bytes(32, 1))})),
+         ErrorCode::Format},
     };
     for (const auto& k : cases) {
         CAPTURE(k.what);

@@ -34,7 +34,8 @@ struct Context {
 
 ossl::Pkey read_key(OSSL_LIB_CTX* libctx, const std::string& path) {
     ossl::Bio in(BIO_new_file(path.c_str(), "r"));
-    return ossl::Pkey(PEM_read_bio_PrivateKey_ex(in.get(), nullptr, nullptr, nullptr, libctx, nullptr));
+    return ossl::Pkey(
+        PEM_read_bio_PrivateKey_ex(in.get(), nullptr, nullptr, nullptr, libctx, nullptr));
 }
 
 ossl::X509Ptr read_cert(const std::string& path) {
@@ -53,7 +54,8 @@ bool sign_and_verify(OSSL_LIB_CTX* libctx, EVP_PKEY* key, X509* cert, const std:
     Bytes sig(len);
     if (EVP_DigestSign(sctx.get(), sig.data(), &len, data, message.size()) != 1) return false;
     ossl::MdCtx vctx(EVP_MD_CTX_new());
-    return EVP_DigestVerifyInit(vctx.get(), nullptr, EVP_sha256(), nullptr, X509_get0_pubkey(cert)) == 1 &&
+    return EVP_DigestVerifyInit(vctx.get(), nullptr, EVP_sha256(), nullptr,
+                                X509_get0_pubkey(cert)) == 1 &&
            EVP_DigestVerify(vctx.get(), sig.data(), len, data, message.size()) == 1;
 }
 
@@ -65,9 +67,11 @@ TEST_CASE("stub PEM: PEM_read_bio_PrivateKey, X509_check_private_key, sign acros
     std::string conf = write_openssl_conf(dir / "openssl.cnf");
     std::string uri = "keyless:" + keyserver.address() + "/rsa2048";
     std::string out;
-    REQUIRE(run_with_conf(conf, keyless_tool() + " stub " + uri + " -o " + (dir / "stub.pem"), &out) == 0);
+    REQUIRE(run_with_conf(conf, keyless_tool() + " stub " + uri + " -o " + (dir / "stub.pem"),
+                          &out) == 0);
     // haproxy-style bundle: certificate first, then the stub
-    write_file(dir / "bundle.pem", read_file(pki("certs/rsa2048.crt")) + read_file(dir / "stub.pem"));
+    write_file(dir / "bundle.pem",
+               read_file(pki("certs/rsa2048.crt")) + read_file(dir / "stub.pem"));
 
     Context ctx(conf);
     auto cert = read_cert(pki("certs/rsa2048.crt"));
@@ -102,11 +106,14 @@ TEST_CASE("stub PEM: PEM_read_bio_PrivateKey, X509_check_private_key, sign acros
     REQUIRE(waitpid(child, &status, 0) == child);
     CHECK(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) == 0);
-    CHECK(sign_and_verify(ctx.libctx.get(), key.get(), cert.get(), "parent, after the child exited"));
+    CHECK(
+        sign_and_verify(ctx.libctx.get(), key.get(), cert.get(), "parent, after the child exited"));
     // Every signature went to the keyserver: parent x4, child x2.
     std::string log = keyserver.access_log();
     size_t signs = 0;
-    for (size_t at = log.find("rsa-sign-sha256"); at != std::string::npos; at = log.find("rsa-sign-sha256", at + 1)) ++signs;
+    for (size_t at = log.find("rsa-sign-sha256"); at != std::string::npos;
+         at = log.find("rsa-sign-sha256", at + 1))
+        ++signs;
     CHECK(signs == 5);
 }
 
@@ -115,7 +122,10 @@ TEST_CASE("8 threads x 500 signatures on one key, all verified") {
     TempDir dir;
     std::string conf = write_openssl_conf(dir / "openssl.cnf");
     std::string out;
-    REQUIRE(run_with_conf(conf, keyless_tool() + " stub keyless:" + keyserver.address() + "/p256 -o " + (dir / "p256.pem"), &out) == 0);
+    REQUIRE(run_with_conf(conf,
+                          keyless_tool() + " stub keyless:" + keyserver.address() + "/p256 -o " +
+                              (dir / "p256.pem"),
+                          &out) == 0);
     Context ctx(conf);
     auto key = read_key(ctx.libctx.get(), dir / "p256.pem");
     REQUIRE(key);
@@ -130,7 +140,8 @@ TEST_CASE("8 threads x 500 signatures on one key, all verified") {
                      ? good
                      : bad)++;
         });
-    for (auto& th : threads) th.join();
+    for (auto& th : threads)
+        th.join();
     CHECK(bad == 0);
     CHECK(good == 4000);
 }

@@ -20,7 +20,8 @@ const char* kConfig = R"({"keys": {
 
 size_t count(const std::string& text, const std::string& needle) {
     size_t n = 0;
-    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1))
+        ++n;
     return n;
 }
 
@@ -72,8 +73,8 @@ TEST_CASE("s_server with a keyless key (URI and stub): TLS 1.2/1.3, RSA/EC, RSA 
          "--tlsv1.2 --tls-max 1.2 --ciphers ECDHE-ECDSA-AES128-GCM-SHA256",
          "Peer signature type: ECDSA", "sign-tls:ecdsa_secp256r1_sha256"},
         {"TLS 1.2 RSA key exchange", "rsa2048", "-tls1_2 -cipher AES128-GCM-SHA256",
-         "--tlsv1.2 --tls-max 1.2 --ciphers AES128-GCM-SHA256",
-         "Cipher is AES128-GCM-SHA256", "rsa-decrypt-tls"},
+         "--tlsv1.2 --tls-max 1.2 --ciphers AES128-GCM-SHA256", "Cipher is AES128-GCM-SHA256",
+         "rsa-decrypt-tls"},
     };
 
     for (const char* via : {"uri", "stub"}) {
@@ -84,11 +85,14 @@ TEST_CASE("s_server with a keyless key (URI and stub): TLS 1.2/1.3, RSA/EC, RSA 
                 if (std::string(via) == "stub") {
                     key_arg = dir / (std::string(c.key) + ".stub.pem");
                     std::string out;
-                    REQUIRE(run_with_conf(conf, keyless_tool() + " stub " + base + c.key + " -o " + key_arg, &out) == 0);
+                    REQUIRE(run_with_conf(
+                                conf, keyless_tool() + " stub " + base + c.key + " -o " + key_arg,
+                                &out) == 0);
                 }
                 auto& edge = edges[c.key];
                 if (!edge)
-                    edge = std::make_unique<Edge>(conf, key_arg, c.key, dir / (std::string(via) + "-" + c.key + ".log"));
+                    edge = std::make_unique<Edge>(conf, key_arg, c.key,
+                                                  dir / (std::string(via) + "-" + c.key + ".log"));
                 std::string needle = "\"key\":\"" + std::string(c.key) + "\",\"latency_us\"";
                 std::string op_needle = "\"op\":\"" + std::string(c.expect_op) + "\"";
                 size_t before = count(keyserver.access_log(), op_needle);
@@ -129,17 +133,20 @@ TEST_CASE("openssl CLI on keyless keys: pkey, pkeyutl, req, storeutl") {
 
     write_file(dir / "msg", "keyless says hello");
     ok("openssl dgst -sha256 -binary -out " + (dir / "msg.sha256") + " " + (dir / "msg"));
-    ok("openssl pkeyutl -sign -inkey " + rsa + " -pkeyopt digest:sha256 -in " + (dir / "msg.sha256") +
-       " -out " + (dir / "sig"));
+    ok("openssl pkeyutl -sign -inkey " + rsa + " -pkeyopt digest:sha256 -in " +
+       (dir / "msg.sha256") + " -out " + (dir / "sig"));
     CHECK_THAT(ok("openssl pkeyutl -verify -pubin -inkey " + (dir / "pub.pem") +
-                  " -pkeyopt digest:sha256 -in " + (dir / "msg.sha256") + " -sigfile " + (dir / "sig")),
+                  " -pkeyopt digest:sha256 -in " + (dir / "msg.sha256") + " -sigfile " +
+                  (dir / "sig")),
                Catch::Contains("Signature Verified Successfully"));
     // PSS through the provider, verified by the default provider
-    ok("openssl pkeyutl -sign -inkey " + rsa + " -pkeyopt digest:sha256 -pkeyopt rsa_padding_mode:pss"
-       " -pkeyopt rsa_pss_saltlen:digest -in " + (dir / "msg.sha256") + " -out " + (dir / "pss"));
+    ok("openssl pkeyutl -sign -inkey " + rsa +
+       " -pkeyopt digest:sha256 -pkeyopt rsa_padding_mode:pss"
+       " -pkeyopt rsa_pss_saltlen:digest -in " +
+       (dir / "msg.sha256") + " -out " + (dir / "pss"));
     CHECK_THAT(ok("openssl pkeyutl -verify -pubin -inkey " + (dir / "pub.pem") +
-                  " -pkeyopt digest:sha256 -pkeyopt rsa_padding_mode:pss -in " + (dir / "msg.sha256") +
-                  " -sigfile " + (dir / "pss")),
+                  " -pkeyopt digest:sha256 -pkeyopt rsa_padding_mode:pss -in " +
+                  (dir / "msg.sha256") + " -sigfile " + (dir / "pss")),
                Catch::Contains("Signature Verified Successfully"));
 
     for (const char* key : {"rsa2048", "p256"}) {
@@ -147,20 +154,24 @@ TEST_CASE("openssl CLI on keyless keys: pkey, pkeyutl, req, storeutl") {
         std::string csr = dir / (std::string(key) + ".csr");
         ok("openssl req -new -key " + uri + " -subj /CN=keyless-test -out " + csr);
         CHECK_THAT(ok("openssl req -in " + csr + " -verify -noout"), Catch::Contains("verify OK"));
-        ok("openssl dgst -sha384 -sign " + uri + " -out " + (dir / "dgst.sig") + " " + (dir / "msg"));
-        run_command("openssl x509 -in " + pki(std::string("certs/") + key + ".crt") + " -pubkey -noout > " +
-                    (dir / "k.pub"));
-        CHECK_THAT(ok("openssl dgst -sha384 -verify " + (dir / "k.pub") + " -signature " + (dir / "dgst.sig") +
-                      " " + (dir / "msg")),
+        ok("openssl dgst -sha384 -sign " + uri + " -out " + (dir / "dgst.sig") + " " +
+           (dir / "msg"));
+        run_command("openssl x509 -in " + pki(std::string("certs/") + key + ".crt") +
+                    " -pubkey -noout > " + (dir / "k.pub"));
+        CHECK_THAT(ok("openssl dgst -sha384 -verify " + (dir / "k.pub") + " -signature " +
+                      (dir / "dgst.sig") + " " + (dir / "msg")),
                    Catch::Contains("Verified OK"));
     }
-    CHECK_THAT(ok("openssl storeutl " + rsa), Catch::Contains("0: Pkey") && Catch::Contains("Total found: 1"));
-    CHECK_THAT(ok(keyless_tool() + " ping " + rsa + " --count 3"), Catch::Contains("pong from " + keyserver.address()));
+    CHECK_THAT(ok("openssl storeutl " + rsa),
+               Catch::Contains("0: Pkey") && Catch::Contains("Total found: 1"));
+    CHECK_THAT(ok(keyless_tool() + " ping " + rsa + " --count 3"),
+               Catch::Contains("pong from " + keyserver.address()));
     CHECK_THAT(ok(keyless_tool() + " pubkey " + rsa), Catch::Contains(expected));
 
     // A key whose policy does not allow digest signing: a clear refusal, naming the key.
     std::string p384 = "keyless:" + keyserver.address() + "/p384";
-    int rc = run_with_conf(conf, "openssl req -new -key " + p384 + " -subj /CN=x -out " + (dir / "x.csr"), &out);
+    int rc = run_with_conf(
+        conf, "openssl req -new -key " + p384 + " -subj /CN=x -out " + (dir / "x.csr"), &out);
     CHECK(rc != 0);
     CHECK_THAT(out, Catch::Contains("denied by the keyserver's policy for key 'p384'"));
 }
@@ -168,10 +179,13 @@ TEST_CASE("openssl CLI on keyless keys: pkey, pkeyutl, req, storeutl") {
 TEST_CASE("failures are bounded and name the URI and the cause") {
     KeyserverFixture keyserver(kConfig);
     TempDir dir;
-    std::string conf = write_openssl_conf(dir / "openssl.cnf", "edge-1", "ca.crt", "request_timeout_ms = 1500");
+    std::string conf =
+        write_openssl_conf(dir / "openssl.cnf", "edge-1", "ca.crt", "request_timeout_ms = 1500");
     std::string base = "keyless:" + keyserver.address() + "/";
     std::string out;
-    REQUIRE(run_with_conf(conf, keyless_tool() + " stub " + base + "rsa2048 -o " + (dir / "rsa.pem"), &out) == 0);
+    REQUIRE(run_with_conf(conf,
+                          keyless_tool() + " stub " + base + "rsa2048 -o " + (dir / "rsa.pem"),
+                          &out) == 0);
 
     SECTION("keyserver down: handshakes fail at once, s_server survives and says why") {
         Edge edge(conf, dir / "rsa.pem", "rsa2048", dir / "edge.log");
@@ -194,45 +208,61 @@ TEST_CASE("failures are bounded and name the URI and the cause") {
         KeyserverFixture slow(kConfig, {"--test-reply-delay-ms", "8000"});
         std::string slow_base = "keyless:" + slow.address() + "/";
         // The stub is made offline from the certificate: the slow keyserver is never asked.
-        REQUIRE(run_with_conf(conf, keyless_tool() + " stub " + slow_base + "p256 --from-cert " +
-                                        pki("certs/p256.crt") + " -o " + (dir / "slow.pem"), &out) == 0);
+        REQUIRE(run_with_conf(conf,
+                              keyless_tool() + " stub " + slow_base + "p256 --from-cert " +
+                                  pki("certs/p256.crt") + " -o " + (dir / "slow.pem"),
+                              &out) == 0);
         Edge edge(conf, dir / "slow.pem", "p256", dir / "slow.log");
         auto start = std::chrono::steady_clock::now();
         out = s_client(edge.port, "-tls1_3", conf);
         CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(6)); // 1.5 s, not 8 s
         CHECK_FALSE(handshake_ok(out));
-        CHECK_THAT(read_file(dir / "slow.log"), Catch::Contains(slow_base + "p256: signing failed: keyserver 127.0.0.1:"));
+        CHECK_THAT(read_file(dir / "slow.log"),
+                   Catch::Contains(slow_base + "p256: signing failed: keyserver 127.0.0.1:"));
         CHECK_THAT(read_file(dir / "slow.log"), Catch::Contains("no reply within 1500 ms"));
         CHECK(edge.proc.running());
     }
     SECTION("unknown key id") {
-        int rc = run_with_conf(conf, "timeout 20 openssl s_server -accept 127.0.0.1:" + std::to_string(free_port()) +
-                                         " -cert " + pki("certs/rsa2048.crt") + " -key " + base + "no-such-key -www", &out);
+        int rc = run_with_conf(
+            conf,
+            "timeout 20 openssl s_server -accept 127.0.0.1:" + std::to_string(free_port()) +
+                " -cert " + pki("certs/rsa2048.crt") + " -key " + base + "no-such-key -www",
+            &out);
         CHECK(rc != 0);
-        CHECK_THAT(out, Catch::Contains(base + "no-such-key: fetching the public key failed: key 'no-such-key' not found"));
+        CHECK_THAT(
+            out,
+            Catch::Contains(
+                base + "no-such-key: fetching the public key failed: key 'no-such-key' not found"));
     }
     SECTION("a client certificate the keyserver does not trust") {
         std::string rogue = write_openssl_conf(dir / "rogue.cnf", "rogue");
-        int rc = run_with_conf(rogue, "timeout 20 openssl pkey -in " + base + "rsa2048 -pubout", &out);
+        int rc =
+            run_with_conf(rogue, "timeout 20 openssl pkey -in " + base + "rsa2048 -pubout", &out);
         CHECK(rc != 0);
-        CHECK_THAT(out, Catch::Contains(base + "rsa2048: fetching the public key failed: keyserver 127.0.0.1:"));
+        CHECK_THAT(out,
+                   Catch::Contains(
+                       base + "rsa2048: fetching the public key failed: keyserver 127.0.0.1:"));
         CHECK_THAT(out, Catch::Contains("unknown ca"));
     }
     SECTION("wrong ca_file: the keyserver's certificate is not trusted") {
         std::string wrong = write_openssl_conf(dir / "wrong.cnf", "edge-1", "other-ca.crt");
-        int rc = run_with_conf(wrong, "timeout 20 openssl pkey -in " + base + "rsa2048 -pubout", &out);
+        int rc =
+            run_with_conf(wrong, "timeout 20 openssl pkey -in " + base + "rsa2048 -pubout", &out);
         CHECK(rc != 0);
         CHECK_THAT(out, Catch::Contains("keyserver TLS handshake failed"));
-        CHECK_THAT(out, Catch::Contains("server certificate: self-signed certificate in certificate chain"));
+        CHECK_THAT(out, Catch::Contains(
+                            "server certificate: self-signed certificate in certificate chain"));
     }
     SECTION("a bad URI and a bad setting are reported, not ignored") {
         int rc = run_with_conf(conf, "openssl pkey -in keyless:host-without-port/k -pubout", &out);
         CHECK(rc != 0);
         CHECK_THAT(out, Catch::Contains("bad key URI 'keyless:host-without-port/k'"));
-        std::string bad = write_openssl_conf(dir / "bad.cnf", "edge-1", "ca.crt", "request_timeout_ms = soon");
+        std::string bad =
+            write_openssl_conf(dir / "bad.cnf", "edge-1", "ca.crt", "request_timeout_ms = soon");
         rc = run_with_conf(bad, "openssl pkey -in " + base + "rsa2048 -pubout", &out);
         CHECK(rc != 0);
-        CHECK_THAT(out, Catch::Contains("request_timeout_ms = 'soon' must be a number of milliseconds"));
+        CHECK_THAT(out,
+                   Catch::Contains("request_timeout_ms = 'soon' must be a number of milliseconds"));
     }
 }
 
@@ -241,15 +271,18 @@ TEST_CASE("against a stock gokeyless keyserver: digest signing and raw decryptio
     KeyserverFixture keyserver(R"({"keys": {
         "rsa2048": {"allow": ["sign-digest", "rsa-decrypt-raw"]},
         "p256": {"allow": ["sign-digest"]}
-    }})", {"--test-emulate-gokeyless"});
+    }})",
+                               {"--test-emulate-gokeyless"});
     TempDir dir;
     std::string conf = write_openssl_conf(dir / "openssl.cnf");
     std::string out;
     for (const char* key : {"rsa2048", "p256"}) {
         // No get-public-key on gokeyless: stubs are made from the certificates.
-        REQUIRE(run_with_conf(conf, keyless_tool() + " stub keyless:" + keyserver.address() + "/" + key +
-                                        " --from-cert " + pki(std::string("certs/") + key + ".crt") +
-                                        " -o " + (dir / (std::string(key) + ".pem")), &out) == 0);
+        REQUIRE(run_with_conf(conf,
+                              keyless_tool() + " stub keyless:" + keyserver.address() + "/" + key +
+                                  " --from-cert " + pki(std::string("certs/") + key + ".crt") +
+                                  " -o " + (dir / (std::string(key) + ".pem")),
+                              &out) == 0);
     }
     Edge rsa(conf, dir / "rsa2048.pem", "rsa2048", dir / "rsa.log");
     Edge ec(conf, dir / "p256.pem", "p256", dir / "ec.log");

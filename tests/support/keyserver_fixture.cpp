@@ -14,7 +14,9 @@ std::string pki_dir() {
     return dir;
 }
 
-std::string pki(const std::string& name) { return pki_dir() + "/" + name; }
+std::string pki(const std::string& name) {
+    return pki_dir() + "/" + name;
+}
 
 std::string keyserver_binary() {
     const char* bin = std::getenv("KEYLESS_KEYSERVER");

@@ -25,13 +25,17 @@ Process::Process(std::vector<std::string> argv, std::map<std::string, std::strin
         auto eq = kv.find('=');
         if (eq != std::string::npos) merged[kv.substr(0, eq)] = kv.substr(eq + 1);
     }
-    for (auto& [k, v] : env) merged[k] = v;
+    for (auto& [k, v] : env)
+        merged[k] = v;
     std::vector<std::string> env_strings;
-    for (auto& [k, v] : merged) env_strings.push_back(k + "=" + v);
+    for (auto& [k, v] : merged)
+        env_strings.push_back(k + "=" + v);
     std::vector<char*> envp, args;
-    for (auto& s : env_strings) envp.push_back(s.data());
+    for (auto& s : env_strings)
+        envp.push_back(s.data());
     envp.push_back(nullptr);
-    for (auto& s : argv) args.push_back(s.data());
+    for (auto& s : argv)
+        args.push_back(s.data());
     args.push_back(nullptr);
 
     posix_spawn_file_actions_t actions;
@@ -86,7 +90,8 @@ int run_command(const std::string& cmd, std::string* output) {
     std::string out;
     char buf[4096];
     size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0)
+        out.append(buf, n);
     int st = pclose(p);
     if (output) *output = out;
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);

@@ -17,8 +17,12 @@ std::string env_or_throw(const char* name) {
 }
 } // namespace
 
-std::string provider_module() { return env_or_throw("KEYLESS_PROVIDER"); }
-std::string keyless_tool() { return env_or_throw("KEYLESS_TOOL"); }
+std::string provider_module() {
+    return env_or_throw("KEYLESS_PROVIDER");
+}
+std::string keyless_tool() {
+    return env_or_throw("KEYLESS_TOOL");
+}
 
 std::string write_openssl_conf(const std::string& path, const std::string& identity,
                                const std::string& ca, const std::string& extra) {
@@ -26,10 +30,17 @@ std::string write_openssl_conf(const std::string& path, const std::string& ident
                        "[openssl_init]\nproviders = provider_sect\n"
                        "[provider_sect]\ndefault = default_sect\nkeyless = keyless_sect\n"
                        "[default_sect]\nactivate = 1\n"
-                       "[keyless_sect]\nmodule = " + provider_module() + "\nactivate = 1\n"
-                       "client_cert = " + pki(identity + ".crt") + "\n"
-                       "client_key = " + pki(identity + ".key") + "\n"
-                       "ca_file = " + pki(ca) + "\n" + extra + "\n";
+                       "[keyless_sect]\nmodule = " +
+                       provider_module() +
+                       "\nactivate = 1\n"
+                       "client_cert = " +
+                       pki(identity + ".crt") +
+                       "\n"
+                       "client_key = " +
+                       pki(identity + ".key") +
+                       "\n"
+                       "ca_file = " +
+                       pki(ca) + "\n" + extra + "\n";
     write_file(path, conf);
     return path;
 }

@@ -40,11 +40,13 @@ Backend::Backend() : thread_(std::make_unique<BackendThread>()) {
                 std::string req;
                 char buf[1024];
                 ssize_t n;
-                while (req.find("\r\n\r\n") == std::string::npos && (n = ::read(fd, buf, sizeof buf)) > 0)
+                while (req.find("\r\n\r\n") == std::string::npos &&
+                       (n = ::read(fd, buf, sizeof buf)) > 0)
                     req.append(buf, static_cast<size_t>(n));
                 std::string body = "keyless backend ok\n";
-                std::string resp = "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " +
-                                   std::to_string(body.size()) + "\r\n\r\n" + body;
+                std::string resp =
+                    "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " +
+                    std::to_string(body.size()) + "\r\n\r\n" + body;
                 ssize_t ignored = ::write(fd, resp.data(), resp.size());
                 (void)ignored;
                 ::close(fd);
@@ -68,13 +70,16 @@ int children_of(pid_t pid) {
     return std::stoi(out);
 }
 
-bool pid_alive(pid_t pid) { return pid > 0 && ::kill(pid, 0) == 0; }
+bool pid_alive(pid_t pid) {
+    return pid > 0 && ::kill(pid, 0) == 0;
+}
 
 // Waits (bounded) until `ready` is true.
 template <typename F> void eventually(F ready, const std::string& what) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (!ready()) {
-        if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("timed out: " + what);
+        if (std::chrono::steady_clock::now() > deadline)
+            throw std::runtime_error("timed out: " + what);
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
 }
@@ -89,26 +94,47 @@ class Nginx : public Terminator {
         run_command("mkdir -p " + dir + "/tmp");
         auto server = [&](uint16_t port, const std::string& cert, const std::string& key) {
             return "    server {\n"
-                   "        listen 127.0.0.1:" + std::to_string(port) + " ssl;\n"
+                   "        listen 127.0.0.1:" +
+                   std::to_string(port) +
+                   " ssl;\n"
                    "        ssl_protocols TLSv1.2 TLSv1.3;\n"
-                   "        ssl_ciphers " + std::string(kCiphers) + ";\n"
-                   "        ssl_certificate " + cert + ";\n"
-                   "        ssl_certificate_key " + key + ";\n"
+                   "        ssl_ciphers " +
+                   std::string(kCiphers) +
+                   ";\n"
+                   "        ssl_certificate " +
+                   cert +
+                   ";\n"
+                   "        ssl_certificate_key " +
+                   key +
+                   ";\n"
                    "        location / { return 200 \"keyless nginx ok\\n\"; }\n"
                    "    }\n";
         };
         write_file(dir + "/nginx.conf",
                    "daemon off;\nmaster_process on;\nworker_processes 2;\n"
-                   "pid " + dir + "/nginx.pid;\nerror_log " + dir + "/error.log info;\n"
-                   "events { worker_connections 1024; }\n"
-                   "http {\n    access_log off;\n"
-                   "    client_body_temp_path " + dir + "/tmp/body;\n"
-                   "    proxy_temp_path " + dir + "/tmp/proxy;\n"
-                   "    fastcgi_temp_path " + dir + "/tmp/fastcgi;\n"
-                   "    uwsgi_temp_path " + dir + "/tmp/uwsgi;\n"
-                   "    scgi_temp_path " + dir + "/tmp/scgi;\n"
-                   "    ssl_session_cache off;\n    ssl_session_tickets off;\n" +
-                       server(rsa_port_, k.rsa_cert, k.rsa_stub) + server(ec_port_, k.ec_cert, k.ec_stub) + "}\n");
+                   "pid " +
+                       dir + "/nginx.pid;\nerror_log " + dir +
+                       "/error.log info;\n"
+                       "events { worker_connections 1024; }\n"
+                       "http {\n    access_log off;\n"
+                       "    client_body_temp_path " +
+                       dir +
+                       "/tmp/body;\n"
+                       "    proxy_temp_path " +
+                       dir +
+                       "/tmp/proxy;\n"
+                       "    fastcgi_temp_path " +
+                       dir +
+                       "/tmp/fastcgi;\n"
+                       "    uwsgi_temp_path " +
+                       dir +
+                       "/tmp/uwsgi;\n"
+                       "    scgi_temp_path " +
+                       dir +
+                       "/tmp/scgi;\n"
+                       "    ssl_session_cache off;\n    ssl_session_tickets off;\n" +
+                       server(rsa_port_, k.rsa_cert, k.rsa_stub) +
+                       server(ec_port_, k.ec_cert, k.ec_stub) + "}\n");
         conf_ = conf;
         master_ = std::make_unique<Process>(
             std::vector<std::string>{"/usr/sbin/nginx", "-c", dir + "/nginx.conf", "-p", dir, "-e",
@@ -128,16 +154,21 @@ class Nginx : public Terminator {
     }
     void reload() override {
         std::string out;
-        if (run_command("OPENSSL_CONF=" + conf_ + " /usr/sbin/nginx -c " + dir_ + "/nginx.conf -p " + dir_ +
-                            " -e " + dir_ + "/error.log -s reload",
+        if (run_command("OPENSSL_CONF=" + conf_ + " /usr/sbin/nginx -c " + dir_ +
+                            "/nginx.conf -p " + dir_ + " -e " + dir_ + "/error.log -s reload",
                         &out) != 0)
             throw std::runtime_error("nginx -s reload failed: " + out);
         // The new workers are up once the old ones are gone and two remain.
-        eventually([&] { return read_file(dir_ + "/error.log").find("reconfiguring") != std::string::npos; },
-                   "nginx reload");
+        eventually(
+            [&] {
+                return read_file(dir_ + "/error.log").find("reconfiguring") != std::string::npos;
+            },
+            "nginx reload");
         eventually([&] { return children_of(master_->pid()) == 2; }, "nginx workers after reload");
     }
-    std::string log() const override { return read_file(dir_ + "/error.log") + read_file(dir_ + "/stdout.log"); }
+    std::string log() const override {
+        return read_file(dir_ + "/error.log") + read_file(dir_ + "/stdout.log");
+    }
 
   private:
     std::string dir_, conf_;
@@ -146,18 +177,21 @@ class Nginx : public Terminator {
 
 class Haproxy : public Terminator {
   public:
-    Haproxy(const std::string& dir, const std::string& conf, const EdgeKeys& k, int threads, bool async)
+    Haproxy(const std::string& dir, const std::string& conf, const EdgeKeys& k, int threads,
+            bool async)
         : dir_(dir) {
         rsa_port_ = free_port();
         ec_port_ = free_port();
         // RSA: certificate then stub in one bundle; EC: certificate, stub beside it as ".key".
-        run_command("mkdir -p " + dir + "/ec && cat " + k.rsa_cert + " " + k.rsa_stub + " > " + dir +
-                    "/rsa-bundle.pem && cp " + k.ec_cert + " " + dir + "/ec/ec.pem && cp " + k.ec_stub +
-                    " " + dir + "/ec/ec.pem.key");
+        run_command("mkdir -p " + dir + "/ec && cat " + k.rsa_cert + " " + k.rsa_stub + " > " +
+                    dir + "/rsa-bundle.pem && cp " + k.ec_cert + " " + dir + "/ec/ec.pem && cp " +
+                    k.ec_stub + " " + dir + "/ec/ec.pem.key");
         auto frontend = [&](const char* name, uint16_t port, const std::string& crt) {
-            return std::string("frontend ") + name + "\n    bind 127.0.0.1:" + std::to_string(port) +
-                   " ssl crt " + crt + " ssl-min-ver TLSv1.2 ciphers " + kCiphers +
-                   "\n    http-request return status 200 content-type text/plain string \"keyless haproxy ok\"\n";
+            return std::string("frontend ") + name +
+                   "\n    bind 127.0.0.1:" + std::to_string(port) + " ssl crt " + crt +
+                   " ssl-min-ver TLSv1.2 ciphers " + kCiphers +
+                   "\n    http-request return status 200 content-type text/plain string \"keyless "
+                   "haproxy ok\"\n";
         };
         write_file(dir + "/haproxy.cfg",
                    "global\n    nbthread " + std::to_string(threads) + "\n" +
@@ -180,7 +214,8 @@ class Haproxy : public Terminator {
     bool alive() override {
         std::string l = log();
         return master_->running() && children_of(master_->pid()) >= 1 &&
-               l.find("Segmentation fault") == std::string::npos && l.find("(Aborted)") == std::string::npos;
+               l.find("Segmentation fault") == std::string::npos &&
+               l.find("(Aborted)") == std::string::npos;
     }
     void reload() override {
         size_t before = count_reloads();
@@ -193,7 +228,9 @@ class Haproxy : public Terminator {
     size_t count_reloads() const {
         std::string l = log();
         size_t n = 0;
-        for (size_t at = l.find("Loading success."); at != std::string::npos; at = l.find("Loading success.", at + 1)) ++n;
+        for (size_t at = l.find("Loading success."); at != std::string::npos;
+             at = l.find("Loading success.", at + 1))
+            ++n;
         return n;
     }
     std::string dir_;
@@ -202,15 +239,18 @@ class Haproxy : public Terminator {
 
 class Stunnel : public Terminator {
   public:
-    Stunnel(const std::string& dir, const std::string& conf, const EdgeKeys& k, uint16_t backend) : dir_(dir) {
+    Stunnel(const std::string& dir, const std::string& conf, const EdgeKeys& k, uint16_t backend)
+        : dir_(dir) {
         rsa_port_ = free_port();
         ec_port_ = free_port();
-        auto service = [&](const char* name, uint16_t port, const std::string& cert, const std::string& key) {
+        auto service = [&](const char* name, uint16_t port, const std::string& cert,
+                           const std::string& key) {
             return std::string("[") + name + "]\naccept = 127.0.0.1:" + std::to_string(port) +
-                   "\nconnect = 127.0.0.1:" + std::to_string(backend) + "\ncert = " + cert + "\nkey = " + key +
-                   "\nsslVersionMin = TLSv1.2\nciphers = " + kCiphers + "\n";
+                   "\nconnect = 127.0.0.1:" + std::to_string(backend) + "\ncert = " + cert +
+                   "\nkey = " + key + "\nsslVersionMin = TLSv1.2\nciphers = " + kCiphers + "\n";
         };
-        write_file(dir + "/stunnel.conf", "foreground = no\npid = " + dir + "/stunnel.pid\noutput = " + dir +
+        write_file(dir + "/stunnel.conf", "foreground = no\npid = " + dir +
+                                              "/stunnel.pid\noutput = " + dir +
                                               "/stunnel.log\ndebug = info\n" +
                                               service("rsa", rsa_port_, k.rsa_cert, k.rsa_stub) +
                                               service("ec", ec_port_, k.ec_cert, k.ec_stub));
@@ -218,7 +258,8 @@ class Stunnel : public Terminator {
         Process launcher({"/usr/bin/stunnel4", dir + "/stunnel.conf"}, {{"OPENSSL_CONF", conf}},
                          dir + "/launcher.log", dir + "/launcher.log");
         if (launcher.wait(std::chrono::seconds(20)) != 0)
-            throw std::runtime_error("stunnel failed to start: " + read_file(dir + "/launcher.log") + log());
+            throw std::runtime_error(
+                "stunnel failed to start: " + read_file(dir + "/launcher.log") + log());
         eventually([&] { return !read_file(dir + "/stunnel.pid").empty(); }, "stunnel pid file");
         daemon_ = std::stoi(read_file(dir + "/stunnel.pid"));
         wait_for_port(rsa_port_, std::chrono::seconds(20));
@@ -235,7 +276,10 @@ class Stunnel : public Terminator {
     std::string name() const override { return "stunnel"; }
     std::string body() const override { return "keyless backend ok"; }
     bool alive() override { return pid_alive(daemon_); }
-    void reload() override { ::kill(daemon_, SIGHUP); wait_for_port(rsa_port_, std::chrono::seconds(20)); }
+    void reload() override {
+        ::kill(daemon_, SIGHUP);
+        wait_for_port(rsa_port_, std::chrono::seconds(20));
+    }
     std::string log() const override { return read_file(dir_ + "/stunnel.log"); }
 
   private:
@@ -245,7 +289,8 @@ class Stunnel : public Terminator {
 
 } // namespace
 
-std::unique_ptr<Terminator> start_nginx(const std::string& dir, const std::string& conf, const EdgeKeys& keys) {
+std::unique_ptr<Terminator> start_nginx(const std::string& dir, const std::string& conf,
+                                        const EdgeKeys& keys) {
     return std::make_unique<Nginx>(dir, conf, keys);
 }
 std::unique_ptr<Terminator> start_haproxy(const std::string& dir, const std::string& conf,

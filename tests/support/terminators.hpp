@@ -33,9 +33,9 @@ class Terminator {
     uint16_t rsa_port() const { return rsa_port_; }
     uint16_t ec_port() const { return ec_port_; }
     virtual std::string name() const = 0;
-    virtual std::string body() const = 0;  // what a GET / returns
-    virtual bool alive() = 0;              // every process of it still running
-    virtual void reload() = 0;             // the terminator's own reload; returns when serving
+    virtual std::string body() const = 0; // what a GET / returns
+    virtual bool alive() = 0;             // every process of it still running
+    virtual void reload() = 0;            // the terminator's own reload; returns when serving
     virtual std::string log() const = 0;
 
   protected:

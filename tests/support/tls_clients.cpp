@@ -65,7 +65,8 @@ std::string https_get(uint16_t port, int max_version, const char* cipher_list) {
             SSL_write(ssl.get(), req.data(), static_cast<int>(req.size()));
             char buf[4096];
             int n;
-            while ((n = SSL_read(ssl.get(), buf, sizeof buf)) > 0) response.append(buf, static_cast<size_t>(n));
+            while ((n = SSL_read(ssl.get(), buf, sizeof buf)) > 0)
+                response.append(buf, static_cast<size_t>(n));
         }
     }
     ERR_clear_error();
@@ -81,7 +82,8 @@ int concurrent_gets(uint16_t port, int count, const std::string& expect, int max
         threads.emplace_back([&] {
             if (https_get(port, max_version, cipher_list).find(expect) != std::string::npos) ++good;
         });
-    for (auto& t : threads) t.join();
+    for (auto& t : threads)
+        t.join();
     return good;
 }
 

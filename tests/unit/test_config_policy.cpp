@@ -115,8 +115,10 @@ TEST_CASE("key store: loads the test keys, indexes by name and SKI, refuses loos
         FAIL("loaded a bad directory");
     } catch (const KeyStoreError& e) {
         REQUIRE(e.problems().size() == 2);
-        CHECK_THAT(e.problems()[0], Catch::StartsWith("key 'junk'") && Catch::Contains("not a PEM private key"));
-        CHECK_THAT(e.problems()[1], Catch::StartsWith("key 'loose'") && Catch::Contains("group or others"));
+        CHECK_THAT(e.problems()[0],
+                   Catch::StartsWith("key 'junk'") && Catch::Contains("not a PEM private key"));
+        CHECK_THAT(e.problems()[1],
+                   Catch::StartsWith("key 'loose'") && Catch::Contains("group or others"));
     }
     // With the operator's explicit consent the loose key loads.
     ::unlink((dir / "junk.pem").c_str());
@@ -140,15 +142,21 @@ TEST_CASE("dispatcher: policy decisions and error codes") {
         o.key_name = key;
         return o;
     };
-    CHECK(d.handle(edge1, req(Opcode::RSASignSHA256, "rsa2048", Bytes(32, 1))).error == ErrorCode::None);
-    CHECK(d.handle(edge1, req(Opcode::RSASignSHA256, "rsa2048", Bytes(31, 1))).error == ErrorCode::Format);
-    CHECK(d.handle(edge1, req(Opcode::RSASignSHA256, "rsa-default", Bytes(32, 1))).error == ErrorCode::PolicyDenied);
-    CHECK(d.handle(edge1, req(Opcode::ECDSASignSHA256, "rsa2048", Bytes(32, 1))).error == ErrorCode::Crypto);
-    CHECK(d.handle(edge1, req(Opcode::GetPublicKey, "missing", {})).error == ErrorCode::KeyNotFound);
+    CHECK(d.handle(edge1, req(Opcode::RSASignSHA256, "rsa2048", Bytes(32, 1))).error ==
+          ErrorCode::None);
+    CHECK(d.handle(edge1, req(Opcode::RSASignSHA256, "rsa2048", Bytes(31, 1))).error ==
+          ErrorCode::Format);
+    CHECK(d.handle(edge1, req(Opcode::RSASignSHA256, "rsa-default", Bytes(32, 1))).error ==
+          ErrorCode::PolicyDenied);
+    CHECK(d.handle(edge1, req(Opcode::ECDSASignSHA256, "rsa2048", Bytes(32, 1))).error ==
+          ErrorCode::Crypto);
+    CHECK(d.handle(edge1, req(Opcode::GetPublicKey, "missing", {})).error ==
+          ErrorCode::KeyNotFound);
     auto restricted = d.handle(edge1, req(Opcode::GetPublicKey, "ec-restricted", {}));
     CHECK(restricted.error == ErrorCode::PolicyDenied);
     CHECK_THAT(restricted.reason, Catch::Contains("client 'edge-1' may not use this key"));
-    CHECK(d.handle(identity("edge-2"), req(Opcode::GetPublicKey, "ec-restricted", {})).error == ErrorCode::None);
+    CHECK(d.handle(identity("edge-2"), req(Opcode::GetPublicKey, "ec-restricted", {})).error ==
+          ErrorCode::None);
     Operation no_key = Operation::make(Opcode::GetPublicKey);
     CHECK(d.handle(edge1, no_key).error == ErrorCode::Format);
     Operation mismatch = req(Opcode::GetPublicKey, "rsa2048", {});

@@ -11,15 +11,21 @@ namespace {
 // then the padding item that brings the message to 1024 bytes.
 Bytes frame(uint32_t id, std::initializer_list<Bytes> items) {
     Bytes body;
-    for (const auto& item : items) body.insert(body.end(), item.begin(), item.end());
+    for (const auto& item : items)
+        body.insert(body.end(), item.begin(), item.end());
     size_t pad = 1024 - 8 - body.size() - 3;
     body.push_back(0x20);
     body.push_back(static_cast<uint8_t>(pad >> 8));
     body.push_back(static_cast<uint8_t>(pad));
     body.insert(body.end(), pad, 0x00);
-    Bytes out{0x01, 0x00, static_cast<uint8_t>(body.size() >> 8), static_cast<uint8_t>(body.size()),
-              static_cast<uint8_t>(id >> 24), static_cast<uint8_t>(id >> 16),
-              static_cast<uint8_t>(id >> 8), static_cast<uint8_t>(id)};
+    Bytes out{0x01,
+              0x00,
+              static_cast<uint8_t>(body.size() >> 8),
+              static_cast<uint8_t>(body.size()),
+              static_cast<uint8_t>(id >> 24),
+              static_cast<uint8_t>(id >> 16),
+              static_cast<uint8_t>(id >> 8),
+              static_cast<uint8_t>(id)};
     out.insert(out.end(), body.begin(), body.end());
     return out;
 }
@@ -30,7 +36,9 @@ Bytes item(uint8_t tag, Bytes value) {
     return out;
 }
 
-Bytes body_of(const Bytes& message) { return Bytes(message.begin() + 8, message.end()); }
+Bytes body_of(const Bytes& message) {
+    return Bytes(message.begin() + 8, message.end());
+}
 
 const Bytes kSki = {0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10, 0x11, 0x12, 0x13,
                     0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d};
@@ -41,17 +49,19 @@ TEST_CASE("ping encodes byte-exactly as gokeyless does") {
     Bytes msg = encode(0x01020304, Operation::make(Opcode::Ping, {'h', 'i'}));
     REQUIRE(msg.size() == 1024);
     // header: version 1.0, body length 1016 (0x03F8), id 0x01020304
-    CHECK(Bytes(msg.begin(), msg.begin() + 8) == Bytes{0x01, 0x00, 0x03, 0xF8, 0x01, 0x02, 0x03, 0x04});
+    CHECK(Bytes(msg.begin(), msg.begin() + 8) ==
+          Bytes{0x01, 0x00, 0x03, 0xF8, 0x01, 0x02, 0x03, 0x04});
     // opcode item, payload item, padding item of 1004 zero bytes
-    CHECK(Bytes(msg.begin() + 8, msg.begin() + 25) ==
-          Bytes{0x11, 0x00, 0x01, 0xF1, 0x12, 0x00, 0x02, 'h', 'i', 0x20, 0x03, 0xEC, 0, 0, 0, 0, 0});
+    CHECK(Bytes(msg.begin() + 8, msg.begin() + 25) == Bytes{0x11, 0x00, 0x01, 0xF1, 0x12, 0x00,
+                                                            0x02, 'h', 'i', 0x20, 0x03, 0xEC, 0, 0,
+                                                            0, 0, 0});
     CHECK(std::all_of(msg.begin() + 20, msg.end(), [](uint8_t b) { return b == 0; }));
 }
 
 TEST_CASE("every opcode encodes and decodes byte-exactly") {
-    const uint8_t opcodes[] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x12, 0x13, 0x14,
-                               0x15, 0x16, 0x17, 0x18, 0x35, 0x36, 0x37, 0xF0, 0xF1, 0xF2,
-                               0xFF, 0xC0, 0xC1, 0xC2};
+    const uint8_t opcodes[] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x12,
+                               0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x35, 0x36,
+                               0x37, 0xF0, 0xF1, 0xF2, 0xFF, 0xC0, 0xC1, 0xC2};
     for (uint8_t code : opcodes) {
         CAPTURE(int(code));
         Operation op;
@@ -59,8 +69,8 @@ TEST_CASE("every opcode encodes and decodes byte-exactly") {
         op.payload = Bytes{0xde, 0xad, 0xbe, 0xef};
         op.ski = std::array<uint8_t, 20>{};
         std::copy(kSki.begin(), kSki.end(), op.ski->begin());
-        Bytes expected = frame(7, {item(0x11, {code}), item(0x12, {0xde, 0xad, 0xbe, 0xef}),
-                                   item(0x04, kSki)});
+        Bytes expected =
+            frame(7, {item(0x11, {code}), item(0x12, {0xde, 0xad, 0xbe, 0xef}), item(0x04, kSki)});
         CHECK(encode(7, op) == expected);
         Operation back = decode_body(body_of(expected));
         CHECK(back.opcode == code);
@@ -74,10 +84,9 @@ TEST_CASE("extension items: key name, signature scheme, client version") {
     op.key_name = "rsa2048";
     op.signature_scheme = 0x0804;
     op.client_version = 0x0303;
-    Bytes expected =
-        frame(0xFFFFFFFF, {item(0x11, {0xC1}), item(0x12, {1, 2, 3}),
-                           item(0xC0, {'r', 's', 'a', '2', '0', '4', '8'}), item(0xC1, {0x08, 0x04}),
-                           item(0xC2, {0x03, 0x03})});
+    Bytes expected = frame(0xFFFFFFFF, {item(0x11, {0xC1}), item(0x12, {1, 2, 3}),
+                                        item(0xC0, {'r', 's', 'a', '2', '0', '4', '8'}),
+                                        item(0xC1, {0x08, 0x04}), item(0xC2, {0x03, 0x03})});
     CHECK(encode(0xFFFFFFFF, op) == expected);
     Operation back = decode_body(body_of(expected));
     CHECK(back.key_name == "rsa2048");
@@ -92,11 +101,11 @@ TEST_CASE("gokeyless items: SNI, IPs, cert id, digest round-trip in gokeyless or
     op.server_ip = Bytes(16, 1);
     op.cert_id = "c1";
     op.cert_digest = std::array<uint8_t, 32>{};
-    Bytes expected = frame(9, {item(0x11, {0x15}), item(0x12, Bytes(32, 0x55)),
-                               item(0x01, Bytes(32, 0)), item(0x03, {127, 0, 0, 1}),
-                               item(0x05, Bytes(16, 1)),
-                               item(0x02, {'e', 'x', 'a', 'm', 'p', 'l', 'e', '.', 'c', 'o', 'm'}),
-                               item(0x06, {'c', '1'})});
+    Bytes expected =
+        frame(9, {item(0x11, {0x15}), item(0x12, Bytes(32, 0x55)), item(0x01, Bytes(32, 0)),
+                  item(0x03, {127, 0, 0, 1}), item(0x05, Bytes(16, 1)),
+                  item(0x02, {'e', 'x', 'a', 'm', 'p', 'l', 'e', '.', 'c', 'o', 'm'}),
+                  item(0x06, {'c', '1'})});
     CHECK(encode(9, op) == expected);
     Operation back = decode_body(body_of(expected));
     CHECK(back.server_name == "example.com");

@@ -100,7 +100,8 @@ TEST_CASE("TLS message shapes: exactly the server signature inputs") {
 
     CHECK(tls::classify_message(tls12_ecdhe(0x0017, 65)) == MessageShape::Tls12ServerKeyExchange);
     CHECK(tls::classify_message(tls12_ecdhe(0x0018, 97)) == MessageShape::Tls12ServerKeyExchange);
-    CHECK(tls::classify_message(tls12_ecdhe(0x001D, 32, 0x33)) == MessageShape::Tls12ServerKeyExchange);
+    CHECK(tls::classify_message(tls12_ecdhe(0x001D, 32, 0x33)) ==
+          MessageShape::Tls12ServerKeyExchange);
     CHECK(tls::classify_message(tls12_ecdhe(0x0017, 65, 0x02)) == MessageShape::None);
     CHECK(tls::classify_message(tls12_ecdhe(0x0017, 64)) == MessageShape::None);
     CHECK(tls::classify_message(tls12_ecdhe(0x0042, 65)) == MessageShape::None);
@@ -109,7 +110,8 @@ TEST_CASE("TLS message shapes: exactly the server signature inputs") {
     CHECK(tls::classify_message(trailing) == MessageShape::None);
 
     Bytes dhe(64, 0x11);
-    for (int i = 0; i < 3; ++i) dhe.insert(dhe.end(), {0x00, 0x02, 0x05, 0x06});
+    for (int i = 0; i < 3; ++i)
+        dhe.insert(dhe.end(), {0x00, 0x02, 0x05, 0x06});
     CHECK(tls::classify_message(dhe) == MessageShape::Tls12ServerKeyExchange);
     dhe.pop_back();
     CHECK(tls::classify_message(dhe) == MessageShape::None);
