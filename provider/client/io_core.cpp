@@ -5,6 +5,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -124,6 +126,13 @@ void IoCore::track_fd(int fd, bool open) {
 }
 
 void IoCore::run() {
+    // A keyserver that closes a connection must not kill the host application with SIGPIPE when
+    // we write to it: the signal is blocked in this thread, where OpenSSL's writes happen (it is
+    // thread-directed, so it stays pending here and never reaches the application).
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
     std::vector<pollfd> fds;
     std::vector<Connection*> owners;
     while (true) {

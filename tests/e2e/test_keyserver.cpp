@@ -11,6 +11,13 @@
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
+
 using namespace keyless;
 using namespace keyless::protocol;
 using namespace keyless::test;
@@ -116,6 +123,13 @@ Bytes rsa_encrypt(EVP_PKEY* pub, ByteView plain, int padding) {
     EVP_PKEY_encrypt(ctx.get(), out.data(), &len, plain.data(), plain.size());
     out.resize(len);
     return out;
+}
+
+// Polls the keyserver's stderr (bounded) until it says `text`.
+void wait_for_file_containing(KeyserverFixture& ks, const std::string& text) {
+    for (int i = 0; i < 500 && ks.stderr_text().find(text) == std::string::npos; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    REQUIRE_THAT(ks.stderr_text(), Catch::Contains(text));
 }
 
 } // namespace
@@ -439,4 +453,79 @@ TEST_CASE("access log: one JSON line per operation with the required fields, no 
     CHECK(denied["error"] == "denied by policy");
     CHECK(denied["reason"] == "rsa-decrypt-raw is not allowed on this key");
     CHECK(log.find("PRIVATE KEY") == std::string::npos);
+}
+
+TEST_CASE("SIGHUP reloads policies and keys without dropping connections") {
+    KeyserverFixture ks(R"({"keys": {"rsa2048": {"allow": ["sign-tls"]}}})");
+    TestClient c(ks.client());
+    auto digest_sign = [&] {
+        return c.call(request(Opcode::RSASignSHA256, "rsa2048", digest_of("SHA256", Bytes{1})));
+    };
+    CHECK(error_of(digest_sign()) == ErrorCode::PolicyDenied);
+    ks.rewrite_config(R"({"keys": {"rsa2048": {"allow": ["sign-tls", "sign-digest"]}}})");
+    ks.process().kill(SIGHUP);
+    wait_for_file_containing(ks, "reloaded");
+    CHECK(digest_sign().is(Opcode::Response)); // same connection, new policy
+
+    // A broken config is refused and the previous one stays in service.
+    ks.rewrite_config(R"({"keys": {"no-such-key": {}}})");
+    ks.process().kill(SIGHUP);
+    wait_for_file_containing(ks, "reload failed");
+    CHECK_THAT(ks.stderr_text(), Catch::Contains("'keys.no-such-key': no key file named no-such-key"));
+    CHECK(digest_sign().is(Opcode::Response));
+}
+
+TEST_CASE("keyserver --check validates config and keys and names what is wrong") {
+    TempDir dir;
+    std::string base = keyserver_binary() + " --cert " + pki("keyserver.crt") + " --key " +
+                       pki("keyserver.key") + " --client-ca " + pki("ca.crt");
+    std::string out;
+    CHECK(run_command(base + " --keys " + pki("keys") + " --check", &out) == 0);
+    CHECK_THAT(out, Catch::Contains("config ok: 6 key(s)") && Catch::Contains("rsa2048: RSA-2048 ski="));
+
+    write_file(dir / "bad.json", R"({"keys": {"rsa2048": {"allow": ["sign-everything"]}}})");
+    CHECK(run_command(base + " --keys " + pki("keys") + " --config " + (dir / "bad.json") + " --check", &out) == 1);
+    CHECK_THAT(out, Catch::Contains("'keys.rsa2048.allow[0]' unknown operation 'sign-everything'"));
+
+    run_command("mkdir -p " + (dir / "keys") + " && cp " + pki("keys/p256.pem") + " " + (dir / "keys/loose.pem") +
+                " && chmod 644 " + (dir / "keys/loose.pem"));
+    CHECK(run_command(base + " --keys " + (dir / "keys") + " --check", &out) == 1);
+    CHECK_THAT(out, Catch::Contains("key 'loose' (" + (dir / "keys/loose.pem") + "): readable or writable by group or others"));
+
+    CHECK(run_command(keyserver_binary() + " --keys " + pki("keys") + " --check", &out) == 2);
+    CHECK_THAT(out, Catch::Contains("missing client CA (--client-ca or tls.client_ca): mTLS is mandatory"));
+    CHECK(run_command(keyserver_binary() + " --bogus", &out) == 1);
+    CHECK_THAT(out, Catch::Contains("unknown flag '--bogus'"));
+}
+
+TEST_CASE("limits: a silent client is cut at the handshake timeout, extra connections refused") {
+    KeyserverFixture ks(R"({"limits": {"handshake_timeout_ms": 300, "max_connections": 2}})");
+    // A TCP client that never starts TLS.
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(ks.port());
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    timeval tv{10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char byte;
+    CHECK(::read(fd, &byte, 1) == 0); // closed by the server, well before our 10 s
+    ::close(fd);
+    wait_for_file_containing(ks, "mTLS handshake timed out");
+
+    TestClient one(ks.client());
+    TestClient two(ks.client());
+    CHECK(one.call(Operation::make(Opcode::Ping)).is(Opcode::Pong));
+    bool third_refused = false;
+    try {
+        TestClient three(ks.client());
+        three.send(Operation::make(Opcode::Ping));
+        third_refused = !three.receive().has_value();
+    } catch (const std::exception&) {
+        third_refused = true;
+    }
+    CHECK(third_refused);
+    CHECK_THAT(ks.stderr_text(), Catch::Contains("max_connections (2) reached"));
+    CHECK(two.call(Operation::make(Opcode::Ping)).is(Opcode::Pong));
 }

@@ -24,8 +24,7 @@ std::string keyserver_binary() {
     return bin;
 }
 
-KeyserverFixture::KeyserverFixture(const std::string& config_json,
-                                   std::vector<std::string> extra_args) {
+void KeyserverFixture::write_config(const std::string& config_json) {
     auto config = nlohmann::json::parse(config_json);
     config["tls"] = {{"cert", pki("keyserver.crt")},
                      {"key", pki("keyserver.key")},
@@ -33,6 +32,13 @@ KeyserverFixture::KeyserverFixture(const std::string& config_json,
     config["keys_dir"] = pki("keys");
     config["access_log"] = dir_ / "access.log";
     write_file(dir_ / "keyserver.json", config.dump(2));
+}
+
+void KeyserverFixture::rewrite_config(const std::string& config_json) { write_config(config_json); }
+
+KeyserverFixture::KeyserverFixture(const std::string& config_json,
+                                   std::vector<std::string> extra_args) {
+    write_config(config_json);
     args_ = {keyserver_binary(), "--config", dir_ / "keyserver.json", "--ready-file",
              dir_ / "ready"};
     args_.insert(args_.end(), extra_args.begin(), extra_args.end());

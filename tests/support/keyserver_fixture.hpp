@@ -25,11 +25,14 @@ class KeyserverFixture {
     Process& process() { return *process_; }
     // Restarts on the same port (for outage tests).
     void restart();
+    // Replaces the config file (TLS and keys_dir filled in as at start); SIGHUP makes it live.
+    void rewrite_config(const std::string& config_json);
     void stop() { process_.reset(); }
     ClientOptions client(const std::string& identity = "edge-1") const;
 
   private:
     void start(const std::string& listen);
+    void write_config(const std::string& config_json);
     TempDir dir_;
     std::vector<std::string> args_;
     std::unique_ptr<Process> process_;

@@ -2,7 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,17 +38,24 @@ Process::Process(std::vector<std::string> argv, std::map<std::string, std::strin
         args.push_back(s.data());
     args.push_back(nullptr);
 
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    if (!stdout_file.empty())
-        posix_spawn_file_actions_addopen(&actions, 1, stdout_file.c_str(),
-                                         O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (!stderr_file.empty())
-        posix_spawn_file_actions_addopen(&actions, 2, stderr_file.c_str(),
-                                         O_WRONLY | O_CREAT | O_APPEND, 0644);
-    int rc = posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), envp.data());
-    posix_spawn_file_actions_destroy(&actions);
-    if (rc != 0) throw std::runtime_error("cannot start " + argv[0]);
+    // fork + exec rather than posix_spawn, for PR_SET_PDEATHSIG: if the test binary itself is
+    // killed (a ctest timeout), its servers get SIGTERM instead of living on.
+    pid_t parent = ::getpid();
+    pid_ = ::fork();
+    if (pid_ < 0) throw std::runtime_error("cannot fork for " + argv[0]);
+    if (pid_ == 0) {
+        ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (::getppid() != parent) ::_exit(127);
+        auto redirect = [](const std::string& file, int target) {
+            if (file.empty()) return;
+            int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+            if (fd >= 0) ::dup2(fd, target);
+        };
+        redirect(stdout_file, 1);
+        redirect(stderr_file, 2);
+        ::execve(args[0], args.data(), envp.data());
+        ::_exit(127);
+    }
 }
 
 Process::~Process() {
