@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: installs missing Debian packages, builds (Release, ccache), runs ctest, then
 # runs the libFuzzer targets for a bounded time when clang is available.
-# Environment: JOBS (parallel build/test jobs, default: cores), FUZZ_SECONDS (default 20; 0 skips).
+# Environment: JOBS (parallel build/test jobs, default: cores), FUZZ_SECONDS (default 20; 0 skips),
+# SANITIZE (default 1: also run the codec, policy and keyserver tests under ASan+UBSan; 0 skips).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --interop
@@ -26,4 +27,13 @@ if [[ "$fuzz_seconds" != 0 ]] && command -v clang++ >/dev/null; then
     done
 fi
 
+if [[ "${SANITIZE:-1}" != 0 ]]; then
+    echo "== unit and keyserver tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+    cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKEYLESS_SANITIZE=ON >/dev/null
+    cmake --build build-asan -j "$jobs" --target unit_tests keyserver_e2e keyserver
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        ctest --test-dir build-asan --output-on-failure -j "$jobs" -R '^(pki|unit_tests|keyserver_e2e)$'
+fi
+
+echo "== every test (release build)"
 ctest --test-dir build --output-on-failure -j "$jobs"

@@ -5,7 +5,6 @@
 
 #include <catch2/catch.hpp>
 
-#include <regex>
 #include <signal.h>
 
 using namespace keyless::test;
