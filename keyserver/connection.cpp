@@ -79,11 +79,24 @@ void Connection::on_frame() {
             reply(id, format_error(e.what()), start, in_flight);
         }
     }
-    // Back-pressure: stop reading while the connection has its maximum in flight.
-    if (in_flight_ >= shared_->limits.max_in_flight_per_connection)
+    if (saturated())
         reading_paused_ = true;
     else
         read_header();
+}
+
+// Back-pressure: a connection stops being read while its requests in flight plus replies not yet
+// written reach max_in_flight_per_connection, so a client that sends without reading cannot make
+// the server buffer without bound.
+bool Connection::saturated() const {
+    return in_flight_ + writes_.size() >= shared_->limits.max_in_flight_per_connection;
+}
+
+void Connection::resume_reading() {
+    if (reading_paused_ && !closed_ && !saturated()) {
+        reading_paused_ = false;
+        read_header();
+    }
 }
 
 void Connection::dispatch(uint32_t id, protocol::Operation request) {
@@ -102,10 +115,7 @@ void Connection::dispatch(uint32_t id, protocol::Operation request) {
             --self->in_flight_;
             --self->shared_->operations_in_flight;
             self->reply(id, *outcome, start, server_in_flight);
-            if (self->reading_paused_ && !self->closed_) {
-                self->reading_paused_ = false;
-                self->read_header();
-            }
+            self->resume_reading();
         };
         if (self->shared_->reply_delay.count() == 0) {
             asio::post(self->stream_.get_executor(), finish);
@@ -134,6 +144,7 @@ void Connection::write_next() {
                           if (ec) return self->close("write failed: " + ec.message());
                           self->writes_.pop_front();
                           if (!self->writes_.empty()) self->write_next();
+                          self->resume_reading();
                       });
 }
 

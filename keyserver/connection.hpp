@@ -23,6 +23,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     void reply(uint32_t id, const Outcome& outcome, std::chrono::steady_clock::time_point start,
                size_t in_flight);
     void write_next();
+    bool saturated() const;
+    void resume_reading();
     void arm_timer(std::chrono::milliseconds after);
     void on_timeout();
     void close(const std::string& why);

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <set>
 #include <thread>
 
 using namespace keyless;
@@ -471,7 +472,8 @@ TEST_CASE("SIGHUP reloads policies and keys without dropping connections") {
     ks.rewrite_config(R"({"keys": {"no-such-key": {}}})");
     ks.process().kill(SIGHUP);
     wait_for_file_containing(ks, "reload failed");
-    CHECK_THAT(ks.stderr_text(), Catch::Contains("'keys.no-such-key': no key file named no-such-key"));
+    CHECK_THAT(ks.stderr_text(),
+               Catch::Contains("'keys.no-such-key': no key file named no-such-key"));
     CHECK(digest_sign().is(Opcode::Response));
 }
 
@@ -481,19 +483,24 @@ TEST_CASE("keyserver --check validates config and keys and names what is wrong")
                        pki("keyserver.key") + " --client-ca " + pki("ca.crt");
     std::string out;
     CHECK(run_command(base + " --keys " + pki("keys") + " --check", &out) == 0);
-    CHECK_THAT(out, Catch::Contains("config ok: 6 key(s)") && Catch::Contains("rsa2048: RSA-2048 ski="));
+    CHECK_THAT(out,
+               Catch::Contains("config ok: 6 key(s)") && Catch::Contains("rsa2048: RSA-2048 ski="));
 
     write_file(dir / "bad.json", R"({"keys": {"rsa2048": {"allow": ["sign-everything"]}}})");
-    CHECK(run_command(base + " --keys " + pki("keys") + " --config " + (dir / "bad.json") + " --check", &out) == 1);
+    CHECK(run_command(base + " --keys " + pki("keys") + " --config " + (dir / "bad.json") +
+                          " --check",
+                      &out) == 1);
     CHECK_THAT(out, Catch::Contains("'keys.rsa2048.allow[0]' unknown operation 'sign-everything'"));
 
-    run_command("mkdir -p " + (dir / "keys") + " && cp " + pki("keys/p256.pem") + " " + (dir / "keys/loose.pem") +
-                " && chmod 644 " + (dir / "keys/loose.pem"));
+    run_command("mkdir -p " + (dir / "keys") + " && cp " + pki("keys/p256.pem") + " " +
+                (dir / "keys/loose.pem") + " && chmod 644 " + (dir / "keys/loose.pem"));
     CHECK(run_command(base + " --keys " + (dir / "keys") + " --check", &out) == 1);
-    CHECK_THAT(out, Catch::Contains("key 'loose' (" + (dir / "keys/loose.pem") + "): readable or writable by group or others"));
+    CHECK_THAT(out, Catch::Contains("key 'loose' (" + (dir / "keys/loose.pem") +
+                                    "): readable or writable by group or others"));
 
     CHECK(run_command(keyserver_binary() + " --keys " + pki("keys") + " --check", &out) == 2);
-    CHECK_THAT(out, Catch::Contains("missing client CA (--client-ca or tls.client_ca): mTLS is mandatory"));
+    CHECK_THAT(out, Catch::Contains(
+                        "missing client CA (--client-ca or tls.client_ca): mTLS is mandatory"));
     CHECK(run_command(keyserver_binary() + " --bogus", &out) == 1);
     CHECK_THAT(out, Catch::Contains("unknown flag '--bogus'"));
 }
@@ -528,4 +535,20 @@ TEST_CASE("limits: a silent client is cut at the handshake timeout, extra connec
     CHECK(third_refused);
     CHECK_THAT(ks.stderr_text(), Catch::Contains("max_connections (2) reached"));
     CHECK(two.call(Operation::make(Opcode::Ping)).is(Opcode::Pong));
+}
+
+TEST_CASE("back-pressure: a small in-flight limit still answers every pipelined request") {
+    KeyserverFixture ks(R"({"limits": {"max_in_flight_per_connection": 3}})");
+    TestClient c(ks.client());
+    for (uint32_t i = 0; i < 40; ++i)
+        c.send(500 + i, Operation::make(Opcode::Ping, {static_cast<uint8_t>(i)}));
+    std::set<uint32_t> ids;
+    for (int i = 0; i < 40; ++i) {
+        auto reply = c.receive();
+        REQUIRE(reply);
+        CHECK(reply->second.is(Opcode::Pong));
+        CHECK(reply->second.payload == Bytes{static_cast<uint8_t>(reply->first - 500)});
+        ids.insert(reply->first);
+    }
+    CHECK(ids.size() == 40);
 }
