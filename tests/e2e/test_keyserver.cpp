@@ -1,4 +1,5 @@
 // The real keyserver binary over real mTLS on 127.0.0.1, driven by the codec-based test client.
+#include "frames.hpp"
 #include "keyserver_fixture.hpp"
 #include "ossl.hpp"
 #include "ski.hpp"
@@ -335,36 +336,6 @@ TEST_CASE("pipelined requests are all answered with their own ids") {
     }
     CHECK(sent.empty());
 }
-
-namespace {
-
-Bytes raw_frame(uint8_t major, uint32_t id, Bytes body) {
-    Bytes out{major,
-              0,
-              static_cast<uint8_t>(body.size() >> 8),
-              static_cast<uint8_t>(body.size()),
-              static_cast<uint8_t>(id >> 24),
-              static_cast<uint8_t>(id >> 16),
-              static_cast<uint8_t>(id >> 8),
-              static_cast<uint8_t>(id)};
-    out.insert(out.end(), body.begin(), body.end());
-    return out;
-}
-
-Bytes tlv(uint8_t tag, Bytes v) {
-    Bytes out{tag, static_cast<uint8_t>(v.size() >> 8), static_cast<uint8_t>(v.size())};
-    out.insert(out.end(), v.begin(), v.end());
-    return out;
-}
-
-Bytes cat(std::initializer_list<Bytes> parts) {
-    Bytes out;
-    for (const auto& p : parts)
-        out.insert(out.end(), p.begin(), p.end());
-    return out;
-}
-
-} // namespace
 
 TEST_CASE(
     "malformed frames are answered with the right error, or closed, while others keep working") {

@@ -1,3 +1,4 @@
+#include "frames.hpp"
 #include "protocol.hpp"
 
 #include <catch2/catch.hpp>
@@ -10,30 +11,17 @@ namespace {
 // Builds a frame by hand from the spec (no use of the encoder): header, items in gokeyless order,
 // then the padding item that brings the message to 1024 bytes.
 Bytes frame(uint32_t id, std::initializer_list<Bytes> items) {
-    Bytes body;
-    for (const auto& item : items)
-        body.insert(body.end(), item.begin(), item.end());
+    Bytes body = test::cat(items);
     size_t pad = 1024 - 8 - body.size() - 3;
     body.push_back(0x20);
     body.push_back(static_cast<uint8_t>(pad >> 8));
     body.push_back(static_cast<uint8_t>(pad));
     body.insert(body.end(), pad, 0x00);
-    Bytes out{0x01,
-              0x00,
-              static_cast<uint8_t>(body.size() >> 8),
-              static_cast<uint8_t>(body.size()),
-              static_cast<uint8_t>(id >> 24),
-              static_cast<uint8_t>(id >> 16),
-              static_cast<uint8_t>(id >> 8),
-              static_cast<uint8_t>(id)};
-    out.insert(out.end(), body.begin(), body.end());
-    return out;
+    return test::raw_frame(0x01, id, body);
 }
 
-Bytes item(uint8_t tag, Bytes value) {
-    Bytes out{tag, static_cast<uint8_t>(value.size() >> 8), static_cast<uint8_t>(value.size())};
-    out.insert(out.end(), value.begin(), value.end());
-    return out;
+Bytes item(uint8_t tag, const Bytes& value) {
+    return test::tlv(tag, value);
 }
 
 Bytes body_of(const Bytes& message) {
