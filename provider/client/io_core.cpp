@@ -110,6 +110,10 @@ void IoCore::child_after_fork() {
 void IoCore::submit(std::shared_ptr<Call> call) {
     {
         std::lock_guard lock(mutex_);
+        if (stop_) {
+            call->complete(std::nullopt, Failure::Unreachable, "keyless client is shutting down");
+            return;
+        }
         incoming_.push_back(std::move(call));
     }
     uint64_t one = 1;
@@ -181,9 +185,20 @@ void IoCore::run() {
     // Shutting down, usually from inside OPENSSL_cleanup() at process exit: every outstanding call
     // fails now, sockets close, and the SSL objects are left alone (freeing OpenSSL objects while
     // OpenSSL tears itself down corrupts the heap; the process is ending anyway).
+    // No retry or failover now.
+    {
+        std::lock_guard lock(mutex_);
+        for (auto& call : incoming_)
+            call->complete(std::nullopt, Failure::Unreachable, "keyless client is shutting down");
+        incoming_.clear();
+    }
     for (auto& [name, c] : connections_) {
         (void)c->ssl.release();
-        if (!c->dead) fail(*c, Failure::Unreachable, "keyless client is shutting down");
+        if (c->fd >= 0) ::close(c->fd);
+        for (auto& [id, call] : c->pending)
+            call->complete(std::nullopt, Failure::Unreachable, "keyless client is shutting down");
+        for (auto& call : c->waiting)
+            call->complete(std::nullopt, Failure::Unreachable, "keyless client is shutting down");
     }
     for (auto& c : graveyard_)
         (void)c->ssl.release();
