@@ -1,6 +1,7 @@
 #include "terminators.hpp"
 
 #include "provider_env.hpp"
+#include "tls_clients.hpp"
 
 #include <netinet/in.h>
 #include <signal.h>
@@ -276,9 +277,22 @@ class Stunnel : public Terminator {
     std::string name() const override { return "stunnel"; }
     std::string body() const override { return "keyless backend ok"; }
     bool alive() override { return pid_alive(daemon_); }
+    // SIGHUP re-reads the configuration (keys included); done when stunnel says so again.
     void reload() override {
+        auto successes = [&] {
+            std::string l = log();
+            size_t n = 0;
+            for (size_t at = l.find("Configuration successful"); at != std::string::npos;
+                 at = l.find("Configuration successful", at + 1))
+                ++n;
+            return n;
+        };
+        size_t before = successes();
         ::kill(daemon_, SIGHUP);
-        wait_for_port(rsa_port_, std::chrono::seconds(20));
+        eventually([&] { return successes() > before; }, "stunnel reload");
+        // It re-creates its services after that line: ready once a handshake works again.
+        eventually([&] { return https_get(rsa_port_).find(body()) != std::string::npos; },
+                   "stunnel serving after reload");
     }
     std::string log() const override { return read_file(dir_ + "/stunnel.log"); }
 
