@@ -188,10 +188,9 @@ Bytes sign_digest(const SignatureContext& ctx, const DigestInfo& d, ByteView dig
 // Signs a whole message: as sign-TLS when it is a TLS server signature input, else by digest.
 Bytes sign_message(const SignatureContext& ctx, ByteView message, const Bytes* digest_if_known) {
     tls::Padding padding = padding_of(ctx);
+    if (padding == tls::Padding::PSS) check_pss(ctx, *ctx.digest); // what the keyserver can do
     auto scheme = tls::scheme_for(ctx.kind, padding, ctx.digest->name);
-    bool tls_shape = tls::classify_message(message) != tls::MessageShape::None;
-    if (scheme && tls_shape &&
-        (padding != tls::Padding::PSS || ctx.saltlen == RSA_PSS_SALTLEN_DIGEST)) {
+    if (scheme && tls::classify_message(message) != tls::MessageShape::None) {
         Operation req = Operation::make(Opcode::SignTLS, Bytes(message.begin(), message.end()));
         req.signature_scheme = *scheme;
         // A gokeyless keyserver does not know sign-TLS: then digest signing, below.
