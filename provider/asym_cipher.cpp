@@ -28,7 +28,6 @@ struct CipherContext {
     std::shared_ptr<const KeyObject> key;
     int pad = RSA_PKCS1_PADDING;
     unsigned int client_version = 0;
-    unsigned int negotiated_version = 0;
     std::string oaep_md = "SHA1";
     std::string mgf1_md; // empty: the OAEP digest
     Bytes oaep_label;
@@ -197,9 +196,8 @@ int set_params_impl(CipherContext* ctx, const OSSL_PARAM params[]) {
     if (const OSSL_PARAM* p =
             OSSL_PARAM_locate_const(params, OSSL_ASYM_CIPHER_PARAM_TLS_CLIENT_VERSION))
         if (!OSSL_PARAM_get_uint(p, &ctx->client_version)) return 0;
-    if (const OSSL_PARAM* p =
-            OSSL_PARAM_locate_const(params, OSSL_ASYM_CIPHER_PARAM_TLS_NEGOTIATED_VERSION))
-        if (!OSSL_PARAM_get_uint(p, &ctx->negotiated_version)) return 0;
+    // tls-negotiated-version (set only with SSL_OP_TLS_ROLLBACK_BUG) is accepted and not used:
+    // the premaster must carry the client's version.
     auto string_param = [&](const char* name, std::string& out) {
         const OSSL_PARAM* p = OSSL_PARAM_locate_const(params, name);
         const char* s = nullptr;

@@ -67,12 +67,7 @@ std::shared_ptr<const KeyObject> KeyObject::create(ProviderContext* prov, const 
 std::shared_ptr<const KeyObject> KeyObject::fetch(ProviderContext* prov, const std::string& uri) {
     KeyUri parsed = parse(uri);
     auto call = ready_client(prov, uri).run(parsed, Operation::make(Opcode::GetPublicKey));
-    KeyObject probe; // only for its error mapping
-    probe.prov_ = prov;
-    probe.uri_ = parsed;
-    probe.uri_text_ = parsed.to_string();
-    Bytes spki = probe.result(*call, "fetching the public key");
-    return create(prov, uri, spki);
+    return create(prov, uri, payload_or_throw(parsed, *call, "fetching the public key"));
 }
 
 std::shared_ptr<client::Call> KeyObject::start(Operation request, int notify_fd) const {
@@ -81,11 +76,11 @@ std::shared_ptr<client::Call> KeyObject::start(Operation request, int notify_fd)
 }
 
 Bytes KeyObject::call(Operation request, const char* what) const {
-    return result(*remote_call(*this, std::move(request)), what);
+    return payload_or_throw(uri_, *remote_call(*this, std::move(request)), what);
 }
 
-Bytes KeyObject::result(const client::Call& call, const char* what) const {
-    std::string prefix = uri_text_ + ": " + what + " failed: ";
+Bytes payload_or_throw(const KeyUri& uri, const client::Call& call, const char* what) {
+    std::string prefix = uri.to_string() + ": " + what + " failed: ";
     switch (call.failure) {
     case client::Failure::None:
         break;
@@ -108,10 +103,10 @@ Bytes KeyObject::result(const client::Call& call, const char* what) const {
         return reply.payload;
     case ErrorCode::KeyNotFound:
         throw KeylessError(KEYLESS_R_KEY_NOT_FOUND,
-                           prefix + "key '" + uri_.key_id + "' not found" + where);
+                           prefix + "key '" + uri.key_id + "' not found" + where);
     case ErrorCode::PolicyDenied:
         throw KeylessError(KEYLESS_R_DENIED, prefix + "denied by the keyserver's policy for key '" +
-                                                 uri_.key_id + "'" + where);
+                                                 uri.key_id + "'" + where);
     default:
         throw KeylessError(KEYLESS_R_KEYSERVER_ERROR,
                            prefix + std::string(protocol::to_string(code)) + where);
@@ -126,7 +121,7 @@ std::optional<Bytes> KeyObject::extension(Operation request, const char* what) c
         prov_->extensions.mark_missing(call->last_endpoint);
         return std::nullopt;
     }
-    return result(*call, what);
+    return payload_or_throw(uri_, *call, what);
 }
 
 size_t KeyObject::max_signature_size() const {

@@ -28,8 +28,6 @@ class KeyObject {
     Bytes call(protocol::Operation request, const char* what) const;
     // Starts a request without waiting (async jobs).
     std::shared_ptr<client::Call> start(protocol::Operation request, int notify_fd) const;
-    // Turns a finished call into its payload or a KeylessError, as call() does.
-    Bytes result(const client::Call& call, const char* what) const;
 
     ProviderContext* provider() const { return prov_; }
     const std::string& uri_text() const { return uri_text_; }
@@ -59,6 +57,10 @@ class KeyObject {
 struct KeyHandle {
     std::shared_ptr<const KeyObject> key;
 };
+
+// A finished call's payload, or a KeylessError whose message names the URI, what was attempted
+// (`what`) and why it failed (unreachable, timeout, TLS, key not found, denied, ...).
+Bytes payload_or_throw(const KeyUri& uri, const client::Call& call, const char* what);
 
 // Throws KeylessError if the provider's settings were invalid (reported at first use).
 void check_settings(const ProviderContext* prov);

@@ -7,13 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-5}
-scripts/install-deps.sh >/dev/null
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j "$(nproc)" --target keyserver keyless keyless-tool >/dev/null
-
-work=$(mktemp -d /tmp/keyless-bench.XXXXXX)
 source scripts/lib.sh
-trap cleanup EXIT
+setup bench
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 

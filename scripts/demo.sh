@@ -5,13 +5,8 @@
 # keyserver. Everything it starts is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j "$(nproc)" --target keyserver keyless keyless-tool >/dev/null
-
-work=$(mktemp -d /tmp/keyless-demo.XXXXXX)
 source scripts/lib.sh
-trap cleanup EXIT
+setup demo
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 say "throwaway PKI and keys in $work/pki"

@@ -2,6 +2,16 @@
 # the throwaway PKI, and an openssl.cnf that loads the freshly built keyless.so.
 # Bash only (a minimal Debian has no python).
 
+# setup NAME: installs missing packages, builds the three binaries, makes $work and the
+# cleanup trap. Call it first.
+setup() {
+    scripts/install-deps.sh >/dev/null
+    cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+    cmake --build build -j "$(nproc)" --target keyserver keyless keyless-tool >/dev/null
+    work=$(mktemp -d "/tmp/keyless-$1.XXXXXX")
+    trap cleanup EXIT
+}
+
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 
