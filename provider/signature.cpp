@@ -110,6 +110,7 @@ int sig_init(SignatureContext* ctx, void* keydata, const OSSL_PARAM params[]) {
 int sig_sign_init(void* vctx, void* keydata, const OSSL_PARAM params[]) {
     SignatureContext* ctx = ctx_of(vctx);
     ctx->md_ctx.reset();
+    ctx->digest = nullptr; // set by the "digest" parameter, else inferred from the input size
     return sig_init(ctx, keydata, params);
 }
 
@@ -122,17 +123,23 @@ int sig_digest_sign_init(void* vctx, const char* mdname, void* keydata, const OS
         if (!d || (ctx->kind == tls::KeyKind::EC && std::strcmp(d->name, "MD5-SHA1") == 0))
             return 0;
         ctx->digest = d;
-        ossl::Md md(EVP_MD_fetch(ctx->libctx(), d->name, nullptr));
-        ctx->md_ctx.reset(EVP_MD_CTX_new());
-        if (!md || !ctx->md_ctx || !EVP_DigestInit_ex2(ctx->md_ctx.get(), md.get(), nullptr))
-            return 0;
+        ctx->md_ctx.reset(); // the hash starts at the first update: TLS signs one-shot
         return sig_init(ctx, keydata, params);
     });
 }
 
+// Starts the streaming hash. Not done at init, which libssl runs for every candidate sigalg of
+// every handshake and which then usually signs one-shot.
+bool start_hash(SignatureContext* ctx) {
+    ossl::Md md(EVP_MD_fetch(ctx->libctx(), ctx->digest->name, nullptr));
+    ctx->md_ctx.reset(EVP_MD_CTX_new());
+    return md && ctx->md_ctx && EVP_DigestInit_ex2(ctx->md_ctx.get(), md.get(), nullptr);
+}
+
 int sig_digest_sign_update(void* vctx, const unsigned char* data, size_t len) {
     SignatureContext* ctx = ctx_of(vctx);
-    if (!ctx->md_ctx || !EVP_DigestUpdate(ctx->md_ctx.get(), data, len)) return 0;
+    if (!ctx->digest || (!ctx->md_ctx && !start_hash(ctx))) return 0;
+    if (!EVP_DigestUpdate(ctx->md_ctx.get(), data, len)) return 0;
     if (ctx->message_complete && ctx->message.size() + len <= kMaxBufferedMessage) {
         ctx->message.insert(ctx->message.end(), data, data + len);
     } else {
@@ -220,11 +227,12 @@ int output(const SignatureContext& ctx, const Bytes& sig, unsigned char* out, si
 int sig_digest_sign_final(void* vctx, unsigned char* sig, size_t* siglen, size_t sigsize) {
     SignatureContext* ctx = ctx_of(vctx);
     return guarded(ctx->prov, "keyless_digest_sign_final", 0, [&] {
-        if (!ctx->key || !ctx->md_ctx) return 0;
+        if (!ctx->key || !ctx->digest) return 0;
         if (!sig) { // size query: never the network
             *siglen = ctx->key->max_signature_size();
             return 1;
         }
+        if (!ctx->md_ctx && !start_hash(ctx)) return 0; // an empty message
         Bytes digest(EVP_MAX_MD_SIZE);
         unsigned int len = 0;
         if (!EVP_DigestFinal_ex(ctx->md_ctx.get(), digest.data(), &len)) return 0;
