@@ -3,6 +3,8 @@
 #pragma once
 
 #include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
@@ -27,6 +29,9 @@ using X509PubkeyPtr = std::unique_ptr<X509_PUBKEY, Deleter<X509_PUBKEY_free>>;
 using SslCtx = std::unique_ptr<SSL_CTX, Deleter<SSL_CTX_free>>;
 using Ssl = std::unique_ptr<SSL, Deleter<SSL_free>>;
 using LibCtx = std::unique_ptr<OSSL_LIB_CTX, Deleter<OSSL_LIB_CTX_free>>;
+using Bn = std::unique_ptr<BIGNUM, Deleter<BN_free>>;
+using EcGroup = std::unique_ptr<EC_GROUP, Deleter<EC_GROUP_free>>;
+using EcPoint = std::unique_ptr<EC_POINT, Deleter<EC_POINT_free>>;
 
 // The oldest error on this thread's OpenSSL error queue as text (and the queue cleared), for
 // messages that say why OpenSSL refused something. Never contains key material.

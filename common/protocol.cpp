@@ -35,6 +35,8 @@ std::string_view to_string(ErrorCode code) {
         return "denied by policy";
     case ErrorCode::Overloaded:
         return "overloaded";
+    case ErrorCode::KeyMismatch:
+        return "key mismatch";
     }
     return "unknown error code";
 }

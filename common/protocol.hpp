@@ -86,6 +86,7 @@ enum class ErrorCode : uint8_t {
     // keyless extensions
     PolicyDenied = 0xC0,
     Overloaded = 0xC1,
+    KeyMismatch = 0xC2, // the key name resolves to a key whose SKI is not the request's
 };
 
 std::string_view to_string(ErrorCode code);

@@ -53,6 +53,10 @@ void AccessLog::record(uint32_t request_id, const std::string& client, const std
         {"latency_us", latency.count()},
         {"in_flight", in_flight},
     };
+    if (!o.shape.empty()) {
+        line["shape"] = o.shape;
+        line["size"] = o.size;
+    }
     if (o.error != protocol::ErrorCode::None) {
         line["error"] = protocol::to_string(o.error);
         line["reason"] = o.reason;

@@ -75,8 +75,10 @@ class Reader {
 };
 
 KeyPolicy read_policy(const Reader& r) {
-    r.reject_unknown({"allow", "clients"});
+    r.reject_unknown({"allow", "clients", "tls12_dhe", "allow_sha1"});
     KeyPolicy policy;
+    r.boolean("tls12_dhe", policy.tls12_dhe);
+    r.boolean("allow_sha1", policy.allow_sha1);
     if (auto* allow = r.find("allow")) {
         if (!allow->is_array()) r.fail("must be a list of operations", "allow");
         policy.allow.clear();

@@ -1,6 +1,7 @@
 #include "dispatch.hpp"
 
 #include "signer.hpp"
+#include "tls_shape.hpp"
 
 namespace keyless::keyserver {
 
@@ -83,6 +84,24 @@ bool is_known_request(uint8_t op) {
     }
 }
 
+// Why sign-tls may not sign this message with this key, or empty.
+std::string tls_refusal(const tls::Shape& shape, const tls::SchemeInfo& scheme, const Key& key,
+                        const KeyPolicy& policy) {
+    auto allowed = [&](Permission p) { return policy.allow.count(p) != 0; };
+    if (!shape.valid())
+        return "not a TLS signature input: " + shape.problem + " (sign-tls signs only TLS " +
+               "handshake inputs; anything else needs sign-digest)";
+    if (shape.kind == tls::ShapeKind::Tls13ClientCertificateVerify) {
+        if (!allowed(Permission::SignTLSClient))
+            return "a TLS 1.3 client CertificateVerify needs sign-tls-client on this key";
+    } else if (!allowed(Permission::SignTLS)) {
+        return "sign-tls is not allowed on this key";
+    }
+    if (shape.kind == tls::ShapeKind::Tls12DheServerKeyExchange && !policy.tls12_dhe)
+        return "TLS 1.2 DHE parameters need \"tls12_dhe\": true on this key";
+    return tls::scheme_problem(shape, scheme, {key.kind, key.curve}, policy.allow_sha1);
+}
+
 } // namespace
 
 Outcome format_error(std::string reason) {
@@ -129,13 +148,11 @@ Outcome Dispatcher::handle(const ClientIdentity& client, const Operation& reques
         return out;
     }
 
-    // Find the key: by name (our extension) and/or by SKI (gokeyless); both must agree.
+    // Find the key: by name (our extension) and/or by SKI (gokeyless).
     std::shared_ptr<const Key> key;
     if (!req.key_name.empty()) {
         out.key_name = req.key_name;
         key = state_->keys.by_name(req.key_name);
-        if (key && req.ski && key->ski != *req.ski)
-            return failed(std::move(out), ErrorCode::KeyNotFound, "key name and SKI disagree");
     } else if (req.ski) {
         key = state_->keys.by_ski(*req.ski);
         out.key_name = key ? key->name : "ski:" + to_hex(*req.ski);
@@ -145,9 +162,18 @@ Outcome Dispatcher::handle(const ClientIdentity& client, const Operation& reques
     if (!key) return failed(std::move(out), ErrorCode::KeyNotFound, "no such key");
 
     const KeyPolicy& policy = state_->config.policy_for(key->name);
+    // A key the client may not use answers exactly as a missing one (same code, same padded
+    // size, decided before any crypto), so no edge can probe which keys other tenants have.
     if (!policy.client_allowed(client))
-        return failed(std::move(out), ErrorCode::PolicyDenied,
-                      "client '" + client.display() + "' may not use this key");
+        return failed(std::move(out), ErrorCode::KeyNotFound,
+                      "client '" + client.display() +
+                          "' may not use this key (answered as not found)");
+    // The edge says which public key it holds; a name now resolving to another key (replaced in
+    // place) must not sign: the edge would send signatures that do not verify.
+    if (!req.key_name.empty() && req.ski && key->ski != *req.ski)
+        return failed(std::move(out), ErrorCode::KeyMismatch,
+                      "request holds the key with SKI " + to_hex(*req.ski) + ", key '" + key->name +
+                          "' has SKI " + to_hex(key->ski) + " (stale stub?)");
     auto need = [&](Permission p) { return policy.allow.count(p) != 0; };
     auto denied = [&](Permission p) {
         return failed(std::move(out), ErrorCode::PolicyDenied,
@@ -166,17 +192,15 @@ Outcome Dispatcher::handle(const ClientIdentity& client, const Operation& reques
             if (!scheme)
                 return failed(std::move(out), ErrorCode::Format,
                               "unknown signature scheme " + std::to_string(*req.signature_scheme));
-            auto shape = tls::classify_message(req.payload);
             out.operation += std::string(":") + std::string(scheme->name);
-            // A TLS-shaped message needs sign-tls; anything else is generic signing, allowed
-            // only where the key opts in to digest signing.
-            if (shape != tls::MessageShape::None ? !need(Permission::SignTLS)
-                                                 : !need(Permission::SignDigest))
-                return shape != tls::MessageShape::None
-                           ? denied(Permission::SignTLS)
-                           : failed(std::move(out), ErrorCode::PolicyDenied,
-                                    "message is not a TLS server signature input and "
-                                    "sign-digest is not allowed on this key");
+            auto shape = tls::parse_shape(req.payload);
+            out.shape = shape.name;
+            out.size = req.payload.size();
+            // sign-digest signs anything; otherwise only a strict TLS input, with its permission.
+            if (!need(Permission::SignDigest)) {
+                if (auto why = tls_refusal(shape, *scheme, *key, policy); !why.empty())
+                    return failed(std::move(out), ErrorCode::PolicyDenied, std::move(why));
+            }
             out.response =
                 Operation::make(Opcode::Response, sign_message(*key, *scheme, req.payload));
             return out;

@@ -16,6 +16,8 @@ struct Outcome {
     std::string operation; // e.g. "sign-tls", "rsa-sign-sha256"
     protocol::ErrorCode error = protocol::ErrorCode::None;
     std::string reason; // why it failed, for the access log (never key material)
+    std::string shape;  // sign-TLS: what the message is (tls::Shape::name), accepted or not
+    size_t size = 0;    // sign-TLS: the message's size in bytes
 };
 
 // What a dispatcher serves; swapped whole on reload.

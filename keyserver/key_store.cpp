@@ -1,5 +1,7 @@
 #include "key_store.hpp"
 
+#include "signer.hpp"
+
 #include <openssl/core_names.h>
 #include <openssl/pem.h>
 
@@ -45,7 +47,8 @@ std::string classify(Key& key) {
             return "EC key on curve '" + g + "' (supported: P-256, P-384, P-521)";
         static const std::map<std::string, std::string> nist{
             {"prime256v1", "P-256"}, {"secp384r1", "P-384"}, {"secp521r1", "P-521"}};
-        key.description = "EC " + nist.at(g);
+        key.curve = nist.at(g);
+        key.description = "EC " + key.curve;
         return {};
     }
     if (EVP_PKEY_is_a(p, "ED25519")) {
@@ -105,6 +108,14 @@ KeyStore KeyStore::load_directory(const std::string& dir, bool allow_insecure_pe
         if (auto why = classify(*key); !why.empty()) {
             problem(why);
             continue;
+        }
+        if (key->kind == tls::KeyKind::RSA) {
+            try {
+                key->rejection_secret = derive_rejection_secret(*key);
+            } catch (const CryptoError& e) {
+                problem(e.what());
+                continue;
+            }
         }
         key->spki = spki_der(key->pkey.get());
         key->ski = compute_ski_from_spki(key->spki);

@@ -22,6 +22,8 @@ struct Key {
     tls::KeyKind kind;
     int bits = 0;
     std::string description; // e.g. "RSA-2048", "EC P-256"
+    std::string curve;       // EC keys: "P-256", "P-384" or "P-521"
+    Bytes rejection_secret;  // RSA keys: keys rsa-decrypt-tls's implicit rejection (never logged)
     Ski ski{};
     Bytes spki; // DER SubjectPublicKeyInfo
 };

@@ -15,6 +15,8 @@ std::string_view to_string(Permission p) {
     switch (p) {
     case Permission::SignTLS:
         return "sign-tls";
+    case Permission::SignTLSClient:
+        return "sign-tls-client";
     case Permission::SignDigest:
         return "sign-digest";
     case Permission::RSADecryptTLS:
@@ -26,12 +28,12 @@ std::string_view to_string(Permission p) {
 }
 
 Permission parse_permission(std::string_view name) {
-    for (auto p : {Permission::SignTLS, Permission::SignDigest, Permission::RSADecryptTLS,
-                   Permission::RSADecryptRaw})
+    for (auto p : {Permission::SignTLS, Permission::SignTLSClient, Permission::SignDigest,
+                   Permission::RSADecryptTLS, Permission::RSADecryptRaw})
         if (to_string(p) == name) return p;
     throw std::invalid_argument("unknown operation '" + std::string(name) +
-                                "' (expected sign-tls, sign-digest, rsa-decrypt-tls or "
-                                "rsa-decrypt-raw)");
+                                "' (expected sign-tls, sign-tls-client, sign-digest, "
+                                "rsa-decrypt-tls or rsa-decrypt-raw)");
 }
 
 std::string ClientIdentity::display() const {

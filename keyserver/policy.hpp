@@ -11,9 +11,9 @@
 
 namespace keyless::keyserver {
 
-enum class Permission { SignTLS, SignDigest, RSADecryptTLS, RSADecryptRaw };
+enum class Permission { SignTLS, SignTLSClient, SignDigest, RSADecryptTLS, RSADecryptRaw };
 std::string_view to_string(Permission p);
-// Parses "sign-tls", "sign-digest", "rsa-decrypt-tls", "rsa-decrypt-raw"; throws
+// Parses "sign-tls", "sign-tls-client", "sign-digest", "rsa-decrypt-tls", "rsa-decrypt-raw"; throws
 // std::invalid_argument naming the accepted values otherwise.
 Permission parse_permission(std::string_view name);
 
@@ -43,6 +43,8 @@ class ClientSelector {
 struct KeyPolicy {
     std::set<Permission> allow{Permission::SignTLS}; // least privilege by default
     std::vector<ClientSelector> clients{ClientSelector::parse("*")};
+    bool tls12_dhe = false;  // sign-tls also signs TLS 1.2 DHE parameters (RFC 7919 groups)
+    bool allow_sha1 = false; // sign-tls also signs TLS 1.2 parameters with a SHA-1 scheme
 
     bool client_allowed(const ClientIdentity& id) const;
     bool permits(const ClientIdentity& id, Permission p) const {

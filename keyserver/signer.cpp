@@ -101,26 +101,69 @@ Bytes rsa_decrypt_raw(const Key& key, ByteView ciphertext) {
     return out;
 }
 
-Bytes rsa_decrypt_tls(const Key& key, ByteView ciphertext, uint16_t client_version) {
+namespace {
+
+// Constant-time byte predicates: 0xFF for true, 0x00 for false, with no data-dependent branch.
+uint8_t ct_is_zero(uint8_t x) {
+    return static_cast<uint8_t>((static_cast<unsigned>(x) - 1u) >> 8);
+}
+uint8_t ct_equal(uint8_t a, uint8_t b) {
+    return ct_is_zero(static_cast<uint8_t>(a ^ b));
+}
+
+Bytes sha256(ByteView data) {
+    Bytes out(32);
+    unsigned int len = 0;
+    if (!EVP_Digest(data.data(), data.size(), out.data(), &len, EVP_sha256(), nullptr))
+        throw CryptoError("SHA-256 failed: " + ossl::last_error());
+    return out;
+}
+
+constexpr std::string_view kRejectionLabel = "keyless implicit rejection v1";
+constexpr size_t kPremasterSize = 48;
+
+} // namespace
+
+Bytes derive_rejection_secret(const Key& key) {
     check_kind(key, tls::KeyKind::RSA);
-    size_t k = modulus_size_for(key, ciphertext);
-    // OpenSSL's RSA_PKCS1_WITH_TLS_PADDING mode does the RFC 5246 §7.4.7.1 check in constant
-    // time and substitutes random bytes on failure, exactly what a TLS server does locally.
-    auto ctx = new_ctx(key);
-    unsigned int version = client_version;
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_uint(OSSL_ASYM_CIPHER_PARAM_TLS_CLIENT_VERSION, &version),
-        OSSL_PARAM_construct_end()};
-    if (EVP_PKEY_decrypt_init(ctx.get()) <= 0 ||
-        EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_WITH_TLS_PADDING) <= 0 ||
-        EVP_PKEY_CTX_set_params(ctx.get(), params) <= 0)
-        fail(key, "cannot start TLS decryption");
-    Bytes out(k);
-    size_t len = k;
-    if (EVP_PKEY_decrypt(ctx.get(), out.data(), &len, ciphertext.data(), ciphertext.size()) <= 0 ||
-        len != 48)
-        fail(key, "TLS decryption failed"); // only for errors that do not depend on padding
-    out.resize(48);
+    Bytes label_hash = sha256(
+        ByteView(reinterpret_cast<const uint8_t*>(kRejectionLabel.data()), kRejectionLabel.size()));
+    return sha256(sign_digest(key, tls::Padding::PKCS1, "SHA256", label_hash));
+}
+
+Bytes rsa_decrypt_tls(const Key& key, ByteView ciphertext, uint16_t client_version) {
+    if (key.rejection_secret.empty())
+        throw CryptoError("key '" + key.name + "' has no implicit-rejection secret");
+    // Raw RSA (blinded, constant time in OpenSSL); the padding is checked here, also in constant
+    // time. An error here depends only on the ciphertext's size or range, never its padding.
+    Bytes em = rsa_decrypt_raw(key, ciphertext);
+    const size_t k = em.size();
+
+    Bytes message;
+    message.reserve(2 + ciphertext.size());
+    append_be16(message, client_version);
+    message.insert(message.end(), ciphertext.begin(), ciphertext.end());
+    Bytes synthetic(EVP_MAX_MD_SIZE);
+    size_t synthetic_len = 0;
+    if (!EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA384", nullptr, key.rejection_secret.data(),
+                   key.rejection_secret.size(), message.data(), message.size(), synthetic.data(),
+                   synthetic.size(), &synthetic_len) ||
+        synthetic_len != kPremasterSize)
+        throw CryptoError("implicit rejection HMAC failed: " + ossl::last_error());
+
+    // EM = 0x00 || 0x02 || PS (k-51 non-zero bytes) || 0x00 || version (2) || random (46)
+    const size_t sep = k - kPremasterSize - 1;
+    uint8_t good = static_cast<uint8_t>(ct_is_zero(em[0]) & ct_equal(em[1], 0x02));
+    for (size_t i = 2; i < sep; ++i)
+        good &= static_cast<uint8_t>(~ct_is_zero(em[i]));
+    good &= ct_is_zero(em[sep]);
+    good &= ct_equal(em[sep + 1], static_cast<uint8_t>(client_version >> 8));
+    good &= ct_equal(em[sep + 2], static_cast<uint8_t>(client_version));
+
+    Bytes out(kPremasterSize);
+    for (size_t i = 0; i < kPremasterSize; ++i)
+        out[i] = static_cast<uint8_t>((em[sep + 1 + i] & good) | (synthetic[i] & ~good));
+    OPENSSL_cleanse(em.data(), em.size());
     return out;
 }
 

@@ -100,7 +100,7 @@ int der_decode(void* vctx, OSSL_CORE_BIO* cin, int, OSSL_CALLBACK* data_cb, void
         } catch (const StubError&) {
             return 1; // not a keyless stub
         }
-        auto key = KeyObject::create(ctx->prov, stub.uri, stub.spki_der);
+        auto key = KeyObject::create(ctx->prov, stub.uri, stub.spki_der, KeyObject::Origin::Stub);
         if (key->kind() != ctx->kind) return 1; // the other type's decoder takes it
         return pass_key(key, data_cb, data_cbarg);
     });

@@ -17,6 +17,7 @@ const OSSL_ITEM* reason_strings() {
         {KEYLESS_R_UNSUPPORTED, const_cast<char*>("unsupported by keyless")},
         {KEYLESS_R_BAD_STUB, const_cast<char*>("bad keyless key stub")},
         {KEYLESS_R_INTERNAL, const_cast<char*>("keyless internal error")},
+        {KEYLESS_R_KEY_MISMATCH, const_cast<char*>("keyserver key does not match")},
         {0, nullptr},
     };
     return items;

@@ -23,6 +23,7 @@ enum Reason : int {
     KEYLESS_R_UNSUPPORTED,
     KEYLESS_R_BAD_STUB,
     KEYLESS_R_INTERNAL,
+    KEYLESS_R_KEY_MISMATCH,
 };
 
 const OSSL_ITEM* reason_strings();

@@ -38,9 +38,10 @@ KeyUri parse(const std::string& uri) {
 } // namespace
 
 std::shared_ptr<const KeyObject> KeyObject::create(ProviderContext* prov, const std::string& uri,
-                                                   ByteView spki_der) {
+                                                   ByteView spki_der, Origin origin) {
     auto key = std::make_shared<KeyObject>();
     key->prov_ = prov;
+    key->origin_ = origin;
     key->uri_ = parse(uri);
     key->uri_text_ = key->uri_.to_string();
     key->spki_.assign(spki_der.begin(), spki_der.end());
@@ -67,19 +68,22 @@ std::shared_ptr<const KeyObject> KeyObject::create(ProviderContext* prov, const 
 std::shared_ptr<const KeyObject> KeyObject::fetch(ProviderContext* prov, const std::string& uri) {
     KeyUri parsed = parse(uri);
     auto call = ready_client(prov, uri).run(parsed, Operation::make(Opcode::GetPublicKey));
-    return create(prov, uri, payload_or_throw(parsed, *call, "fetching the public key"));
+    return create(prov, uri, payload_or_throw(parsed, *call, "fetching the public key"),
+                  Origin::Keyserver);
 }
 
 std::shared_ptr<client::Call> KeyObject::start(Operation request, int notify_fd) const {
     check_settings(prov_);
+    if (!request.ski) request.ski = ski_;
     return prov_->client->start(uri_, std::move(request), notify_fd);
 }
 
 Bytes KeyObject::call(Operation request, const char* what) const {
-    return payload_or_throw(uri_, *remote_call(*this, std::move(request)), what);
+    return payload_or_throw(uri_, *remote_call(*this, std::move(request)), what, this);
 }
 
-Bytes payload_or_throw(const KeyUri& uri, const client::Call& call, const char* what) {
+Bytes payload_or_throw(const KeyUri& uri, const client::Call& call, const char* what,
+                       const KeyObject* key) {
     std::string prefix = uri.to_string() + ": " + what + " failed: ";
     switch (call.failure) {
     case client::Failure::None:
@@ -107,6 +111,14 @@ Bytes payload_or_throw(const KeyUri& uri, const client::Call& call, const char* 
     case ErrorCode::PolicyDenied:
         throw KeylessError(KEYLESS_R_DENIED, prefix + "denied by the keyserver's policy for key '" +
                                                  uri.key_id + "'" + where);
+    case ErrorCode::KeyMismatch:
+        throw KeylessError(
+            KEYLESS_R_KEY_MISMATCH,
+            prefix + "the keyserver's key '" + uri.key_id + "' is not the key " +
+                (key && key->origin() == KeyObject::Origin::Keyserver
+                     ? "this process loaded (rotated? reload or restart it to load the new key)"
+                     : "in this stub (rotated? refresh it with keyless-tool stub)") +
+                where);
     default:
         throw KeylessError(KEYLESS_R_KEYSERVER_ERROR,
                            prefix + std::string(protocol::to_string(code)) + where);
@@ -121,7 +133,7 @@ std::optional<Bytes> KeyObject::extension(Operation request, const char* what) c
         prov_->extensions.mark_missing(call->last_endpoint);
         return std::nullopt;
     }
-    return payload_or_throw(uri_, *call, what);
+    return payload_or_throw(uri_, *call, what, this);
 }
 
 size_t KeyObject::max_signature_size() const {

@@ -15,16 +15,21 @@ namespace keyless::provider {
 
 class KeyObject {
   public:
+    // Where the public key came from: a stub file, or the keyserver (GetPublicKey) at load time.
+    // It decides what a key-mismatch error tells the user to do.
+    enum class Origin { Stub, Keyserver };
+
     // Parses the URI and the SPKI (in the client's private library context). No network.
     // Throws KeylessError (bad URI, bad public key, unusable client settings).
     static std::shared_ptr<const KeyObject> create(ProviderContext* prov, const std::string& uri,
-                                                   ByteView spki_der);
+                                                   ByteView spki_der, Origin origin);
     // Fetches the public key from the keyserver (GetPublicKey), then create().
     static std::shared_ptr<const KeyObject> fetch(ProviderContext* prov, const std::string& uri);
 
-    // Sends a request for this key (pausing an OpenSSL ASYNC job, or blocking, until it is done);
-    // returns the response payload or throws KeylessError whose message names the URI, `what`
-    // was attempted and why it failed.
+    // Sends a request for this key, carrying the SKI of the public key held here so the keyserver
+    // refuses to sign with another key of the same name (pausing an OpenSSL ASYNC job, or blocking,
+    // until it is done); returns the response payload or throws KeylessError whose message names
+    // the URI, `what` was attempted and why it failed.
     Bytes call(protocol::Operation request, const char* what) const;
     // Starts a request without waiting (async jobs).
     std::shared_ptr<client::Call> start(protocol::Operation request, int notify_fd) const;
@@ -38,6 +43,7 @@ class KeyObject {
     tls::KeyKind kind() const { return kind_; }
     const char* type_name() const { return kind_ == tls::KeyKind::RSA ? "RSA" : "EC"; }
     size_t max_signature_size() const;
+    Origin origin() const { return origin_; }
 
     // Runs an extension request; nullopt when the keyserver does not know the extension (it
     // answered BadOpcode, now or before), so the caller uses the gokeyless operation instead.
@@ -51,6 +57,7 @@ class KeyObject {
     Ski ski_{};
     ossl::Pkey pub_;
     tls::KeyKind kind_ = tls::KeyKind::RSA;
+    Origin origin_ = Origin::Stub;
 };
 
 // What OpenSSL holds as keydata: a counted reference to a key object.
@@ -60,7 +67,9 @@ struct KeyHandle {
 
 // A finished call's payload, or a KeylessError whose message names the URI, what was attempted
 // (`what`) and why it failed (unreachable, timeout, TLS, key not found, denied, ...).
-Bytes payload_or_throw(const KeyUri& uri, const client::Call& call, const char* what);
+// `key`, when given, words a key-mismatch error for where its public key came from.
+Bytes payload_or_throw(const KeyUri& uri, const client::Call& call, const char* what,
+                       const KeyObject* key = nullptr);
 
 // Throws KeylessError if the provider's settings were invalid (reported at first use).
 void check_settings(const ProviderContext* prov);

@@ -4,6 +4,7 @@
 // (the keyserver sees and checks what it signs), anything else as a digest-signing operation.
 #include "dispatch_tables.hpp"
 #include "key_object.hpp"
+#include "tls_shape.hpp"
 
 #include <openssl/core_names.h>
 #include <openssl/rsa.h>
@@ -192,12 +193,12 @@ Bytes sign_digest(const SignatureContext& ctx, const DigestInfo& d, ByteView dig
     return ctx.key->call(std::move(req), "signing");
 }
 
-// Signs a whole message: as sign-TLS when it is a TLS server signature input, else by digest.
+// Signs a whole message: as sign-TLS when it is a TLS handshake signature input, else by digest.
 Bytes sign_message(const SignatureContext& ctx, ByteView message, const Bytes* digest_if_known) {
     tls::Padding padding = padding_of(ctx);
     if (padding == tls::Padding::PSS) check_pss(ctx, *ctx.digest); // what the keyserver can do
     auto scheme = tls::scheme_for(ctx.kind, padding, ctx.digest->name);
-    if (scheme && tls::classify_message(message) != tls::MessageShape::None) {
+    if (scheme && tls::parse_shape(message).valid()) {
         Operation req = Operation::make(Opcode::SignTLS, Bytes(message.begin(), message.end()));
         req.signature_scheme = *scheme;
         // A gokeyless keyserver does not know sign-TLS: then digest signing, below.

@@ -13,12 +13,12 @@ cmake --build build -j "$jobs"
 
 fuzz_seconds=${FUZZ_SECONDS:-20}
 if [[ "$fuzz_seconds" != 0 ]] && command -v clang++ >/dev/null; then
-    echo "== fuzzing the codec and the request handler for ${fuzz_seconds}s each"
+    echo "== fuzzing the codec, the request handler and the TLS shape classifier for ${fuzz_seconds}s each"
     cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DKEYLESS_FUZZ=ON -DBUILD_TESTING=ON \
         -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-    cmake --build build-fuzz -j "$jobs" --target fuzz_decoder fuzz_dispatch
+    cmake --build build-fuzz -j "$jobs" --target fuzz_decoder fuzz_dispatch fuzz_tls_shape
     tests/gen-pki.sh build/test-pki
-    for target in fuzz_decoder fuzz_dispatch; do
+    for target in fuzz_decoder fuzz_dispatch fuzz_tls_shape; do
         mkdir -p "build-fuzz/corpus/$target"
         KEYLESS_TEST_PKI=$PWD/build/test-pki "build-fuzz/tests/fuzz/$target" \
             -max_total_time="$fuzz_seconds" -print_final_stats=0 "build-fuzz/corpus/$target" \

@@ -236,8 +236,7 @@ TEST_CASE("sign-tls accepts both TLS shapes and denies other messages under the 
           ErrorCode::PolicyDenied);
 }
 
-TEST_CASE(
-    "rsa-decrypt-tls returns the premaster for a good ciphertext and 48 other bytes otherwise") {
+TEST_CASE("rsa-decrypt-tls: the premaster for a good ciphertext, implicit rejection otherwise") {
     TestClient c(server().client());
     auto pub = load_public("rsa2048");
     Bytes premaster(48);
@@ -247,31 +246,75 @@ TEST_CASE(
     auto decrypt = [&](const Bytes& ciphertext) {
         Operation op = request(Opcode::RSADecryptTLS, "rsa2048", ciphertext);
         op.client_version = 0x0303;
-        return c.call(op);
+        auto reply = c.call(op);
+        REQUIRE(reply.is(Opcode::Response)); // never an error: no padding oracle
+        REQUIRE(reply.payload.size() == 48);
+        return reply.payload;
     };
-    auto good = decrypt(rsa_encrypt(pub.get(), premaster, RSA_PKCS1_PADDING));
-    REQUIRE(good.is(Opcode::Response));
-    CHECK(good.payload == premaster);
+    CHECK(decrypt(rsa_encrypt(pub.get(), premaster, RSA_PKCS1_PADDING)) == premaster);
 
     Bytes garbage(256);
     RAND_bytes(garbage.data(), 256);
     garbage[0] = 0x01;
-    auto bad = decrypt(garbage);
-    REQUIRE(bad.is(Opcode::Response)); // never an error: no padding oracle
-    CHECK(bad.payload.size() == 48);
-    CHECK(bad.payload != premaster);
+    Bytes bad = decrypt(garbage);
+    CHECK(bad != premaster);
+    // Asked again, the same bad ciphertext gets the same answer: no repeat-query oracle.
+    CHECK(decrypt(garbage) == bad);
+    Bytes other_garbage = garbage;
+    other_garbage[200] ^= 1;
+    CHECK(decrypt(other_garbage) != bad);
 
     Bytes wrong_version = premaster;
     wrong_version[1] = 0x01;
-    auto rollback = decrypt(rsa_encrypt(pub.get(), wrong_version, RSA_PKCS1_PADDING));
-    REQUIRE(rollback.is(Opcode::Response));
-    CHECK(rollback.payload.size() == 48);
-    CHECK(rollback.payload != wrong_version);
+    Bytes rollback_ct = rsa_encrypt(pub.get(), wrong_version, RSA_PKCS1_PADDING);
+    Bytes rollback = decrypt(rollback_ct);
+    CHECK(rollback != wrong_version);
+    CHECK(decrypt(rollback_ct) == rollback);
+    // A good ciphertext is still good after a bad one (nothing is cached or remembered).
+    CHECK(decrypt(rsa_encrypt(pub.get(), premaster, RSA_PKCS1_PADDING)) == premaster);
 
     // Not allowed on keys that did not opt in.
     Operation denied = request(Opcode::RSADecryptTLS, "rsa-default", Bytes(256, 1));
     denied.client_version = 0x0303;
     CHECK(error_of(c.call(denied)) == ErrorCode::PolicyDenied);
+}
+
+TEST_CASE("sign-tls refuses what a hostile edge sends instead of a handshake input") {
+    TestClient c(server().client());
+    // A certificate body (here: the rsa-default certificate's own TBSCertificate).
+    ossl::Bio bio(BIO_new_file(pki("certs/rsa-default.crt").c_str(), "r"));
+    ossl::X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+    unsigned char* der = nullptr;
+    int len = i2d_re_X509_tbs(cert.get(), &der);
+    Bytes tbs(der, der + len);
+    OPENSSL_free(der);
+    Operation forged = request(Opcode::SignTLS, "rsa-default", tbs);
+    forged.signature_scheme = 0x0401;
+    CHECK(error_of(c.call(forged)) == ErrorCode::PolicyDenied);
+
+    // An ECDHE "share" that is not a point on P-256.
+    Bytes off_curve = tls12_server_key_exchange_input();
+    off_curve.resize(64);
+    off_curve.insert(off_curve.end(), {3, 0x00, 0x17, 65, 0x04});
+    off_curve.insert(off_curve.end(), 64, 0x5A);
+    Operation ecdhe = request(Opcode::SignTLS, "ec-restricted", off_curve); // sign-tls only
+    ecdhe.signature_scheme = 0x0403;
+    CHECK(error_of(TestClient(server().client("edge-2")).call(ecdhe)) == ErrorCode::PolicyDenied);
+
+    // TLS 1.3 with a PKCS#1 or SHA-1 scheme.
+    for (uint16_t scheme : {uint16_t{0x0401}, uint16_t{0x0201}}) {
+        Operation tls13 =
+            request(Opcode::SignTLS, "rsa-default", tls13_certificate_verify_input(32));
+        tls13.signature_scheme = scheme;
+        CHECK(error_of(c.call(tls13)) == ErrorCode::PolicyDenied);
+    }
+
+    std::string log = server().access_log();
+    CHECK_THAT(log, Catch::Contains("\"shape\":\"asn1:x509-tbs-certificate\",\"size\":" +
+                                    std::to_string(tbs.size())));
+    CHECK_THAT(log, Catch::Contains("\"shape\":\"tls12-ske-ecdhe:secp256r1\",\"size\":133"));
+    CHECK_THAT(log, Catch::Contains("share is not an uncompressed point on secp256r1"));
+    CHECK_THAT(log, Catch::Contains("rsa_pkcs1_sha256 is not a TLS 1.3 scheme"));
 }
 
 TEST_CASE("raw RSA decrypt is denied by default and works where a key opts in") {
@@ -307,15 +350,27 @@ TEST_CASE("mTLS: no certificate, or one from another CA, gets nothing") {
     CHECK_THAT(server().stderr_text(), Catch::Contains("certificate verify failed"));
 }
 
-TEST_CASE("per-key client authorization and unknown keys") {
+TEST_CASE("a key the client may not use is indistinguishable from a missing key") {
     TestClient edge1(server().client("edge-1"));
     TestClient edge2(server().client("edge-2"));
     Operation op = request(Opcode::SignTLS, "ec-restricted", tls13_certificate_verify_input(32));
     op.signature_scheme = 0x0403;
-    CHECK(error_of(edge1.call(op)) == ErrorCode::PolicyDenied);
+    uint32_t id = edge1.send(op);
+    auto hidden = edge1.receive();
+    Operation missing_op = op;
+    missing_op.key_name = "no-such-key";
+    edge1.send(id, missing_op);
+    auto missing = edge1.receive();
+    REQUIRE(hidden);
+    REQUIRE(missing);
+    CHECK(error_of(hidden->second) == ErrorCode::KeyNotFound);
+    // Same code, same padded size, same bytes on the wire.
+    CHECK(encode(id, hidden->second) == encode(id, missing->second));
     CHECK(edge2.call(op).is(Opcode::Response));
-    CHECK(error_of(edge1.call(request(Opcode::GetPublicKey, "no-such-key"))) ==
-          ErrorCode::KeyNotFound);
+    // The operator still sees the true reason.
+    CHECK_THAT(server().access_log(),
+               Catch::Contains("client 'edge-1' may not use this key (answered as not found)"));
+    CHECK_THAT(server().access_log(), Catch::Contains("\"key\":\"no-such-key\""));
 }
 
 TEST_CASE("pipelined requests are all answered with their own ids") {

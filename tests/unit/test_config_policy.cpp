@@ -3,6 +3,8 @@
 #include "keyserver_fixture.hpp"
 #include "signer.hpp"
 
+#include <openssl/rsa.h>
+
 #include <catch2/catch.hpp>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -152,16 +154,26 @@ TEST_CASE("dispatcher: policy decisions and error codes") {
           ErrorCode::Crypto);
     CHECK(d.handle(edge1, req(Opcode::GetPublicKey, "missing", {})).error ==
           ErrorCode::KeyNotFound);
+    // A key the client may not use looks exactly like a missing one; the log knows better.
     auto restricted = d.handle(edge1, req(Opcode::GetPublicKey, "ec-restricted", {}));
-    CHECK(restricted.error == ErrorCode::PolicyDenied);
+    auto missing = d.handle(edge1, req(Opcode::GetPublicKey, "missing", {}));
+    CHECK(restricted.error == ErrorCode::KeyNotFound);
+    CHECK(protocol::encode(7, restricted.response) == protocol::encode(7, missing.response));
     CHECK_THAT(restricted.reason, Catch::Contains("client 'edge-1' may not use this key"));
+    Operation restricted_by_ski = Operation::make(Opcode::GetPublicKey);
+    restricted_by_ski.ski = state->keys.by_name("ec-restricted")->ski;
+    CHECK(d.handle(edge1, restricted_by_ski).error == ErrorCode::KeyNotFound);
     CHECK(d.handle(identity("edge-2"), req(Opcode::GetPublicKey, "ec-restricted", {})).error ==
           ErrorCode::None);
     Operation no_key = Operation::make(Opcode::GetPublicKey);
     CHECK(d.handle(edge1, no_key).error == ErrorCode::Format);
     Operation mismatch = req(Opcode::GetPublicKey, "rsa2048", {});
     mismatch.ski = state->keys.by_name("p256")->ski;
-    CHECK(d.handle(edge1, mismatch).error == ErrorCode::KeyNotFound);
+    auto stale = d.handle(edge1, mismatch);
+    CHECK(stale.error == ErrorCode::KeyMismatch);
+    CHECK_THAT(stale.reason, Catch::Contains("stale stub"));
+    mismatch.ski = state->keys.by_name("rsa2048")->ski;
+    CHECK(d.handle(edge1, mismatch).error == ErrorCode::None);
     Operation unknown;
     unknown.opcode = 0x77;
     CHECK(d.handle(edge1, unknown).error == ErrorCode::BadOpcode);
@@ -170,4 +182,99 @@ TEST_CASE("dispatcher: policy decisions and error codes") {
     auto pong = d.handle(edge1, Operation::make(Opcode::Ping, {1, 2}));
     CHECK(pong.response.is(Opcode::Pong));
     CHECK(pong.response.payload == Bytes{1, 2});
+}
+
+namespace {
+
+Bytes tls13_input(std::string_view context) {
+    Bytes m(64, 0x20);
+    for (char c : context)
+        m.push_back(static_cast<uint8_t>(c));
+    m.push_back(0);
+    m.insert(m.end(), 32, 0xAB);
+    return m;
+}
+
+} // namespace
+
+TEST_CASE("dispatcher: sign-TLS takes strict shapes, each with its own permission") {
+    Config config;
+    config.key_policies["rsa2048"].allow = {Permission::SignTLS, Permission::SignTLSClient};
+    config.key_policies["rsa3072"].allow = {Permission::SignDigest};
+    auto state = std::make_shared<const ServingState>(
+        ServingState{KeyStore::load_directory(test::pki("keys"), false), config});
+    Dispatcher d(state);
+    auto edge1 = identity("edge-1");
+    using protocol::ErrorCode;
+    using protocol::Opcode;
+    auto sign_tls = [&](const std::string& key, Bytes message, uint16_t scheme) {
+        auto o = protocol::Operation::make(Opcode::SignTLS, std::move(message));
+        o.key_name = key;
+        o.signature_scheme = scheme;
+        return d.handle(edge1, o);
+    };
+    Bytes server_cv = tls13_input("TLS 1.3, server CertificateVerify");
+    Bytes client_cv = tls13_input("TLS 1.3, client CertificateVerify");
+
+    auto ok = sign_tls("rsa-default", server_cv, 0x0804);
+    CHECK(ok.error == ErrorCode::None);
+    CHECK(ok.shape == "tls13-server-cv");
+    CHECK(ok.size == server_cv.size());
+    auto pkcs1 = sign_tls("rsa-default", server_cv, 0x0401);
+    CHECK(pkcs1.error == ErrorCode::PolicyDenied);
+    CHECK_THAT(pkcs1.reason, Catch::Contains("not a TLS 1.3 scheme"));
+    // The client CertificateVerify needs its own permission.
+    auto client = sign_tls("rsa-default", client_cv, 0x0804);
+    CHECK(client.error == ErrorCode::PolicyDenied);
+    CHECK_THAT(client.reason, Catch::Contains("sign-tls-client"));
+    CHECK(sign_tls("rsa2048", client_cv, 0x0804).error == ErrorCode::None);
+    // Free-form bytes: refused under sign-tls, signed under sign-digest.
+    Bytes free_form(100, 0x30);
+    auto refused = sign_tls("rsa-default", free_form, 0x0401);
+    CHECK(refused.error == ErrorCode::PolicyDenied);
+    CHECK(refused.shape == "not-tls");
+    CHECK(sign_tls("rsa3072", free_form, 0x0401).error == ErrorCode::None);
+    // An ECDSA scheme bound to another curve.
+    CHECK(sign_tls("p256", server_cv, 0x0503).error == ErrorCode::PolicyDenied);
+    CHECK(sign_tls("p256", server_cv, 0x0403).error == ErrorCode::None);
+}
+
+TEST_CASE("rsa-decrypt-tls: implicit rejection is deterministic, per key and per ciphertext") {
+    auto keys = KeyStore::load_directory(test::pki("keys"), false);
+    auto key = keys.by_name("rsa2048");
+    REQUIRE(key->rejection_secret.size() == 32);
+    CHECK(key->rejection_secret != keys.by_name("rsa3072")->rejection_secret);
+    // Reloading the same file derives the same secret: answers survive a restart.
+    CHECK(KeyStore::load_directory(test::pki("keys"), false).by_name("rsa2048")->rejection_secret ==
+          key->rejection_secret);
+
+    auto encrypt = [&](ByteView plain, int padding) {
+        ossl::PkeyCtx ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, key->pkey.get(), nullptr));
+        EVP_PKEY_encrypt_init(ctx.get());
+        EVP_PKEY_CTX_set_rsa_padding(ctx.get(), padding);
+        Bytes out(256);
+        size_t len = out.size();
+        EVP_PKEY_encrypt(ctx.get(), out.data(), &len, plain.data(), plain.size());
+        out.resize(len);
+        return out;
+    };
+    Bytes premaster(48, 0x42);
+    premaster[0] = 0x03;
+    premaster[1] = 0x03;
+    Bytes good = encrypt(premaster, RSA_PKCS1_PADDING);
+    CHECK(rsa_decrypt_tls(*key, good, 0x0303) == premaster);
+
+    Bytes wrong_version = rsa_decrypt_tls(*key, good, 0x0302);
+    CHECK(wrong_version != premaster);
+    CHECK(wrong_version == rsa_decrypt_tls(*key, good, 0x0302));
+    Bytes short_secret = encrypt(Bytes(47, 0x03), RSA_PKCS1_PADDING);
+    Bytes bad1 = rsa_decrypt_tls(*key, short_secret, 0x0303);
+    CHECK(bad1.size() == 48);
+    CHECK(bad1 == rsa_decrypt_tls(*key, short_secret, 0x0303));
+    Bytes raw(256, 0x00);
+    raw[1] = 0x05; // below the modulus, padding type 5: bad
+    Bytes bad2 = rsa_decrypt_tls(*key, raw, 0x0303);
+    CHECK(bad2 != bad1);
+    CHECK(bad2 != wrong_version);
+    CHECK(bad2 == rsa_decrypt_tls(*key, raw, 0x0303));
 }
