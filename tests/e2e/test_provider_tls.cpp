@@ -6,6 +6,9 @@
 #include <catch2/catch.hpp>
 
 #include <signal.h>
+#include <sys/stat.h>
+
+#include <thread>
 
 using namespace keyless::test;
 
@@ -173,6 +176,50 @@ TEST_CASE("openssl CLI on keyless keys: pkey, pkeyutl, req, storeutl") {
         conf, "openssl req -new -key " + p384 + " -subj /CN=x -out " + (dir / "x.csr"), &out);
     CHECK(rc != 0);
     CHECK_THAT(out, Catch::Contains("denied by the keyserver's policy for key 'p384'"));
+}
+
+TEST_CASE("a key replaced in place is caught as a stale stub; a refreshed stub works") {
+    TempDir dir;
+    ::mkdir((dir / "keys").c_str(), 0700);
+    auto install_key = [&](const std::string& from) {
+        write_file(dir / "keys/www.pem.tmp", read_file(pki("keys/" + from + ".pem")));
+        ::chmod((dir / "keys/www.pem.tmp").c_str(), 0600);
+        ::rename((dir / "keys/www.pem.tmp").c_str(), (dir / "keys/www.pem").c_str());
+    };
+    install_key("p256");
+    KeyserverFixture keyserver(R"({"keys_dir": ")" + (dir / "keys") + R"("})");
+    std::string conf = write_openssl_conf(dir / "openssl.cnf");
+    std::string uri = "keyless:" + keyserver.address() + "/www";
+    auto make_stub = [&](const std::string& path) {
+        std::string out;
+        REQUIRE(run_with_conf(conf, keyless_tool() + " stub " + uri + " -o " + path, &out) == 0);
+    };
+    make_stub(dir / "www.stub.pem");
+    {
+        Edge edge(conf, dir / "www.stub.pem", "p256", dir / "edge.log");
+        REQUIRE(handshake_ok(s_client(edge.port, "-tls1_3")));
+
+        // The operator replaces the key file under the same name and reloads the keyserver.
+        install_key("p384");
+        keyserver.process().kill(SIGHUP);
+        for (int i = 0; i < 500 && keyserver.stderr_text().find("reloaded") == std::string::npos;
+             ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        REQUIRE_THAT(keyserver.stderr_text(), Catch::Contains("reloaded"));
+
+        // The stale stub is refused before anything is signed, and the edge says what to do.
+        CHECK_FALSE(handshake_ok(s_client(edge.port, "-tls1_3")));
+        CHECK_THAT(read_file(dir / "edge.log"),
+                   Catch::Contains(uri + ": signing failed: the keyserver's key 'www' is not the "
+                                         "key in this stub (rotated? refresh it with "
+                                         "keyless-tool stub)"));
+        CHECK_THAT(keyserver.access_log(), Catch::Contains("\"error\":\"key mismatch\""));
+        CHECK(count(keyserver.access_log(), "sign-tls:ecdsa_secp256r1_sha256\",\"peer") == 1);
+    }
+    // A refreshed stub (and the certificate of the new key) works.
+    make_stub(dir / "www-new.stub.pem");
+    Edge edge(conf, dir / "www-new.stub.pem", "p384", dir / "edge-new.log");
+    CHECK(handshake_ok(s_client(edge.port, "-tls1_3")));
 }
 
 TEST_CASE("failures are bounded and name the URI and the cause") {

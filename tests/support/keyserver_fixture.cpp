@@ -29,12 +29,14 @@ void KeyserverFixture::write_config(const std::string& config_json) {
     config["tls"] = {{"cert", pki("keyserver.crt")},
                      {"key", pki("keyserver.key")},
                      {"client_ca", pki("ca.crt")}};
-    config["keys_dir"] = pki("keys");
+    if (!config.contains("keys_dir")) config["keys_dir"] = pki("keys");
     config["access_log"] = dir_ / "access.log";
     write_file(dir_ / "keyserver.json", config.dump(2));
 }
 
-void KeyserverFixture::rewrite_config(const std::string& config_json) { write_config(config_json); }
+void KeyserverFixture::rewrite_config(const std::string& config_json) {
+    write_config(config_json);
+}
 
 KeyserverFixture::KeyserverFixture(const std::string& config_json,
                                    std::vector<std::string> extra_args) {

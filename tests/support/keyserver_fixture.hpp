@@ -15,7 +15,8 @@ std::string keyserver_binary();
 
 class KeyserverFixture {
   public:
-    // config_json: the JSON config (TLS and keys_dir are filled in); extra_args: more flags.
+    // config_json: the JSON config (TLS, the access log and, unless given, keys_dir are filled
+    // in); extra_args: more flags.
     explicit KeyserverFixture(const std::string& config_json = "{}",
                               std::vector<std::string> extra_args = {});
     uint16_t port() const { return port_; }
@@ -25,7 +26,7 @@ class KeyserverFixture {
     Process& process() { return *process_; }
     // Restarts on the same port (for outage tests).
     void restart();
-    // Replaces the config file (TLS and keys_dir filled in as at start); SIGHUP makes it live.
+    // Replaces the config file (filled in as at start); SIGHUP makes it live.
     void rewrite_config(const std::string& config_json);
     void stop() { process_.reset(); }
     ClientOptions client(const std::string& identity = "edge-1") const;
