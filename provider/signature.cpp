@@ -6,6 +6,7 @@
 #include "key_object.hpp"
 #include "tls_shape.hpp"
 
+#include <openssl/asn1t.h>
 #include <openssl/core_names.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
@@ -150,23 +151,24 @@ int sig_digest_sign_update(void* vctx, const unsigned char* data, size_t len) {
     return 1;
 }
 
-// The salt length the keyserver will use is the digest length; anything else is refused here
-// rather than silently producing a different signature.
+// The keyserver signs PSS with salt length = digest length and MGF1 = the signing digest. "digest"
+// asks for exactly that; "max" and "auto" leave the choice to the signer (OpenSSL verifies such
+// signatures with "auto", and the AlgorithmIdentifier records the length used), so they get it
+// too. Any other explicit length is refused here rather than silently signed differently.
 void check_pss(const SignatureContext& ctx, const DigestInfo& d) {
     if (d.pss == Opcode::Error)
-        throw KeylessError(KEYLESS_R_UNSUPPORTED,
-                           ctx.key->uri_text() + ": RSA-PSS with " + d.name + " is not supported");
-    size_t em = ctx.key->max_signature_size();
-    bool digest_len =
-        ctx.saltlen == RSA_PSS_SALTLEN_DIGEST ||
-        (ctx.saltlen >= 0 && static_cast<size_t>(ctx.saltlen) == d.size) ||
-        ((ctx.saltlen == RSA_PSS_SALTLEN_MAX || ctx.saltlen == RSA_PSS_SALTLEN_AUTO) &&
-         em - d.size - 2 == d.size);
+        throw KeylessError(KEYLESS_R_UNSUPPORTED, ctx.key->uri_text() + ": RSA-PSS with " + d.name +
+                                                      " is not supported (SHA-256, SHA-384 and "
+                                                      "SHA-512 are)");
+    bool digest_len = ctx.saltlen == RSA_PSS_SALTLEN_DIGEST || ctx.saltlen == RSA_PSS_SALTLEN_MAX ||
+                      ctx.saltlen == RSA_PSS_SALTLEN_AUTO ||
+                      (ctx.saltlen >= 0 && static_cast<size_t>(ctx.saltlen) == d.size);
     if (!digest_len)
         throw KeylessError(
             KEYLESS_R_UNSUPPORTED,
             ctx.key->uri_text() + ": RSA-PSS salt length " + std::to_string(ctx.saltlen) +
-                " is not supported (keyless signs with salt length = digest length)");
+                " is not supported (keyless signs with " + "salt length = digest length, " +
+                std::to_string(d.size) + " for " + d.name + "; use rsa_pss_saltlen:digest)");
     if (ctx.mgf1 && ctx.mgf1 != &d)
         throw KeylessError(KEYLESS_R_UNSUPPORTED,
                            ctx.key->uri_text() + ": RSA-PSS with an MGF1 digest other than the "
@@ -366,22 +368,82 @@ const OSSL_PARAM* ecdsa_settable_ctx_params(void*, void*) {
     return params;
 }
 
-// The DER AlgorithmIdentifier of the signature, which X.509 and CSR signing ask providers for.
-Bytes algorithm_id(const SignatureContext& ctx) {
-    if (!ctx.digest || (ctx.kind == tls::KeyKind::RSA && ctx.pad != RSA_PKCS1_PADDING)) return {};
-    ossl::Md md(EVP_MD_fetch(ctx.libctx(), ctx.digest->name, nullptr));
-    int sig_nid = NID_undef;
-    int pkey_nid = ctx.kind == tls::KeyKind::RSA ? NID_rsaEncryption : NID_X9_62_id_ecPublicKey;
-    if (!md || !OBJ_find_sigid_by_algs(&sig_nid, EVP_MD_get_type(md.get()), pkey_nid)) return {};
-    std::unique_ptr<X509_ALGOR, ossl::Deleter<X509_ALGOR_free>> alg(X509_ALGOR_new());
-    X509_ALGOR_set0(alg.get(), OBJ_nid2obj(sig_nid),
-                    ctx.kind == tls::KeyKind::RSA ? V_ASN1_NULL : V_ASN1_UNDEF, nullptr);
+using Algor = std::unique_ptr<X509_ALGOR, ossl::Deleter<X509_ALGOR_free>>;
+
+Bytes der_of(const X509_ALGOR* alg) {
     unsigned char* der = nullptr;
-    int len = i2d_X509_ALGOR(alg.get(), &der);
+    int len = i2d_X509_ALGOR(alg, &der);
     if (len <= 0) return {};
     Bytes out(der, der + len);
     OPENSSL_free(der);
     return out;
+}
+
+// AlgorithmIdentifier of a digest, as RFC 4055 writes it inside RSASSA-PSS parameters.
+Algor digest_algor(const DigestInfo& d) {
+    Algor alg(X509_ALGOR_new());
+    const EVP_MD* md = EVP_get_digestbyname(d.name); // the built-in table: names and OIDs only
+    if (!alg || !md) return nullptr;
+    X509_ALGOR_set_md(alg.get(), md);
+    return alg;
+}
+
+// RSASSA-PSS-params (RFC 4055 §3.1) for what the keyserver signs: hash = MGF1 hash = `d`,
+// salt length = the digest length, trailer 1. Encoded with OpenSSL's ASN.1 templates.
+Bytes pss_algorithm_id(const DigestInfo& d) {
+    std::unique_ptr<RSA_PSS_PARAMS, ossl::Deleter<RSA_PSS_PARAMS_free>> pss(RSA_PSS_PARAMS_new());
+    Algor hash = digest_algor(d);
+    Algor mgf1_hash = digest_algor(d);
+    if (!pss || !hash || !mgf1_hash) return {};
+    ASN1_STRING* mgf1_param = nullptr;
+    if (!ASN1_item_pack(mgf1_hash.get(), ASN1_ITEM_rptr(X509_ALGOR), &mgf1_param)) return {};
+    pss->maskGenAlgorithm = X509_ALGOR_new();
+    pss->saltLength = ASN1_INTEGER_new();
+    if (!pss->maskGenAlgorithm || !pss->saltLength ||
+        !X509_ALGOR_set0(pss->maskGenAlgorithm, OBJ_nid2obj(NID_mgf1), V_ASN1_SEQUENCE,
+                         mgf1_param)) {
+        ASN1_STRING_free(mgf1_param);
+        return {};
+    }
+    pss->hashAlgorithm = hash.release();
+    if (!ASN1_INTEGER_set(pss->saltLength, static_cast<long>(d.size))) return {};
+    ASN1_STRING* params = nullptr;
+    if (!ASN1_item_pack(pss.get(), ASN1_ITEM_rptr(RSA_PSS_PARAMS), &params)) return {};
+    Algor alg(X509_ALGOR_new());
+    if (!alg || !X509_ALGOR_set0(alg.get(), OBJ_nid2obj(NID_rsassaPss), V_ASN1_SEQUENCE, params)) {
+        ASN1_STRING_free(params);
+        return {};
+    }
+    return der_of(alg.get());
+}
+
+// The DER AlgorithmIdentifier of the signature, which X.509, CSR, CRL and CMS signing ask
+// providers for. Throws when it cannot be written: returning success with nothing makes OpenSSL
+// read an uninitialised buffer.
+Bytes algorithm_id(const SignatureContext& ctx) {
+    auto fail = [&](const std::string& why) -> Bytes {
+        throw KeylessError(KEYLESS_R_UNSUPPORTED,
+                           (ctx.key ? ctx.key->uri_text() + ": " : std::string()) +
+                               "no signature AlgorithmIdentifier for " + why);
+    };
+    if (!ctx.digest) return fail("a signature without a digest");
+    if (ctx.kind == tls::KeyKind::RSA && ctx.pad == RSA_PKCS1_PSS_PADDING) {
+        if (ctx.key) check_pss(ctx, *ctx.digest); // the parameters the keyserver will use
+        Bytes der = pss_algorithm_id(*ctx.digest);
+        return der.empty() ? fail(std::string("RSA-PSS with ") + ctx.digest->name) : der;
+    }
+    if (ctx.kind == tls::KeyKind::RSA && ctx.pad != RSA_PKCS1_PADDING)
+        return fail("RSA padding mode " + std::to_string(ctx.pad));
+    ossl::Md md(EVP_MD_fetch(ctx.libctx(), ctx.digest->name, nullptr));
+    int sig_nid = NID_undef;
+    int pkey_nid = ctx.kind == tls::KeyKind::RSA ? NID_rsaEncryption : NID_X9_62_id_ecPublicKey;
+    if (!md || !OBJ_find_sigid_by_algs(&sig_nid, EVP_MD_get_type(md.get()), pkey_nid))
+        return fail(std::string(ctx.digest->name) + " with this key type");
+    Algor alg(X509_ALGOR_new());
+    X509_ALGOR_set0(alg.get(), OBJ_nid2obj(sig_nid),
+                    ctx.kind == tls::KeyKind::RSA ? V_ASN1_NULL : V_ASN1_UNDEF, nullptr);
+    Bytes der = der_of(alg.get());
+    return der.empty() ? fail(ctx.digest->name) : der;
 }
 
 int sig_get_ctx_params(void* vctx, OSSL_PARAM params[]) {
@@ -389,7 +451,7 @@ int sig_get_ctx_params(void* vctx, OSSL_PARAM params[]) {
     return guarded(ctx->prov, "keyless_get_ctx_params", 0, [&] {
         if (OSSL_PARAM* p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_ALGORITHM_ID)) {
             Bytes der = algorithm_id(*ctx);
-            if (!der.empty() && !OSSL_PARAM_set_octet_string(p, der.data(), der.size())) return 0;
+            if (!OSSL_PARAM_set_octet_string(p, der.data(), der.size())) return 0;
         }
         if (OSSL_PARAM* p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_DIGEST))
             if (ctx->digest && !OSSL_PARAM_set_utf8_string(p, ctx->digest->name)) return 0;

@@ -19,7 +19,11 @@ struct StoreContext {
 void* store_open(void* provctx, const char* uri) {
     auto* prov = static_cast<ProviderContext*>(provctx);
     return guarded(prov, "keyless_store_open", static_cast<void*>(nullptr), [&]() -> void* {
-        parse_key_uri(uri); // a malformed URI is an error now, with the reason
+        try {
+            parse_key_uri(uri); // a malformed URI is an error now, with the reason
+        } catch (const UriError& e) {
+            throw KeylessError(KEYLESS_R_BAD_URI, e.what());
+        }
         auto ctx = std::make_unique<StoreContext>();
         ctx->prov = prov;
         ctx->uri = uri;

@@ -178,6 +178,79 @@ TEST_CASE("openssl CLI on keyless keys: pkey, pkeyutl, req, storeutl") {
     CHECK_THAT(out, Catch::Contains("denied by the keyserver's policy for key 'p384'"));
 }
 
+TEST_CASE("RSA-PSS CSRs, certificates and CMS signatures made with a keyless key verify") {
+    KeyserverFixture keyserver(kConfig);
+    TempDir dir;
+    std::string conf = write_openssl_conf(dir / "openssl.cnf");
+    std::string base = "keyless:" + keyserver.address() + "/";
+    std::string rsa = base + "rsa2048";
+    std::string out;
+    auto ok = [&](const std::string& cmd) {
+        int rc = run_with_conf(conf, cmd, &out);
+        INFO(cmd << "\n" << out);
+        REQUIRE(rc == 0);
+        return out;
+    };
+    std::string stub = dir / "rsa.stub.pem";
+    ok(keyless_tool() + " stub " + rsa + " -o " + stub);
+    const std::string pss = " -sigopt rsa_padding_mode:pss";
+
+    for (const std::string& key : {rsa, stub}) { // by URI and through a stub file
+        INFO(key);
+        // A PSS CSR, for every digest the keyserver can sign PSS with and every salt setting.
+        for (const char* opts :
+             {" -sha256", " -sha384 -sigopt rsa_pss_saltlen:max",
+              " -sha512 -sigopt rsa_pss_saltlen:auto", " -sha256 -sigopt rsa_pss_saltlen:32"}) {
+            INFO(opts);
+            ok("openssl req -new -key " + key + " -subj /CN=pss" + pss + opts + " -out " +
+               (dir / "pss.csr"));
+            CHECK_THAT(ok("openssl req -in " + (dir / "pss.csr") + " -verify -noout -text"),
+                       Catch::Contains("verify OK") && Catch::Contains("rsassaPss"));
+        }
+        // A PSS self-signed CA certificate, then a leaf it signs (x509 -req -CAkey keyless:).
+        ok("openssl req -x509 -new -key " + key + " -subj /CN=pss-ca -days 1" + pss +
+           " -addext basicConstraints=critical,CA:TRUE -addext keyUsage=keyCertSign -out " +
+           (dir / "ca.crt"));
+        CHECK_THAT(ok("openssl x509 -in " + (dir / "ca.crt") + " -noout -text"),
+                   Catch::Contains("Signature Algorithm: rsassaPss"));
+        CHECK_THAT(ok("openssl verify -CAfile " + (dir / "ca.crt") + " " + (dir / "ca.crt")),
+                   Catch::Contains(": OK"));
+        ok("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " +
+           (dir / "leaf.key") + " -subj /CN=leaf -out " + (dir / "leaf.csr"));
+        ok("openssl x509 -req -in " + (dir / "leaf.csr") + " -CA " + (dir / "ca.crt") + " -CAkey " +
+           key + " -CAcreateserial -days 1 -sha384" + pss + " -out " + (dir / "leaf.crt"));
+        CHECK_THAT(ok("openssl verify -CAfile " + (dir / "ca.crt") + " " + (dir / "leaf.crt")),
+                   Catch::Contains(": OK"));
+        // CMS with PSS.
+        write_file(dir / "msg.txt", "signed by a keyless key");
+        ok("openssl cms -sign -nodetach -binary -in " + (dir / "msg.txt") + " -signer " +
+           (dir / "ca.crt") + " -inkey " + key +
+           " -keyopt rsa_padding_mode:pss -outform PEM -out " + (dir / "msg.cms"));
+        CHECK_THAT(ok("openssl cms -verify -binary -inform PEM -in " + (dir / "msg.cms") +
+                      " -purpose any -CAfile " + (dir / "ca.crt") + " -out " + (dir / "msg.out")),
+                   Catch::Contains("Verification successful"));
+        CHECK(read_file(dir / "msg.out") == "signed by a keyless key");
+    }
+
+    // What the keyserver cannot do fails cleanly, saying why.
+    int rc = run_with_conf(conf,
+                           "openssl req -new -key " + rsa + " -subj /CN=x" + pss +
+                               " -sigopt rsa_pss_saltlen:20 -out " + (dir / "x.csr"),
+                           &out);
+    CHECK(rc != 0);
+    CHECK_THAT(out, Catch::Contains(rsa + ": RSA-PSS salt length 20 is not supported"));
+    rc = run_with_conf(conf,
+                       "openssl req -new -sha1 -key " + rsa + " -subj /CN=x" + pss + " -out " +
+                           (dir / "x.csr"),
+                       &out);
+    CHECK(rc != 0);
+    CHECK_THAT(out, Catch::Contains("RSA-PSS with SHA1 is not supported"));
+    // A malformed URI says what is wrong with it.
+    rc = run_with_conf(conf, "openssl pkey -in keyless:127.0.0.1/x -pubout", &out);
+    CHECK(rc != 0);
+    CHECK_THAT(out, Catch::Contains("bad keyless URI") && Catch::Contains("missing ':PORT'"));
+}
+
 TEST_CASE("a key replaced in place is caught as a stale stub; a refreshed stub works") {
     TempDir dir;
     ::mkdir((dir / "keys").c_str(), 0700);
