@@ -12,6 +12,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace keyless::ossl {
 
@@ -32,6 +33,17 @@ using LibCtx = std::unique_ptr<OSSL_LIB_CTX, Deleter<OSSL_LIB_CTX_free>>;
 using Bn = std::unique_ptr<BIGNUM, Deleter<BN_free>>;
 using EcGroup = std::unique_ptr<EC_GROUP, Deleter<EC_GROUP_free>>;
 using EcPoint = std::unique_ptr<EC_POINT, Deleter<EC_POINT_free>>;
+
+// A BIGNUM parameter of a key (e.g. OSSL_PKEY_PARAM_FFC_P) as unpadded big-endian bytes; empty
+// when the key has no such parameter.
+inline std::vector<uint8_t> bn_param(const EVP_PKEY* key, const char* name) {
+    BIGNUM* raw = nullptr;
+    if (!EVP_PKEY_get_bn_param(key, name, &raw)) return {};
+    Bn bn(raw);
+    std::vector<uint8_t> out(static_cast<size_t>(BN_num_bytes(bn.get())));
+    BN_bn2bin(bn.get(), out.data());
+    return out;
+}
 
 // The oldest error on this thread's OpenSSL error queue as text (and the queue cleared), for
 // messages that say why OpenSSL refused something. Never contains key material.

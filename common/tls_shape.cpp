@@ -136,15 +136,6 @@ struct FfdheGroup {
     Bytes g;
 };
 
-Bytes bn_param(EVP_PKEY* pkey, const char* name) {
-    BIGNUM* raw = nullptr;
-    if (!EVP_PKEY_get_bn_param(pkey, name, &raw)) return {};
-    ossl::Bn bn(raw);
-    Bytes out(static_cast<size_t>(BN_num_bytes(bn.get())));
-    BN_bn2bin(bn.get(), out.data());
-    return out;
-}
-
 const std::vector<FfdheGroup>& ffdhe_groups() {
     // Taken once from OpenSSL's own copies of the primes; immutable afterwards. RFC 7919's
     // ffdhe groups, plus RFC 3526's MODP groups because OpenSSL 3.0's automatic DH parameters
@@ -164,8 +155,8 @@ const std::vector<FfdheGroup>& ffdhe_groups() {
                 EVP_PKEY_paramgen(ctx.get(), &raw) <= 0)
                 continue;
             ossl::Pkey pkey(raw);
-            FfdheGroup group{name, bn_param(raw, OSSL_PKEY_PARAM_FFC_P),
-                             bn_param(raw, OSSL_PKEY_PARAM_FFC_G)};
+            FfdheGroup group{name, ossl::bn_param(raw, OSSL_PKEY_PARAM_FFC_P),
+                             ossl::bn_param(raw, OSSL_PKEY_PARAM_FFC_G)};
             if (!group.p.empty() && !group.g.empty()) out.push_back(std::move(group));
         }
         return out;

@@ -3,6 +3,7 @@
 // Whatever the classifier accepts must re-parse, by the independent checks below, as exactly one
 // valid TLS structure of the kind it claimed, and never as a signed ASN.1 structure.
 #include "ossl.hpp"
+#include "test_keys.hpp"
 #include "tls_shape.hpp"
 
 #include <openssl/core_names.h>
@@ -17,37 +18,10 @@
 #include <vector>
 
 using namespace keyless;
+using keyless::test::encoded_public_key;
+using keyless::test::generate;
 
 namespace {
-
-ossl::Pkey keygen(const char* alg, const char* group) {
-    ossl::PkeyCtx ctx(EVP_PKEY_CTX_new_from_name(nullptr, alg, nullptr));
-    EVP_PKEY_keygen_init(ctx.get());
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, const_cast<char*>(group), 0),
-        OSSL_PARAM_construct_end()};
-    if (group) EVP_PKEY_CTX_set_params(ctx.get(), params);
-    EVP_PKEY* key = nullptr;
-    EVP_PKEY_generate(ctx.get(), &key);
-    return ossl::Pkey(key);
-}
-
-Bytes octets(EVP_PKEY* key, const char* name) {
-    Bytes out(1024);
-    size_t len = 0;
-    if (!EVP_PKEY_get_octet_string_param(key, name, out.data(), out.size(), &len)) return {};
-    out.resize(len);
-    return out;
-}
-
-Bytes bignum(EVP_PKEY* key, const char* name) {
-    BIGNUM* raw = nullptr;
-    if (!EVP_PKEY_get_bn_param(key, name, &raw)) return {};
-    ossl::Bn bn(raw);
-    Bytes out(static_cast<size_t>(BN_num_bytes(bn.get())));
-    BN_bn2bin(bn.get(), out.data());
-    return out;
-}
 
 struct Templates {
     std::vector<Bytes> all;
@@ -67,20 +41,20 @@ struct Templates {
         };
         for (auto g : {G{0x17, "EC", "P-256"}, G{0x18, "EC", "P-384"}, G{0x19, "EC", "P-521"},
                        G{0x1D, "X25519", nullptr}, G{0x1E, "X448", nullptr}}) {
-            auto key = keygen(g.alg, g.group);
-            Bytes share = octets(key.get(), OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY);
+            auto key = generate(g.alg, g.group ? OSSL_PKEY_PARAM_GROUP_NAME : nullptr, g.group);
+            Bytes share = encoded_public_key(key.get());
             Bytes m(64, 0x11);
             m.insert(m.end(),
                      {3, 0, static_cast<uint8_t>(g.code), static_cast<uint8_t>(share.size())});
             m.insert(m.end(), share.begin(), share.end());
             all.push_back(m);
         }
-        auto dh = keygen("DH", "ffdhe2048");
+        auto dh = generate("DH", OSSL_PKEY_PARAM_GROUP_NAME, "ffdhe2048");
         Bytes m(64, 0x11);
-        Bytes ys = bignum(dh.get(), OSSL_PKEY_PARAM_PUB_KEY);
+        Bytes ys = ossl::bn_param(dh.get(), OSSL_PKEY_PARAM_PUB_KEY);
         ys.insert(ys.begin(), 256 - ys.size(), 0);
-        for (const Bytes& v : {bignum(dh.get(), OSSL_PKEY_PARAM_FFC_P),
-                               bignum(dh.get(), OSSL_PKEY_PARAM_FFC_G), ys}) {
+        for (const Bytes& v : {ossl::bn_param(dh.get(), OSSL_PKEY_PARAM_FFC_P),
+                               ossl::bn_param(dh.get(), OSSL_PKEY_PARAM_FFC_G), ys}) {
             append_be16(m, static_cast<uint16_t>(v.size()));
             m.insert(m.end(), v.begin(), v.end());
         }
@@ -159,9 +133,9 @@ bool is_dhe(ByteView m, const std::string& group) {
         at += 2 + len;
     }
     if (at != m.size()) return false;
-    auto params = keygen("DH", group.c_str());
-    Bytes p = bignum(params.get(), OSSL_PKEY_PARAM_FFC_P);
-    Bytes g = bignum(params.get(), OSSL_PKEY_PARAM_FFC_G);
+    auto params = generate("DH", OSSL_PKEY_PARAM_GROUP_NAME, group.c_str());
+    Bytes p = ossl::bn_param(params.get(), OSSL_PKEY_PARAM_FFC_P);
+    Bytes g = ossl::bn_param(params.get(), OSSL_PKEY_PARAM_FFC_G);
     if (!std::equal(v[0].begin(), v[0].end(), p.begin(), p.end()) ||
         !std::equal(v[1].begin(), v[1].end(), g.begin(), g.end()) || v[2].size() != p.size())
         return false;

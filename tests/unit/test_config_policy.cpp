@@ -29,6 +29,12 @@ std::string config_error(const std::string& json) {
     return "accepted";
 }
 
+// What a dispatcher serves: the test PKI's keys under `config`.
+std::shared_ptr<const ServingState> serving(const Config& config) {
+    return std::make_shared<const ServingState>(
+        ServingState{KeyStore::load_directory(test::pki("keys"), false), config});
+}
+
 ClientIdentity identity(const std::string& cn) {
     ClientIdentity id;
     id.common_name = cn;
@@ -131,8 +137,7 @@ TEST_CASE("dispatcher: policy decisions and error codes") {
     Config config;
     config.key_policies["rsa2048"].allow = {Permission::SignDigest};
     config.key_policies["ec-restricted"].clients = {ClientSelector::parse("cn:edge-2")};
-    auto state = std::make_shared<const ServingState>(
-        ServingState{KeyStore::load_directory(test::pki("keys"), false), config});
+    auto state = serving(config);
     Dispatcher d(state);
     auto edge1 = identity("edge-1");
     using protocol::ErrorCode;
@@ -201,8 +206,7 @@ TEST_CASE("dispatcher: sign-TLS takes strict shapes, each with its own permissio
     Config config;
     config.key_policies["rsa2048"].allow = {Permission::SignTLS, Permission::SignTLSClient};
     config.key_policies["rsa3072"].allow = {Permission::SignDigest};
-    auto state = std::make_shared<const ServingState>(
-        ServingState{KeyStore::load_directory(test::pki("keys"), false), config});
+    auto state = serving(config);
     Dispatcher d(state);
     auto edge1 = identity("edge-1");
     using protocol::ErrorCode;

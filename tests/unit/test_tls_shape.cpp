@@ -48,15 +48,6 @@ void append_vector16(Bytes& m, const Bytes& v) {
     m.insert(m.end(), v.begin(), v.end());
 }
 
-Bytes bn_bytes(EVP_PKEY* key, const char* name) {
-    BIGNUM* raw = nullptr;
-    EVP_PKEY_get_bn_param(key, name, &raw);
-    ossl::Bn bn(raw);
-    Bytes out(static_cast<size_t>(BN_num_bytes(bn.get())));
-    BN_bn2bin(bn.get(), out.data());
-    return out;
-}
-
 ossl::Pkey ffdhe(const char* group) {
     return generate("DH", OSSL_PKEY_PARAM_GROUP_NAME, group);
 }
@@ -250,9 +241,9 @@ TEST_CASE("TLS 1.2 ECDHE: named group, exact share size, a point on the curve") 
 
 TEST_CASE("TLS 1.2 DHE: RFC 7919/3526 groups byte for byte, 1 < Ys < p-1 of p's length") {
     auto params = ffdhe("ffdhe2048");
-    Bytes p = bn_bytes(params.get(), OSSL_PKEY_PARAM_FFC_P);
-    Bytes g = bn_bytes(params.get(), OSSL_PKEY_PARAM_FFC_G);
-    Bytes ys = bn_bytes(params.get(), OSSL_PKEY_PARAM_PUB_KEY);
+    Bytes p = ossl::bn_param(params.get(), OSSL_PKEY_PARAM_FFC_P);
+    Bytes g = ossl::bn_param(params.get(), OSSL_PKEY_PARAM_FFC_G);
+    Bytes ys = ossl::bn_param(params.get(), OSSL_PKEY_PARAM_PUB_KEY);
     ys.insert(ys.begin(), p.size() - ys.size(), 0); // TLS pads Ys to p's length
     auto shape = tls::parse_shape(dhe(p, g, ys));
     CHECK(shape.valid());
@@ -273,8 +264,8 @@ TEST_CASE("TLS 1.2 DHE: RFC 7919/3526 groups byte for byte, 1 < Ys < p-1 of p's 
     CHECK_FALSE(tls::parse_shape(dhe(other_p, g, ys)).valid());
     CHECK_FALSE(tls::parse_shape(dhe({0x17}, {0x02}, {0x05})).valid()); // 1-byte "group"
     CHECK_FALSE(tls::parse_shape(dhe(random_bytes(50'000), {0x02}, {0x05})).valid());
-    CHECK(tls::parse_shape(
-              dhe(bn_bytes(ffdhe("ffdhe3072").get(), OSSL_PKEY_PARAM_FFC_P), g, Bytes(384, 0x42)))
+    CHECK(tls::parse_shape(dhe(ossl::bn_param(ffdhe("ffdhe3072").get(), OSSL_PKEY_PARAM_FFC_P), g,
+                               Bytes(384, 0x42)))
               .name == "tls12-ske-dhe:ffdhe3072");
 }
 
