@@ -5,6 +5,7 @@
 // keyserver) with the padding removed here.
 #define OPENSSL_SUPPRESS_DEPRECATED // RSA_padding_check_*: 3.0 has no replacement for raw blocks
 
+#include "dispatch_entry.hpp"
 #include "dispatch_tables.hpp"
 #include "key_object.hpp"
 
@@ -247,20 +248,20 @@ const OSSL_PARAM* cipher_gettable_ctx_params(void*, void*) {
     return params;
 }
 
-using Fn = void (*)();
-
 } // namespace
 
 const OSSL_DISPATCH rsa_asym_cipher_functions[] = {
-    {OSSL_FUNC_ASYM_CIPHER_NEWCTX, reinterpret_cast<Fn>(cipher_newctx)},
-    {OSSL_FUNC_ASYM_CIPHER_FREECTX, reinterpret_cast<Fn>(cipher_freectx)},
-    {OSSL_FUNC_ASYM_CIPHER_DUPCTX, reinterpret_cast<Fn>(cipher_dupctx)},
-    {OSSL_FUNC_ASYM_CIPHER_DECRYPT_INIT, reinterpret_cast<Fn>(cipher_decrypt_init)},
-    {OSSL_FUNC_ASYM_CIPHER_DECRYPT, reinterpret_cast<Fn>(cipher_decrypt)},
-    {OSSL_FUNC_ASYM_CIPHER_SET_CTX_PARAMS, reinterpret_cast<Fn>(cipher_set_ctx_params)},
-    {OSSL_FUNC_ASYM_CIPHER_SETTABLE_CTX_PARAMS, reinterpret_cast<Fn>(cipher_settable_ctx_params)},
-    {OSSL_FUNC_ASYM_CIPHER_GET_CTX_PARAMS, reinterpret_cast<Fn>(cipher_get_ctx_params)},
-    {OSSL_FUNC_ASYM_CIPHER_GETTABLE_CTX_PARAMS, reinterpret_cast<Fn>(cipher_gettable_ctx_params)},
+    KEYLESS_FN(ASYM_CIPHER_NEWCTX, asym_cipher_newctx, cipher_newctx),
+    KEYLESS_FN(ASYM_CIPHER_FREECTX, asym_cipher_freectx, cipher_freectx),
+    KEYLESS_FN(ASYM_CIPHER_DUPCTX, asym_cipher_dupctx, cipher_dupctx),
+    KEYLESS_FN(ASYM_CIPHER_DECRYPT_INIT, asym_cipher_decrypt_init, cipher_decrypt_init),
+    KEYLESS_FN(ASYM_CIPHER_DECRYPT, asym_cipher_decrypt, cipher_decrypt),
+    KEYLESS_FN(ASYM_CIPHER_SET_CTX_PARAMS, asym_cipher_set_ctx_params, cipher_set_ctx_params),
+    KEYLESS_FN(ASYM_CIPHER_SETTABLE_CTX_PARAMS, asym_cipher_settable_ctx_params,
+               cipher_settable_ctx_params),
+    KEYLESS_FN(ASYM_CIPHER_GET_CTX_PARAMS, asym_cipher_get_ctx_params, cipher_get_ctx_params),
+    KEYLESS_FN(ASYM_CIPHER_GETTABLE_CTX_PARAMS, asym_cipher_gettable_ctx_params,
+               cipher_gettable_ctx_params),
     {0, nullptr}};
 
 } // namespace keyless::provider

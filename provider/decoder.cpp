@@ -1,6 +1,7 @@
 // DECODERs for key stub files (PEM label "KEYLESS KEY"): PEM -> DER for our label only (OpenSSL
 // 3.0's own PEM decoder drops labels it does not know), then DER -> an RSA or EC keyless key.
 // No network: the stub carries the public key, so a terminator starts while the keyserver is down.
+#include "dispatch_entry.hpp"
 #include "dispatch_tables.hpp"
 #include "key_reference.hpp"
 #include "key_stub.hpp"
@@ -106,28 +107,26 @@ int der_decode(void* vctx, OSSL_CORE_BIO* cin, int, OSSL_CALLBACK* data_cb, void
     });
 }
 
-using Fn = void (*)();
-
 } // namespace
 
 const OSSL_DISPATCH pem_to_der_decoder_functions[] = {
-    {OSSL_FUNC_DECODER_NEWCTX, reinterpret_cast<Fn>(decoder_newctx<tls::KeyKind::RSA>)},
-    {OSSL_FUNC_DECODER_FREECTX, reinterpret_cast<Fn>(decoder_freectx)},
-    {OSSL_FUNC_DECODER_DECODE, reinterpret_cast<Fn>(pem_decode)},
+    KEYLESS_FN(DECODER_NEWCTX, decoder_newctx, decoder_newctx<tls::KeyKind::RSA>),
+    KEYLESS_FN(DECODER_FREECTX, decoder_freectx, decoder_freectx),
+    KEYLESS_FN(DECODER_DECODE, decoder_decode, pem_decode),
     {0, nullptr}};
 
 const OSSL_DISPATCH der_to_rsa_decoder_functions[] = {
-    {OSSL_FUNC_DECODER_NEWCTX, reinterpret_cast<Fn>(decoder_newctx<tls::KeyKind::RSA>)},
-    {OSSL_FUNC_DECODER_FREECTX, reinterpret_cast<Fn>(decoder_freectx)},
-    {OSSL_FUNC_DECODER_DOES_SELECTION, reinterpret_cast<Fn>(does_selection)},
-    {OSSL_FUNC_DECODER_DECODE, reinterpret_cast<Fn>(der_decode)},
+    KEYLESS_FN(DECODER_NEWCTX, decoder_newctx, decoder_newctx<tls::KeyKind::RSA>),
+    KEYLESS_FN(DECODER_FREECTX, decoder_freectx, decoder_freectx),
+    KEYLESS_FN(DECODER_DOES_SELECTION, decoder_does_selection, does_selection),
+    KEYLESS_FN(DECODER_DECODE, decoder_decode, der_decode),
     {0, nullptr}};
 
 const OSSL_DISPATCH der_to_ec_decoder_functions[] = {
-    {OSSL_FUNC_DECODER_NEWCTX, reinterpret_cast<Fn>(decoder_newctx<tls::KeyKind::EC>)},
-    {OSSL_FUNC_DECODER_FREECTX, reinterpret_cast<Fn>(decoder_freectx)},
-    {OSSL_FUNC_DECODER_DOES_SELECTION, reinterpret_cast<Fn>(does_selection)},
-    {OSSL_FUNC_DECODER_DECODE, reinterpret_cast<Fn>(der_decode)},
+    KEYLESS_FN(DECODER_NEWCTX, decoder_newctx, decoder_newctx<tls::KeyKind::EC>),
+    KEYLESS_FN(DECODER_FREECTX, decoder_freectx, decoder_freectx),
+    KEYLESS_FN(DECODER_DOES_SELECTION, decoder_does_selection, does_selection),
+    KEYLESS_FN(DECODER_DECODE, decoder_decode, der_decode),
     {0, nullptr}};
 
 } // namespace keyless::provider

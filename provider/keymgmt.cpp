@@ -1,6 +1,7 @@
 // KEYMGMT for "RSA" and "EC": key objects that hold a keyless URI and a cached public key.
 // Private export always fails: that is what makes OpenSSL route private-key operations for these
 // keys to this provider instead of the default one. Nothing here touches the network.
+#include "dispatch_entry.hpp"
 #include "dispatch_tables.hpp"
 #include "key_object.hpp"
 
@@ -127,34 +128,32 @@ const char* ec_query_operation_name(int operation_id) {
 }
 
 #define KEYMGMT_COMMON                                                                             \
-    {OSSL_FUNC_KEYMGMT_NEW, reinterpret_cast<void (*)()>(keymgmt_new)},                            \
-        {OSSL_FUNC_KEYMGMT_IMPORT, reinterpret_cast<void (*)()>(keymgmt_import)},                  \
-        {OSSL_FUNC_KEYMGMT_IMPORT_TYPES, reinterpret_cast<void (*)()>(keymgmt_import_types)},      \
-        {OSSL_FUNC_KEYMGMT_FREE, reinterpret_cast<void (*)()>(keymgmt_free)},                      \
-        {OSSL_FUNC_KEYMGMT_HAS, reinterpret_cast<void (*)()>(keymgmt_has)},                        \
-        {OSSL_FUNC_KEYMGMT_MATCH, reinterpret_cast<void (*)()>(keymgmt_match)},                    \
-        {OSSL_FUNC_KEYMGMT_GET_PARAMS, reinterpret_cast<void (*)()>(keymgmt_get_params)},          \
-        {OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS,                                                        \
-         reinterpret_cast<void (*)()>(keymgmt_gettable_params)},                                   \
-        {OSSL_FUNC_KEYMGMT_EXPORT, reinterpret_cast<void (*)()>(keymgmt_export)}, {                \
-        OSSL_FUNC_KEYMGMT_DUP, reinterpret_cast<void (*)()>(keymgmt_dup)                           \
-    }
+    KEYLESS_FN(KEYMGMT_NEW, keymgmt_new, keymgmt_new),                                             \
+        KEYLESS_FN(KEYMGMT_IMPORT, keymgmt_import, keymgmt_import),                                \
+        KEYLESS_FN(KEYMGMT_IMPORT_TYPES, keymgmt_import_types, keymgmt_import_types),              \
+        KEYLESS_FN(KEYMGMT_FREE, keymgmt_free, keymgmt_free),                                      \
+        KEYLESS_FN(KEYMGMT_HAS, keymgmt_has, keymgmt_has),                                         \
+        KEYLESS_FN(KEYMGMT_MATCH, keymgmt_match, keymgmt_match),                                   \
+        KEYLESS_FN(KEYMGMT_GET_PARAMS, keymgmt_get_params, keymgmt_get_params),                    \
+        KEYLESS_FN(KEYMGMT_GETTABLE_PARAMS, keymgmt_gettable_params, keymgmt_gettable_params),     \
+        KEYLESS_FN(KEYMGMT_EXPORT, keymgmt_export, keymgmt_export),                                \
+        KEYLESS_FN(KEYMGMT_DUP, keymgmt_dup, keymgmt_dup)
 
 } // namespace
 
 const OSSL_DISPATCH rsa_keymgmt_functions[] = {
     KEYMGMT_COMMON,
-    {OSSL_FUNC_KEYMGMT_EXPORT_TYPES, reinterpret_cast<void (*)()>(rsa_export_types)},
-    {OSSL_FUNC_KEYMGMT_LOAD, reinterpret_cast<void (*)()>(keymgmt_load<tls::KeyKind::RSA>)},
-    {OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME,
-     reinterpret_cast<void (*)()>(rsa_query_operation_name)},
+    KEYLESS_FN(KEYMGMT_EXPORT_TYPES, keymgmt_export_types, rsa_export_types),
+    KEYLESS_FN(KEYMGMT_LOAD, keymgmt_load, keymgmt_load<tls::KeyKind::RSA>),
+    KEYLESS_FN(KEYMGMT_QUERY_OPERATION_NAME, keymgmt_query_operation_name,
+               rsa_query_operation_name),
     {0, nullptr}};
 
 const OSSL_DISPATCH ec_keymgmt_functions[] = {
     KEYMGMT_COMMON,
-    {OSSL_FUNC_KEYMGMT_EXPORT_TYPES, reinterpret_cast<void (*)()>(ec_export_types)},
-    {OSSL_FUNC_KEYMGMT_LOAD, reinterpret_cast<void (*)()>(keymgmt_load<tls::KeyKind::EC>)},
-    {OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME, reinterpret_cast<void (*)()>(ec_query_operation_name)},
+    KEYLESS_FN(KEYMGMT_EXPORT_TYPES, keymgmt_export_types, ec_export_types),
+    KEYLESS_FN(KEYMGMT_LOAD, keymgmt_load, keymgmt_load<tls::KeyKind::EC>),
+    KEYLESS_FN(KEYMGMT_QUERY_OPERATION_NAME, keymgmt_query_operation_name, ec_query_operation_name),
     {0, nullptr}};
 
 } // namespace keyless::provider

@@ -1,6 +1,7 @@
 // keyless.so entry point: reads the provider's openssl.cnf section, registers every operation
 // statically (OpenSSL may cache the tables before any key is loaded, e.g. nginx creates its
 // SSL_CTX first), and never touches the network here.
+#include "dispatch_entry.hpp"
 #include "dispatch_tables.hpp"
 #include "errors.hpp"
 
@@ -90,13 +91,12 @@ void teardown(void* provctx) {
     std::unique_ptr<ProviderContext> reclaim(static_cast<ProviderContext*>(provctx));
 }
 
-using Fn = void (*)();
 const OSSL_DISPATCH kProviderFunctions[] = {
-    {OSSL_FUNC_PROVIDER_TEARDOWN, reinterpret_cast<Fn>(teardown)},
-    {OSSL_FUNC_PROVIDER_GETTABLE_PARAMS, reinterpret_cast<Fn>(gettable_params)},
-    {OSSL_FUNC_PROVIDER_GET_PARAMS, reinterpret_cast<Fn>(get_params)},
-    {OSSL_FUNC_PROVIDER_QUERY_OPERATION, reinterpret_cast<Fn>(query_operation)},
-    {OSSL_FUNC_PROVIDER_GET_REASON_STRINGS, reinterpret_cast<Fn>(get_reason_strings)},
+    KEYLESS_FN(PROVIDER_TEARDOWN, provider_teardown, teardown),
+    KEYLESS_FN(PROVIDER_GETTABLE_PARAMS, provider_gettable_params, gettable_params),
+    KEYLESS_FN(PROVIDER_GET_PARAMS, provider_get_params, get_params),
+    KEYLESS_FN(PROVIDER_QUERY_OPERATION, provider_query_operation, query_operation),
+    KEYLESS_FN(PROVIDER_GET_REASON_STRINGS, provider_get_reason_strings, get_reason_strings),
     {0, nullptr}};
 
 // The provider's openssl.cnf section, as strings (empty when unset).

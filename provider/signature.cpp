@@ -2,6 +2,7 @@
 // parameters are local (libssl calls DigestSignInit for every candidate sigalg of every
 // handshake); only the final signature goes to the keyserver: a TLS-shaped message as sign-TLS
 // (the keyserver sees and checks what it signs), anything else as a digest-signing operation.
+#include "dispatch_entry.hpp"
 #include "dispatch_tables.hpp"
 #include "key_object.hpp"
 #include "tls_shape.hpp"
@@ -480,22 +481,24 @@ const OSSL_PARAM* sig_gettable_ctx_params(void*, void*) {
     return params;
 }
 
-using Fn = void (*)();
 #define SIGNATURE_TABLE(NAME, KIND, SETTABLE)                                                      \
     const OSSL_DISPATCH NAME[] = {                                                                 \
-        {OSSL_FUNC_SIGNATURE_NEWCTX, reinterpret_cast<Fn>(sig_newctx<KIND>)},                      \
-        {OSSL_FUNC_SIGNATURE_FREECTX, reinterpret_cast<Fn>(sig_freectx)},                          \
-        {OSSL_FUNC_SIGNATURE_DUPCTX, reinterpret_cast<Fn>(sig_dupctx)},                            \
-        {OSSL_FUNC_SIGNATURE_SIGN_INIT, reinterpret_cast<Fn>(sig_sign_init)},                      \
-        {OSSL_FUNC_SIGNATURE_SIGN, reinterpret_cast<Fn>(sig_sign)},                                \
-        {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_INIT, reinterpret_cast<Fn>(sig_digest_sign_init)},        \
-        {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_UPDATE, reinterpret_cast<Fn>(sig_digest_sign_update)},    \
-        {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_FINAL, reinterpret_cast<Fn>(sig_digest_sign_final)},      \
-        {OSSL_FUNC_SIGNATURE_DIGEST_SIGN, reinterpret_cast<Fn>(sig_digest_sign)},                  \
-        {OSSL_FUNC_SIGNATURE_SET_CTX_PARAMS, reinterpret_cast<Fn>(sig_set_ctx_params)},            \
-        {OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS, reinterpret_cast<Fn>(SETTABLE)},                 \
-        {OSSL_FUNC_SIGNATURE_GET_CTX_PARAMS, reinterpret_cast<Fn>(sig_get_ctx_params)},            \
-        {OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS, reinterpret_cast<Fn>(sig_gettable_ctx_params)},  \
+        KEYLESS_FN(SIGNATURE_NEWCTX, signature_newctx, sig_newctx<KIND>),                          \
+        KEYLESS_FN(SIGNATURE_FREECTX, signature_freectx, sig_freectx),                             \
+        KEYLESS_FN(SIGNATURE_DUPCTX, signature_dupctx, sig_dupctx),                                \
+        KEYLESS_FN(SIGNATURE_SIGN_INIT, signature_sign_init, sig_sign_init),                       \
+        KEYLESS_FN(SIGNATURE_SIGN, signature_sign, sig_sign),                                      \
+        KEYLESS_FN(SIGNATURE_DIGEST_SIGN_INIT, signature_digest_sign_init, sig_digest_sign_init),  \
+        KEYLESS_FN(SIGNATURE_DIGEST_SIGN_UPDATE, signature_digest_sign_update,                     \
+                   sig_digest_sign_update),                                                        \
+        KEYLESS_FN(SIGNATURE_DIGEST_SIGN_FINAL, signature_digest_sign_final,                       \
+                   sig_digest_sign_final),                                                         \
+        KEYLESS_FN(SIGNATURE_DIGEST_SIGN, signature_digest_sign, sig_digest_sign),                 \
+        KEYLESS_FN(SIGNATURE_SET_CTX_PARAMS, signature_set_ctx_params, sig_set_ctx_params),        \
+        KEYLESS_FN(SIGNATURE_SETTABLE_CTX_PARAMS, signature_settable_ctx_params, SETTABLE),        \
+        KEYLESS_FN(SIGNATURE_GET_CTX_PARAMS, signature_get_ctx_params, sig_get_ctx_params),        \
+        KEYLESS_FN(SIGNATURE_GETTABLE_CTX_PARAMS, signature_gettable_ctx_params,                   \
+                   sig_gettable_ctx_params),                                                       \
         {0, nullptr}};
 
 } // namespace

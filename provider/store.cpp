@@ -1,6 +1,7 @@
 // STORE for the "keyless" URI scheme: `openssl s_server -key keyless:HOST:PORT/KEYID` and any
 // OSSL_STORE user. Loading fetches the public key once from the keyserver; failures are reported
 // as errors (naming the URI and the cause), never as an empty store.
+#include "dispatch_entry.hpp"
 #include "dispatch_tables.hpp"
 #include "key_reference.hpp"
 
@@ -74,17 +75,15 @@ const OSSL_PARAM* store_settable_ctx_params(void*) {
     return params;
 }
 
-using Fn = void (*)();
-
 } // namespace
 
 const OSSL_DISPATCH store_functions[] = {
-    {OSSL_FUNC_STORE_OPEN, reinterpret_cast<Fn>(store_open)},
-    {OSSL_FUNC_STORE_LOAD, reinterpret_cast<Fn>(store_load)},
-    {OSSL_FUNC_STORE_EOF, reinterpret_cast<Fn>(store_eof)},
-    {OSSL_FUNC_STORE_CLOSE, reinterpret_cast<Fn>(store_close)},
-    {OSSL_FUNC_STORE_SET_CTX_PARAMS, reinterpret_cast<Fn>(store_set_ctx_params)},
-    {OSSL_FUNC_STORE_SETTABLE_CTX_PARAMS, reinterpret_cast<Fn>(store_settable_ctx_params)},
+    KEYLESS_FN(STORE_OPEN, store_open, store_open),
+    KEYLESS_FN(STORE_LOAD, store_load, store_load),
+    KEYLESS_FN(STORE_EOF, store_eof, store_eof),
+    KEYLESS_FN(STORE_CLOSE, store_close, store_close),
+    KEYLESS_FN(STORE_SET_CTX_PARAMS, store_set_ctx_params, store_set_ctx_params),
+    KEYLESS_FN(STORE_SETTABLE_CTX_PARAMS, store_settable_ctx_params, store_settable_ctx_params),
     {0, nullptr}};
 
 } // namespace keyless::provider

@@ -24,8 +24,8 @@ echo "1. keyserver (1 worker thread, 32 requests in flight over mTLS) vs openssl
 speed=$(openssl speed -seconds "$secs" rsa2048 ecdsap256 2>/dev/null)
 rsa_speed=$(awk '/^rsa 2048 bits/ {print $6}' <<<"$speed")
 ec_speed=$(awk '/nistp256/ {print $7}' <<<"$speed")
-rsa_ks=$(OPENSSL_CONF=$work/openssl.cnf build/provider/keyless-tool bench "keyless:$ks/rsa2048" --seconds "$secs" | sed -E 's/.* ([0-9]+) ops\/s.*/\1/')
-ec_ks=$(OPENSSL_CONF=$work/openssl.cnf build/provider/keyless-tool bench "keyless:$ks/p256" --seconds "$secs" | sed -E 's/.* ([0-9]+) ops\/s.*/\1/')
+rsa_ks=$(OPENSSL_CONF=$work/openssl.cnf build/tools/keyless-tool bench "keyless:$ks/rsa2048" --seconds "$secs" | sed -E 's/.* ([0-9]+) ops\/s.*/\1/')
+ec_ks=$(OPENSSL_CONF=$work/openssl.cnf build/tools/keyless-tool bench "keyless:$ks/p256" --seconds "$secs" | sed -E 's/.* ([0-9]+) ops\/s.*/\1/')
 printf '   %-10s openssl speed %8.0f sign/s   keyserver %8.0f sign/s   ratio %s\n' \
     RSA-2048 "$rsa_speed" "$rsa_ks" "$(ratio "$rsa_ks" "$rsa_speed")" \
     P-256 "$ec_speed" "$ec_ks" "$(ratio "$ec_ks" "$ec_speed")"
@@ -38,7 +38,7 @@ handshakes() { # port -> "connections seconds"
 }
 tick=$(getconf CLK_TCK)
 for key in rsa2048 p256; do
-    OPENSSL_CONF=$work/openssl.cnf build/provider/keyless-tool stub "keyless:$ks/$key" \
+    OPENSSL_CONF=$work/openssl.cnf build/tools/keyless-tool stub "keyless:$ks/$key" \
         -o "$work/$key.stub.pem" 2>/dev/null
     declare -A rate cpu
     for mode in local keyless; do

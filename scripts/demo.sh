@@ -25,8 +25,8 @@ write_openssl_conf "$work/openssl.cnf"
 export OPENSSL_CONF=$work/openssl.cnf
 
 say "keyless-tool ping / stub"
-build/provider/keyless-tool ping "keyless:$ks/rsa2048" --count 5
-build/provider/keyless-tool stub "keyless:$ks/p256" -o "$work/p256.stub.pem"
+build/tools/keyless-tool ping "keyless:$ks/rsa2048" --count 5
+build/tools/keyless-tool stub "keyless:$ks/p256" -o "$work/p256.stub.pem"
 head -2 "$work/p256.stub.pem"; echo "..."
 
 rsa_port=$(free_port); ec_port=$(free_port)
