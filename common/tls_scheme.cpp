@@ -1,9 +1,8 @@
 #include "tls_scheme.hpp"
 
-#include <algorithm>
+#include "algorithms.hpp"
+
 #include <array>
-#include <cctype>
-#include <string>
 
 namespace keyless::tls {
 
@@ -26,16 +25,6 @@ constexpr std::array kSchemes{
     SchemeInfo{0x0807, "ed25519", KeyKind::Ed25519, Padding::None, "", ""},
 };
 
-bool same_digest(std::string_view a, std::string_view b) {
-    auto norm = [](std::string_view s) {
-        std::string out;
-        for (char c : s)
-            if (c != '-') out += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-        return out;
-    };
-    return norm(a) == norm(b);
-}
-
 } // namespace
 
 std::optional<SchemeInfo> scheme_info(uint16_t code) {
@@ -45,8 +34,11 @@ std::optional<SchemeInfo> scheme_info(uint16_t code) {
 }
 
 std::optional<uint16_t> scheme_for(KeyKind key, Padding padding, std::string_view digest) {
+    const algorithms::Digest* wanted = algorithms::digest_named(digest);
+    if (!wanted && !digest.empty()) return std::nullopt;
     for (const auto& s : kSchemes)
-        if (s.key == key && s.padding == padding && same_digest(s.digest, digest)) return s.code;
+        if (s.key == key && s.padding == padding && s.digest == (wanted ? wanted->name : ""))
+            return s.code;
     return std::nullopt;
 }
 

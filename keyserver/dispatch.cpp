@@ -1,5 +1,6 @@
 #include "dispatch.hpp"
 
+#include "algorithms.hpp"
 #include "signer.hpp"
 #include "tls_shape.hpp"
 
@@ -18,58 +19,6 @@ Outcome failed(Outcome o, ErrorCode code, std::string reason) {
     return o;
 }
 
-struct DigestOp {
-    tls::Padding padding;
-    const char* digest;
-};
-
-std::optional<DigestOp> digest_op(uint8_t op) {
-    switch (static_cast<Opcode>(op)) {
-    case Opcode::RSASignMD5SHA1:
-        return DigestOp{tls::Padding::PKCS1, "MD5-SHA1"};
-    case Opcode::RSASignSHA1:
-        return DigestOp{tls::Padding::PKCS1, "SHA1"};
-    case Opcode::RSASignSHA224:
-        return DigestOp{tls::Padding::PKCS1, "SHA224"};
-    case Opcode::RSASignSHA256:
-        return DigestOp{tls::Padding::PKCS1, "SHA256"};
-    case Opcode::RSASignSHA384:
-        return DigestOp{tls::Padding::PKCS1, "SHA384"};
-    case Opcode::RSASignSHA512:
-        return DigestOp{tls::Padding::PKCS1, "SHA512"};
-    case Opcode::ECDSASignMD5SHA1:
-        return DigestOp{tls::Padding::None, "MD5-SHA1"};
-    case Opcode::ECDSASignSHA1:
-        return DigestOp{tls::Padding::None, "SHA1"};
-    case Opcode::ECDSASignSHA224:
-        return DigestOp{tls::Padding::None, "SHA224"};
-    case Opcode::ECDSASignSHA256:
-        return DigestOp{tls::Padding::None, "SHA256"};
-    case Opcode::ECDSASignSHA384:
-        return DigestOp{tls::Padding::None, "SHA384"};
-    case Opcode::ECDSASignSHA512:
-        return DigestOp{tls::Padding::None, "SHA512"};
-    case Opcode::RSAPSSSignSHA256:
-        return DigestOp{tls::Padding::PSS, "SHA256"};
-    case Opcode::RSAPSSSignSHA384:
-        return DigestOp{tls::Padding::PSS, "SHA384"};
-    case Opcode::RSAPSSSignSHA512:
-        return DigestOp{tls::Padding::PSS, "SHA512"};
-    default:
-        return std::nullopt;
-    }
-}
-
-size_t digest_size(const char* name) {
-    std::string_view n = name;
-    if (n == "MD5-SHA1") return 36;
-    if (n == "SHA1") return 20;
-    if (n == "SHA224") return 28;
-    if (n == "SHA256") return 32;
-    if (n == "SHA384") return 48;
-    return 64;
-}
-
 bool is_known_request(uint8_t op) {
     switch (static_cast<Opcode>(op)) {
     case Opcode::RSADecrypt:
@@ -80,7 +29,7 @@ bool is_known_request(uint8_t op) {
     case Opcode::RSADecryptTLS:
         return true;
     default:
-        return digest_op(op).has_value();
+        return algorithms::digest_signing(op).has_value();
     }
 }
 
@@ -224,14 +173,15 @@ Outcome Dispatcher::handle(const ClientIdentity& client, const Operation& reques
         default:
             break;
         }
-        auto d = digest_op(op);
+        auto d = algorithms::digest_signing(op);
         if (!need(Permission::SignDigest)) return denied(Permission::SignDigest);
-        if (req.payload.size() != digest_size(d->digest))
+        if (req.payload.size() != d->digest->size)
             return failed(std::move(out), ErrorCode::Format,
                           "digest is " + std::to_string(req.payload.size()) + " bytes, " +
-                              d->digest + " needs " + std::to_string(digest_size(d->digest)));
+                              std::string(d->digest->name) + " needs " +
+                              std::to_string(d->digest->size));
         out.response = Operation::make(Opcode::Response,
-                                       sign_digest(*key, d->padding, d->digest, req.payload));
+                                       sign_digest(*key, d->padding, d->digest->name, req.payload));
         return out;
     } catch (const CryptoError& e) {
         return failed(std::move(out), ErrorCode::Crypto, e.what());

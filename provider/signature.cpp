@@ -2,6 +2,7 @@
 // parameters are local (libssl calls DigestSignInit for every candidate sigalg of every
 // handshake); only the final signature goes to the keyserver: a TLS-shaped message as sign-TLS
 // (the keyserver sees and checks what it signs), anything else as a digest-signing operation.
+#include "algorithms.hpp"
 #include "dispatch_entry.hpp"
 #include "dispatch_tables.hpp"
 #include "key_object.hpp"
@@ -25,27 +26,14 @@ namespace {
 // smaller (TLS 1.2 DHE parameters with an 8192-bit group are the largest, about 3 KiB).
 constexpr size_t kMaxBufferedMessage = 16384;
 
-struct DigestInfo {
-    const char* name;
-    size_t size;
-    Opcode rsa, pss, ecdsa; // pss == Error where the keyserver has no PSS op for this digest
-};
-
-constexpr DigestInfo kDigests[] = {
-    {"MD5-SHA1", 36, Opcode::RSASignMD5SHA1, Opcode::Error, Opcode::ECDSASignMD5SHA1},
-    {"SHA1", 20, Opcode::RSASignSHA1, Opcode::Error, Opcode::ECDSASignSHA1},
-    {"SHA224", 28, Opcode::RSASignSHA224, Opcode::Error, Opcode::ECDSASignSHA224},
-    {"SHA256", 32, Opcode::RSASignSHA256, Opcode::RSAPSSSignSHA256, Opcode::ECDSASignSHA256},
-    {"SHA384", 48, Opcode::RSASignSHA384, Opcode::RSAPSSSignSHA384, Opcode::ECDSASignSHA384},
-    {"SHA512", 64, Opcode::RSASignSHA512, Opcode::RSAPSSSignSHA512, Opcode::ECDSASignSHA512},
-};
+using DigestInfo = algorithms::Digest;
 
 const DigestInfo* find_digest(OSSL_LIB_CTX* libctx, const char* name) {
     if (!name || !*name) name = "SHA256";
     ossl::Md md(EVP_MD_fetch(libctx, name, nullptr));
     if (!md) return nullptr;
-    for (const auto& d : kDigests)
-        if (EVP_MD_is_a(md.get(), d.name)) return &d;
+    for (const auto& d : algorithms::digests())
+        if (EVP_MD_is_a(md.get(), d.c_str())) return &d;
     return nullptr;
 }
 
@@ -123,8 +111,7 @@ int sig_digest_sign_init(void* vctx, const char* mdname, void* keydata, const OS
         if (!keydata) return 0; // re-init with the same key is not used by OpenSSL 3.0
         const DigestInfo* d = find_digest(ctx->libctx(), mdname);
         // Refusing here is how EVP_PKEY_digestsign_supports_digest learns what we can do.
-        if (!d || (ctx->kind == tls::KeyKind::EC && std::strcmp(d->name, "MD5-SHA1") == 0))
-            return 0;
+        if (!d || (ctx->kind == tls::KeyKind::EC && d->name == "MD5-SHA1")) return 0;
         ctx->digest = d;
         ctx->md_ctx.reset(); // the hash starts at the first update: TLS signs one-shot
         return sig_init(ctx, keydata, params);
@@ -134,7 +121,7 @@ int sig_digest_sign_init(void* vctx, const char* mdname, void* keydata, const OS
 // Starts the streaming hash. Not done at init, which libssl runs for every candidate sigalg of
 // every handshake and which then usually signs one-shot.
 bool start_hash(SignatureContext* ctx) {
-    ossl::Md md(EVP_MD_fetch(ctx->libctx(), ctx->digest->name, nullptr));
+    ossl::Md md(EVP_MD_fetch(ctx->libctx(), ctx->digest->c_str(), nullptr));
     ctx->md_ctx.reset(EVP_MD_CTX_new());
     return md && ctx->md_ctx && EVP_DigestInit_ex2(ctx->md_ctx.get(), md.get(), nullptr);
 }
@@ -157,19 +144,21 @@ int sig_digest_sign_update(void* vctx, const unsigned char* data, size_t len) {
 // signatures with "auto", and the AlgorithmIdentifier records the length used), so they get it
 // too. Any other explicit length is refused here rather than silently signed differently.
 void check_pss(const SignatureContext& ctx, const DigestInfo& d) {
-    if (d.pss == Opcode::Error)
-        throw KeylessError(KEYLESS_R_UNSUPPORTED, ctx.key->uri_text() + ": RSA-PSS with " + d.name +
+    if (d.rsa_pss == Opcode::Error)
+        throw KeylessError(KEYLESS_R_UNSUPPORTED, ctx.key->uri_text() + ": RSA-PSS with " +
+                                                      std::string(d.name) +
                                                       " is not supported (SHA-256, SHA-384 and "
                                                       "SHA-512 are)");
     bool digest_len = ctx.saltlen == RSA_PSS_SALTLEN_DIGEST || ctx.saltlen == RSA_PSS_SALTLEN_MAX ||
                       ctx.saltlen == RSA_PSS_SALTLEN_AUTO ||
                       (ctx.saltlen >= 0 && static_cast<size_t>(ctx.saltlen) == d.size);
     if (!digest_len)
-        throw KeylessError(
-            KEYLESS_R_UNSUPPORTED,
-            ctx.key->uri_text() + ": RSA-PSS salt length " + std::to_string(ctx.saltlen) +
-                " is not supported (keyless signs with " + "salt length = digest length, " +
-                std::to_string(d.size) + " for " + d.name + "; use rsa_pss_saltlen:digest)");
+        throw KeylessError(KEYLESS_R_UNSUPPORTED,
+                           ctx.key->uri_text() + ": RSA-PSS salt length " +
+                               std::to_string(ctx.saltlen) +
+                               " is not supported (keyless signs with " +
+                               "salt length = digest length, " + std::to_string(d.size) + " for " +
+                               std::string(d.name) + "; use rsa_pss_saltlen:digest)");
     if (ctx.mgf1 && ctx.mgf1 != &d)
         throw KeylessError(KEYLESS_R_UNSUPPORTED,
                            ctx.key->uri_text() + ": RSA-PSS with an MGF1 digest other than the "
@@ -188,9 +177,7 @@ tls::Padding padding_of(const SignatureContext& ctx) {
 Bytes sign_digest(const SignatureContext& ctx, const DigestInfo& d, ByteView digest) {
     tls::Padding padding = padding_of(ctx);
     if (padding == tls::Padding::PSS) check_pss(ctx, d);
-    Opcode op = padding == tls::Padding::PSS    ? d.pss
-                : padding == tls::Padding::None ? d.ecdsa
-                                                : d.rsa;
+    Opcode op = d.opcode(padding);
     Operation req = Operation::make(op, Bytes(digest.begin(), digest.end()));
     req.ski = ctx.key->ski();
     return ctx.key->call(std::move(req), "signing");
@@ -211,7 +198,7 @@ Bytes sign_message(const SignatureContext& ctx, ByteView message, const Bytes* d
     Bytes digest(EVP_MAX_MD_SIZE);
     unsigned int len = 0;
     ossl::ErrorScope errors;
-    ossl::Md md(EVP_MD_fetch(ctx.libctx(), ctx.digest->name, nullptr));
+    ossl::Md md(EVP_MD_fetch(ctx.libctx(), ctx.digest->c_str(), nullptr));
     if (!md || !EVP_Digest(message.data(), message.size(), digest.data(), &len, md.get(), nullptr))
         throw KeylessError(KEYLESS_R_INTERNAL, "hashing failed: " + errors.text());
     digest.resize(len);
@@ -272,9 +259,9 @@ int sig_sign(void* vctx, unsigned char* sig, size_t* siglen, size_t sigsize,
         }
         const DigestInfo* d = ctx->digest;
         if (!d) // no digest set: infer it from the size of what we are asked to sign
-            for (const auto& candidate : kDigests)
+            for (const auto& candidate : algorithms::digests())
                 if (candidate.size == tbslen &&
-                    (ctx->kind == tls::KeyKind::RSA || std::strcmp(candidate.name, "MD5-SHA1")))
+                    (ctx->kind == tls::KeyKind::RSA || candidate.name != "MD5-SHA1"))
                     d = &candidate;
         if (!d || d->size != tbslen)
             throw KeylessError(KEYLESS_R_UNSUPPORTED,
@@ -383,7 +370,7 @@ Bytes der_of(const X509_ALGOR* alg) {
 // AlgorithmIdentifier of a digest, as RFC 4055 writes it inside RSASSA-PSS parameters.
 Algor digest_algor(const DigestInfo& d) {
     Algor alg(X509_ALGOR_new());
-    const EVP_MD* md = EVP_get_digestbyname(d.name); // the built-in table: names and OIDs only
+    const EVP_MD* md = EVP_get_digestbyname(d.c_str()); // the built-in table: names and OIDs only
     if (!alg || !md) return nullptr;
     X509_ALGOR_set_md(alg.get(), md);
     return alg;
@@ -431,11 +418,11 @@ Bytes algorithm_id(const SignatureContext& ctx) {
     if (ctx.kind == tls::KeyKind::RSA && ctx.pad == RSA_PKCS1_PSS_PADDING) {
         if (ctx.key) check_pss(ctx, *ctx.digest); // the parameters the keyserver will use
         Bytes der = pss_algorithm_id(*ctx.digest);
-        return der.empty() ? fail(std::string("RSA-PSS with ") + ctx.digest->name) : der;
+        return der.empty() ? fail("RSA-PSS with " + std::string(ctx.digest->name)) : der;
     }
     if (ctx.kind == tls::KeyKind::RSA && ctx.pad != RSA_PKCS1_PADDING)
         return fail("RSA padding mode " + std::to_string(ctx.pad));
-    ossl::Md md(EVP_MD_fetch(ctx.libctx(), ctx.digest->name, nullptr));
+    ossl::Md md(EVP_MD_fetch(ctx.libctx(), ctx.digest->c_str(), nullptr));
     int sig_nid = NID_undef;
     int pkey_nid = ctx.kind == tls::KeyKind::RSA ? NID_rsaEncryption : NID_X9_62_id_ecPublicKey;
     if (!md || !OBJ_find_sigid_by_algs(&sig_nid, EVP_MD_get_type(md.get()), pkey_nid))
@@ -444,7 +431,7 @@ Bytes algorithm_id(const SignatureContext& ctx) {
     X509_ALGOR_set0(alg.get(), OBJ_nid2obj(sig_nid),
                     ctx.kind == tls::KeyKind::RSA ? V_ASN1_NULL : V_ASN1_UNDEF, nullptr);
     Bytes der = der_of(alg.get());
-    return der.empty() ? fail(ctx.digest->name) : der;
+    return der.empty() ? fail(std::string(ctx.digest->name)) : der;
 }
 
 int sig_get_ctx_params(void* vctx, OSSL_PARAM params[]) {
@@ -455,7 +442,7 @@ int sig_get_ctx_params(void* vctx, OSSL_PARAM params[]) {
             if (!OSSL_PARAM_set_octet_string(p, der.data(), der.size())) return 0;
         }
         if (OSSL_PARAM* p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_DIGEST))
-            if (ctx->digest && !OSSL_PARAM_set_utf8_string(p, ctx->digest->name)) return 0;
+            if (ctx->digest && !OSSL_PARAM_set_utf8_string(p, ctx->digest->c_str())) return 0;
         if (OSSL_PARAM* p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_PAD_MODE))
             if (ctx->kind == tls::KeyKind::RSA) {
                 if (p->data_type == OSSL_PARAM_INTEGER

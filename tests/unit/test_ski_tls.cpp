@@ -1,3 +1,4 @@
+#include "algorithms.hpp"
 #include "ossl.hpp"
 #include "ski.hpp"
 #include "test_keys.hpp"
@@ -55,4 +56,27 @@ TEST_CASE("TLS signature schemes map both ways") {
     CHECK(tls::scheme_for(tls::KeyKind::EC, tls::Padding::None, "sha-384") == 0x0503);
     CHECK(tls::scheme_for(tls::KeyKind::RSA, tls::Padding::PKCS1, "SHA512") == 0x0601);
     CHECK_FALSE(tls::scheme_info(0x1234));
+}
+
+TEST_CASE("one digest table: names, sizes and gokeyless opcodes agree both ways") {
+    using protocol::Opcode;
+    REQUIRE(algorithms::digest_named("sha-256"));
+    CHECK(algorithms::digest_named("SHA256")->size == 32);
+    CHECK(algorithms::digest_named("md5-sha1")->size == 36);
+    CHECK_FALSE(algorithms::digest_named("SHA3-256"));
+    for (const auto& d : algorithms::digests()) {
+        INFO(d.name);
+        ossl::Md md(EVP_MD_fetch(nullptr, d.c_str(), nullptr));
+        REQUIRE(md);
+        CHECK(static_cast<size_t>(EVP_MD_get_size(md.get())) == d.size);
+        for (auto padding : {tls::Padding::PKCS1, tls::Padding::PSS, tls::Padding::None}) {
+            if (d.opcode(padding) == Opcode::Error) continue;
+            auto back = algorithms::digest_signing(static_cast<uint8_t>(d.opcode(padding)));
+            REQUIRE(back);
+            CHECK(back->digest == &d);
+            CHECK(back->padding == padding);
+        }
+    }
+    CHECK_FALSE(algorithms::digest_signing(static_cast<uint8_t>(Opcode::Ping)));
+    CHECK(algorithms::digest_signing(0x36)->digest->name == "SHA384"); // RSAPSSSignSHA384
 }
