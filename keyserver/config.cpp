@@ -124,15 +124,12 @@ void load_config_file(const std::string& path, Config& c) {
     }
     Reader r(j, "", path);
     r.reject_unknown({"listen", "threads", "tls", "keys_dir", "allow_insecure_key_permissions",
-                      "access_log", "limits", "default_policy", "keys", "test_reply_delay_ms",
-                      "test_emulate_gokeyless"});
+                      "access_log", "limits", "default_policy", "keys"});
     r.string("listen", c.listen);
     r.number("threads", c.threads, 0, 256);
     r.string("keys_dir", c.keys_dir);
     r.boolean("allow_insecure_key_permissions", c.allow_insecure_key_permissions);
     r.string("access_log", c.access_log);
-    r.millis("test_reply_delay_ms", c.test_reply_delay, 0, 60'000);
-    r.boolean("test_emulate_gokeyless", c.emulate_gokeyless);
     if (r.find("tls")) {
         Reader tls = r.child("tls");
         tls.reject_unknown({"cert", "key", "client_ca"});

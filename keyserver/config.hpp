@@ -32,8 +32,6 @@ struct Config {
     Limits limits;
     KeyPolicy default_policy; // for keys without an entry in `keys`
     std::map<std::string, KeyPolicy> key_policies;
-    std::chrono::milliseconds test_reply_delay{0}; // testing only: delays every reply
-    bool emulate_gokeyless = false; // testing only: no keyless extensions, keys by SKI only
 
     const KeyPolicy& policy_for(const std::string& key_name) const {
         auto it = key_policies.find(key_name);

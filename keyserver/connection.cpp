@@ -105,26 +105,21 @@ void Connection::dispatch(uint32_t id, protocol::Operation request) {
     // the access log shows it, so concurrency is observable without timing anything.
     size_t server_in_flight = ++shared_->operations_in_flight;
     auto start = std::chrono::steady_clock::now();
-    auto dispatcher = shared_->dispatcher();
+    auto handler = shared_->handler();
     // Private-key work runs on the pool, in parallel; the reply goes back through the
     // connection's strand, which owns the stream.
-    asio::post(shared_->io, [self = shared_from_this(), dispatcher, id, start, server_in_flight,
+    asio::post(shared_->io, [self = shared_from_this(), handler, id, start, server_in_flight,
                              request = std::move(request)] {
-        auto outcome = std::make_shared<Outcome>(dispatcher->handle(self->client_, request));
-        auto finish = [self, id, outcome, start, server_in_flight] {
-            --self->in_flight_;
-            --self->shared_->operations_in_flight;
-            self->reply(id, *outcome, start, server_in_flight);
-            self->resume_reading();
-        };
-        if (self->shared_->reply_delay.count() == 0) {
-            asio::post(self->stream_.get_executor(), finish);
-            return;
-        }
-        // Testing only (test_reply_delay_ms): hold the reply without holding a thread.
-        auto timer = std::make_shared<asio::steady_timer>(self->stream_.get_executor(),
-                                                          self->shared_->reply_delay);
-        timer->async_wait([timer, finish](const boost::system::error_code&) { finish(); });
+        handler->answer(
+            self->client_, request, [self, id, start, server_in_flight](Outcome outcome) {
+                asio::post(self->stream_.get_executor(),
+                           [self, id, start, server_in_flight, outcome = std::move(outcome)] {
+                               --self->in_flight_;
+                               --self->shared_->operations_in_flight;
+                               self->reply(id, outcome, start, server_in_flight);
+                               self->resume_reading();
+                           });
+            });
     });
 }
 

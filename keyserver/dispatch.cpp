@@ -53,6 +53,10 @@ std::string tls_refusal(const tls::Shape& shape, const tls::SchemeInfo& scheme, 
 
 } // namespace
 
+Outcome error_outcome(ErrorCode code, std::string reason) {
+    return failed({}, code, std::move(reason));
+}
+
 Outcome format_error(std::string reason) {
     return failed({}, ErrorCode::Format, std::move(reason));
 }
@@ -62,30 +66,10 @@ Outcome version_mismatch(uint8_t major) {
                   "protocol major version " + std::to_string(major) + " (we speak 1)");
 }
 
-namespace {
-
-bool is_extension(uint8_t op) {
-    return op == static_cast<uint8_t>(Opcode::GetPublicKey) ||
-           op == static_cast<uint8_t>(Opcode::SignTLS) ||
-           op == static_cast<uint8_t>(Opcode::RSADecryptTLS);
-}
-
-} // namespace
-
-Outcome Dispatcher::handle(const ClientIdentity& client, const Operation& request) const {
+Outcome Dispatcher::handle(const ClientIdentity& client, const Operation& req) const {
     Outcome out;
-    if (!request.opcode) return failed(std::move(out), ErrorCode::Format, "no opcode");
-    uint8_t op = *request.opcode;
-    // Testing only: answer as a stock gokeyless server would (no extensions, keys by SKI).
-    Operation stock;
-    bool emulate = state_->config.emulate_gokeyless;
-    if (emulate) {
-        if (is_extension(op))
-            return failed(std::move(out), ErrorCode::BadOpcode, "gokeyless emulation");
-        stock = request;
-        stock.key_name.clear();
-    }
-    const Operation& req = emulate ? stock : request;
+    if (!req.opcode) return failed(std::move(out), ErrorCode::Format, "no opcode");
+    uint8_t op = *req.opcode;
     out.operation = is_known_request(op) ? std::string(protocol::to_string(Opcode(op)))
                                          : "opcode-" + std::to_string(op);
     if (req.is(Opcode::Response) || req.is(Opcode::Pong) || req.is(Opcode::Error))

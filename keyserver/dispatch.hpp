@@ -6,6 +6,7 @@
 #include "key_store.hpp"
 #include "protocol.hpp"
 
+#include <functional>
 #include <memory>
 
 namespace keyless::keyserver {
@@ -26,10 +27,24 @@ struct ServingState {
     Config config;
 };
 
-class Dispatcher {
+// What the transport asks to answer a request. The Dispatcher below is the real one; a test
+// build wraps it (tests/support/keyserver_for_tests.cpp) to play other servers or a slow link.
+class RequestHandler {
+  public:
+    virtual ~RequestHandler() = default;
+    // Answers `request` by calling `done` exactly once: at once on this thread, or later on any.
+    virtual void answer(const ClientIdentity& client, const protocol::Operation& request,
+                        std::function<void(Outcome)> done) const = 0;
+};
+
+class Dispatcher : public RequestHandler {
   public:
     explicit Dispatcher(std::shared_ptr<const ServingState> state) : state_(std::move(state)) {}
     Outcome handle(const ClientIdentity& client, const protocol::Operation& request) const;
+    void answer(const ClientIdentity& client, const protocol::Operation& request,
+                std::function<void(Outcome)> done) const override {
+        done(handle(client, request));
+    }
 
   private:
     std::shared_ptr<const ServingState> state_;
@@ -37,6 +52,8 @@ class Dispatcher {
 
 // The response for a frame whose body did not decode (Format) or whose version is unknown.
 Outcome format_error(std::string reason);
+// An Error response with `code`, the reason kept for the access log.
+Outcome error_outcome(protocol::ErrorCode code, std::string reason);
 Outcome version_mismatch(uint8_t major);
 
 } // namespace keyless::keyserver

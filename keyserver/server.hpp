@@ -23,31 +23,29 @@ using tcp = asio::ip::tcp;
 // What every connection shares with the server.
 class ServerShared {
   public:
-    ServerShared(asio::io_context& io_context, Limits connection_limits,
-                 std::chrono::milliseconds test_reply_delay, AccessLog& access_log,
-                 std::shared_ptr<const Dispatcher> dispatcher)
-        : io(io_context), limits(connection_limits), reply_delay(test_reply_delay), log(access_log),
-          dispatcher_(std::move(dispatcher)) {}
-
-    std::shared_ptr<const Dispatcher> dispatcher() const {
-        std::lock_guard lock(mutex_);
-        return dispatcher_;
+    ServerShared(asio::io_context& io_context, Limits connection_limits, AccessLog& access_log,
+                 std::shared_ptr<const RequestHandler> handler)
+        : io(io_context), limits(connection_limits), log(access_log), handler_(std::move(handler)) {
     }
-    void replace_dispatcher(std::shared_ptr<const Dispatcher> d) {
+
+    std::shared_ptr<const RequestHandler> handler() const {
         std::lock_guard lock(mutex_);
-        dispatcher_ = std::move(d);
+        return handler_;
+    }
+    void replace_handler(std::shared_ptr<const RequestHandler> h) {
+        std::lock_guard lock(mutex_);
+        handler_ = std::move(h);
     }
 
     asio::io_context& io; // its threads are the worker pool for private-key operations
     const Limits limits;
-    const std::chrono::milliseconds reply_delay;
     AccessLog& log;
     std::atomic<size_t> connections{0};
     std::atomic<size_t> operations_in_flight{0}; // server-wide, logged with each operation
 
   private:
-    mutable std::mutex mutex_; // guards dispatcher_, swapped by reload
-    std::shared_ptr<const Dispatcher> dispatcher_;
+    mutable std::mutex mutex_; // guards handler_, swapped by reload
+    std::shared_ptr<const RequestHandler> handler_;
 };
 
 // Builds the server TLS context: TLS 1.2-1.3, client certificate required and verified.

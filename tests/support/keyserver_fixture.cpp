@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace keyless::test {
@@ -18,9 +19,10 @@ std::string pki(const std::string& name) {
     return pki_dir() + "/" + name;
 }
 
-std::string keyserver_binary() {
-    const char* bin = std::getenv("KEYLESS_KEYSERVER");
-    if (!bin) throw std::runtime_error("KEYLESS_KEYSERVER is not set (run the tests with ctest)");
+std::string keyserver_binary(bool test_build) {
+    const char* var = test_build ? "KEYLESS_TEST_KEYSERVER" : "KEYLESS_KEYSERVER";
+    const char* bin = std::getenv(var);
+    if (!bin) throw std::runtime_error(std::string(var) + " is not set (run the tests with ctest)");
     return bin;
 }
 
@@ -41,7 +43,11 @@ void KeyserverFixture::rewrite_config(const std::string& config_json) {
 KeyserverFixture::KeyserverFixture(const std::string& config_json,
                                    std::vector<std::string> extra_args) {
     write_config(config_json);
-    args_ = {keyserver_binary(), "--config", dir_ / "keyserver.json", "--ready-file",
+    // Test-only flags (--test-...) need the test build of the keyserver; the rest runs the real
+    // one.
+    bool test_build = std::any_of(extra_args.begin(), extra_args.end(),
+                                  [](const std::string& a) { return a.rfind("--test-", 0) == 0; });
+    args_ = {keyserver_binary(test_build), "--config", dir_ / "keyserver.json", "--ready-file",
              dir_ / "ready"};
     args_.insert(args_.end(), extra_args.begin(), extra_args.end());
     start("127.0.0.1:0");

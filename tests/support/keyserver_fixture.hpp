@@ -11,12 +11,14 @@ namespace keyless::test {
 // The PKI made by tests/gen-pki.sh (ctest fixture); from $KEYLESS_TEST_PKI.
 std::string pki_dir();
 std::string pki(const std::string& name); // pki_dir() + "/" + name
-std::string keyserver_binary();
+// The keyserver program ($KEYLESS_KEYSERVER), or its test build with test-only flags
+// ($KEYLESS_TEST_KEYSERVER, tests/support/keyserver_for_tests.cpp).
+std::string keyserver_binary(bool test_build = false);
 
 class KeyserverFixture {
   public:
     // config_json: the JSON config (TLS, the access log and, unless given, keys_dir are filled
-    // in); extra_args: more flags.
+    // in); extra_args: more flags (any --test-... flag runs the keyserver's test build).
     explicit KeyserverFixture(const std::string& config_json = "{}",
                               std::vector<std::string> extra_args = {});
     uint16_t port() const { return port_; }
