@@ -1,6 +1,7 @@
 // DECODERs for key stub files (PEM label "KEYLESS KEY"): PEM -> DER for our label only (OpenSSL
-// 3.0's own PEM decoder drops labels it does not know), then DER -> an RSA or EC keyless key.
-// No network: the stub carries the public key, so a terminator starts while the keyserver is down.
+// 3.0's own PEM decoder drops labels it does not know), then DER -> an RSA, EC or Ed25519 keyless
+// key. No network: the stub carries the public key, so a terminator starts while the keyserver is
+// down.
 #include "dispatch_entry.hpp"
 #include "dispatch_tables.hpp"
 #include "key_reference.hpp"
@@ -124,6 +125,13 @@ const OSSL_DISPATCH der_to_rsa_decoder_functions[] = {
 
 const OSSL_DISPATCH der_to_ec_decoder_functions[] = {
     KEYLESS_FN(DECODER_NEWCTX, decoder_newctx, decoder_newctx<tls::KeyKind::EC>),
+    KEYLESS_FN(DECODER_FREECTX, decoder_freectx, decoder_freectx),
+    KEYLESS_FN(DECODER_DOES_SELECTION, decoder_does_selection, does_selection),
+    KEYLESS_FN(DECODER_DECODE, decoder_decode, der_decode),
+    {0, nullptr}};
+
+const OSSL_DISPATCH der_to_ed25519_decoder_functions[] = {
+    KEYLESS_FN(DECODER_NEWCTX, decoder_newctx, decoder_newctx<tls::KeyKind::Ed25519>),
     KEYLESS_FN(DECODER_FREECTX, decoder_freectx, decoder_freectx),
     KEYLESS_FN(DECODER_DOES_SELECTION, decoder_does_selection, does_selection),
     KEYLESS_FN(DECODER_DECODE, decoder_decode, der_decode),

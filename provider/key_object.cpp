@@ -58,10 +58,12 @@ std::shared_ptr<const KeyObject> KeyObject::create(ProviderContext* prov, const 
         key->kind_ = tls::KeyKind::RSA;
     else if (EVP_PKEY_is_a(key->pub_.get(), "EC"))
         key->kind_ = tls::KeyKind::EC;
+    else if (EVP_PKEY_is_a(key->pub_.get(), "ED25519"))
+        key->kind_ = tls::KeyKind::Ed25519;
     else
-        throw KeylessError(KEYLESS_R_UNSUPPORTED, uri + ": key type " +
-                                                      EVP_PKEY_get0_type_name(key->pub_.get()) +
-                                                      " is not supported (RSA and EC are)");
+        throw KeylessError(KEYLESS_R_UNSUPPORTED,
+                           uri + ": key type " + EVP_PKEY_get0_type_name(key->pub_.get()) +
+                               " is not supported (RSA, EC and Ed25519 are)");
     return key;
 }
 

@@ -41,7 +41,10 @@ class KeyObject {
     const Bytes& spki() const { return spki_; }
     const Ski& ski() const { return ski_; } // lets a gokeyless keyserver find the key
     tls::KeyKind kind() const { return kind_; }
-    const char* type_name() const { return kind_ == tls::KeyKind::RSA ? "RSA" : "EC"; }
+    // The keymgmt name OpenSSL knows the key type by.
+    const char* type_name() const {
+        return kind_ == tls::KeyKind::RSA ? "RSA" : kind_ == tls::KeyKind::EC ? "EC" : "ED25519";
+    }
     size_t max_signature_size() const;
     Origin origin() const { return origin_; }
 

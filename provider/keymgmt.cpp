@@ -1,6 +1,6 @@
-// KEYMGMT for "RSA" and "EC": key objects that hold a keyless URI and a cached public key.
-// Private export always fails: that is what makes OpenSSL route private-key operations for these
-// keys to this provider instead of the default one. Nothing here touches the network.
+// KEYMGMT for "RSA", "EC" and "ED25519": key objects that hold a keyless URI and a cached public
+// key. Private export always fails: that is what makes OpenSSL route private-key operations for
+// these keys to this provider instead of the default one. Nothing here touches the network.
 #include "dispatch_entry.hpp"
 #include "dispatch_tables.hpp"
 #include "key_object.hpp"
@@ -54,9 +54,11 @@ int keymgmt_get_params(void* keydata, OSSL_PARAM params[]) {
     const KeyObject* key = key_of(keydata);
     if (!key) return 0;
     // The cached public key answers bits, security bits, max size, n/e, group and point.
+    // (For Ed25519 that includes the empty mandatory digest: it signs messages, not digests.)
     if (!EVP_PKEY_get_params(key->public_key(), params)) return 0;
     if (OSSL_PARAM* p = OSSL_PARAM_locate(params, OSSL_PKEY_PARAM_DEFAULT_DIGEST))
-        if (!OSSL_PARAM_set_utf8_string(p, "SHA256")) return 0;
+        if (key->kind() != tls::KeyKind::Ed25519 && !OSSL_PARAM_set_utf8_string(p, "SHA256"))
+            return 0;
     return 1;
 }
 
@@ -66,6 +68,7 @@ const OSSL_PARAM* keymgmt_gettable_params(void*) {
         OSSL_PARAM_int(OSSL_PKEY_PARAM_SECURITY_BITS, nullptr),
         OSSL_PARAM_int(OSSL_PKEY_PARAM_MAX_SIZE, nullptr),
         OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_DEFAULT_DIGEST, nullptr, 0),
+        OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_MANDATORY_DIGEST, nullptr, 0),
         OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_N, nullptr, 0),
         OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_E, nullptr, 0),
         OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, nullptr, 0),
@@ -105,6 +108,12 @@ const OSSL_PARAM* ec_export_types(int selection) {
                : nullptr;
 }
 
+const OSSL_PARAM* ed25519_export_types(int selection) {
+    static const OSSL_PARAM params[] = {
+        OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_PUB_KEY, nullptr, 0), OSSL_PARAM_END};
+    return (selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) ? params : nullptr;
+}
+
 // A reference is the address of a KeyHandle owned by the store or decoder that hands it out,
 // alive for the duration of the callback in which OpenSSL calls load.
 template <tls::KeyKind Kind> void* keymgmt_load(const void* reference, size_t size) {
@@ -122,6 +131,9 @@ void* keymgmt_dup(const void* keydata, int /*selection*/) {
 
 const char* rsa_query_operation_name(int) {
     return "RSA";
+}
+const char* ed25519_query_operation_name(int) {
+    return "ED25519";
 }
 const char* ec_query_operation_name(int operation_id) {
     return operation_id == OSSL_OP_SIGNATURE ? "ECDSA" : "EC";
@@ -154,6 +166,14 @@ const OSSL_DISPATCH ec_keymgmt_functions[] = {
     KEYLESS_FN(KEYMGMT_EXPORT_TYPES, keymgmt_export_types, ec_export_types),
     KEYLESS_FN(KEYMGMT_LOAD, keymgmt_load, keymgmt_load<tls::KeyKind::EC>),
     KEYLESS_FN(KEYMGMT_QUERY_OPERATION_NAME, keymgmt_query_operation_name, ec_query_operation_name),
+    {0, nullptr}};
+
+const OSSL_DISPATCH ed25519_keymgmt_functions[] = {
+    KEYMGMT_COMMON,
+    KEYLESS_FN(KEYMGMT_EXPORT_TYPES, keymgmt_export_types, ed25519_export_types),
+    KEYLESS_FN(KEYMGMT_LOAD, keymgmt_load, keymgmt_load<tls::KeyKind::Ed25519>),
+    KEYLESS_FN(KEYMGMT_QUERY_OPERATION_NAME, keymgmt_query_operation_name,
+               ed25519_query_operation_name),
     {0, nullptr}};
 
 } // namespace keyless::provider

@@ -16,15 +16,19 @@ namespace {
 
 constexpr const char* kRsaNames = "RSA:rsaEncryption:1.2.840.113549.1.1.1";
 constexpr const char* kEcNames = "EC:id-ecPublicKey:1.2.840.10045.2.1";
+constexpr const char* kEd25519Names = "ED25519:1.3.101.112";
 
 const OSSL_ALGORITHM kKeymgmt[] = {
     {kRsaNames, kProperties, rsa_keymgmt_functions,
      "keyless RSA key (private half on a keyserver)"},
     {kEcNames, kProperties, ec_keymgmt_functions, "keyless EC key (private half on a keyserver)"},
+    {kEd25519Names, kProperties, ed25519_keymgmt_functions,
+     "keyless Ed25519 key (private half on a keyserver)"},
     {nullptr, nullptr, nullptr, nullptr}};
 const OSSL_ALGORITHM kSignature[] = {
     {kRsaNames, kProperties, rsa_signature_functions, "RSA signatures on a keyserver"},
     {"ECDSA", kProperties, ecdsa_signature_functions, "ECDSA signatures on a keyserver"},
+    {kEd25519Names, kProperties, ed25519_signature_functions, "Ed25519 signatures on a keyserver"},
     {nullptr, nullptr, nullptr, nullptr}};
 const OSSL_ALGORITHM kAsymCipher[] = {
     {kRsaNames, kProperties, rsa_asym_cipher_functions, "RSA decryption on a keyserver"},
@@ -38,6 +42,8 @@ const OSSL_ALGORITHM kDecoder[] = {
      "keyless RSA key stub"},
     {kEcNames, "provider=keyless,input=der,structure=keyless-key", der_to_ec_decoder_functions,
      "keyless EC key stub"},
+    {kEd25519Names, "provider=keyless,input=der,structure=keyless-key",
+     der_to_ed25519_decoder_functions, "keyless Ed25519 key stub"},
     {nullptr, nullptr, nullptr, nullptr}};
 
 const OSSL_ALGORITHM* query_operation(void*, int operation_id, int* no_cache) {

@@ -1,5 +1,5 @@
-// SIGNATURE for RSA (PKCS#1 v1.5 and PSS) and ECDSA on keyless keys. Init, size queries and
-// parameters are local (libssl calls DigestSignInit for every candidate sigalg of every
+// SIGNATURE for RSA (PKCS#1 v1.5 and PSS), ECDSA and Ed25519 on keyless keys. Init, size queries
+// and parameters are local (libssl calls DigestSignInit for every candidate sigalg of every
 // handshake); only the final signature goes to the keyserver: a TLS-shaped message as sign-TLS
 // (the keyserver sees and checks what it signs), anything else as a digest-signing operation.
 #include "algorithms.hpp"
@@ -166,7 +166,7 @@ void check_pss(const SignatureContext& ctx, const DigestInfo& d) {
 }
 
 tls::Padding padding_of(const SignatureContext& ctx) {
-    if (ctx.kind == tls::KeyKind::EC) return tls::Padding::None;
+    if (ctx.kind != tls::KeyKind::RSA) return tls::Padding::None;
     if (ctx.pad == RSA_PKCS1_PSS_PADDING) return tls::Padding::PSS;
     if (ctx.pad == RSA_PKCS1_PADDING) return tls::Padding::PKCS1;
     throw KeylessError(KEYLESS_R_UNSUPPORTED, ctx.key->uri_text() + ": RSA padding mode " +
@@ -414,6 +414,12 @@ Bytes algorithm_id(const SignatureContext& ctx) {
                            (ctx.key ? ctx.key->uri_text() + ": " : std::string()) +
                                "no signature AlgorithmIdentifier for " + why);
     };
+    if (ctx.kind == tls::KeyKind::Ed25519) { // RFC 8410: the OID, no parameters
+        Algor alg(X509_ALGOR_new());
+        if (!alg || !X509_ALGOR_set0(alg.get(), OBJ_nid2obj(NID_ED25519), V_ASN1_UNDEF, nullptr))
+            return fail("Ed25519");
+        return der_of(alg.get());
+    }
     if (!ctx.digest) return fail("a signature without a digest");
     if (ctx.kind == tls::KeyKind::RSA && ctx.pad == RSA_PKCS1_PSS_PADDING) {
         if (ctx.key) check_pss(ctx, *ctx.digest); // the parameters the keyserver will use
@@ -459,6 +465,50 @@ int sig_get_ctx_params(void* vctx, OSSL_PARAM params[]) {
     });
 }
 
+// ---- Ed25519: one-shot signatures over whole messages (no digest, no streaming) ----
+
+Bytes sign_ed25519(const SignatureContext& ctx, ByteView message) {
+    if (tls::parse_shape(message).valid()) {
+        Operation req = Operation::make(Opcode::SignTLS, Bytes(message.begin(), message.end()));
+        req.signature_scheme = *tls::scheme_for(tls::KeyKind::Ed25519, tls::Padding::None, "");
+        if (auto sig = ctx.key->extension(std::move(req), "signing")) return *sig;
+    }
+    // Anything else (or a gokeyless keyserver): gokeyless's Ed25519 operation, which signs the
+    // whole message and needs sign-digest on our keyserver.
+    return ctx.key->call(
+        Operation::make(Opcode::Ed25519Sign, Bytes(message.begin(), message.end())), "signing");
+}
+
+int ed25519_digest_sign_init(void* vctx, const char* mdname, void* keydata,
+                             const OSSL_PARAM params[]) {
+    SignatureContext* ctx = ctx_of(vctx);
+    return guarded(ctx->prov, "keyless_ed25519_digest_sign_init", 0, [&] {
+        // Ed25519 takes no digest: refusing one quietly is how callers probing digests learn it.
+        if (!keydata || (mdname && *mdname)) return 0;
+        ctx->digest = nullptr;
+        return sig_init(ctx, keydata, params);
+    });
+}
+
+int ed25519_digest_sign(void* vctx, unsigned char* sig, size_t* siglen, size_t sigsize,
+                        const unsigned char* tbs, size_t tbslen) {
+    SignatureContext* ctx = ctx_of(vctx);
+    return guarded(ctx->prov, "keyless_ed25519_digest_sign", 0, [&] {
+        if (!ctx->key) return 0;
+        if (!sig) {
+            *siglen = ctx->key->max_signature_size();
+            return 1;
+        }
+        return output(*ctx, sign_ed25519(*ctx, ByteView(tbs, tbslen)), sig, siglen, sigsize);
+    });
+}
+
+const OSSL_PARAM* ed25519_gettable_ctx_params(void*, void*) {
+    static const OSSL_PARAM params[] = {
+        OSSL_PARAM_octet_string(OSSL_SIGNATURE_PARAM_ALGORITHM_ID, nullptr, 0), OSSL_PARAM_END};
+    return params;
+}
+
 const OSSL_PARAM* sig_gettable_ctx_params(void*, void*) {
     static const OSSL_PARAM params[] = {
         OSSL_PARAM_octet_string(OSSL_SIGNATURE_PARAM_ALGORITHM_ID, nullptr, 0),
@@ -492,5 +542,16 @@ const OSSL_PARAM* sig_gettable_ctx_params(void*, void*) {
 
 SIGNATURE_TABLE(rsa_signature_functions, tls::KeyKind::RSA, rsa_settable_ctx_params)
 SIGNATURE_TABLE(ecdsa_signature_functions, tls::KeyKind::EC, ecdsa_settable_ctx_params)
+
+const OSSL_DISPATCH ed25519_signature_functions[] = {
+    KEYLESS_FN(SIGNATURE_NEWCTX, signature_newctx, sig_newctx<tls::KeyKind::Ed25519>),
+    KEYLESS_FN(SIGNATURE_FREECTX, signature_freectx, sig_freectx),
+    KEYLESS_FN(SIGNATURE_DUPCTX, signature_dupctx, sig_dupctx),
+    KEYLESS_FN(SIGNATURE_DIGEST_SIGN_INIT, signature_digest_sign_init, ed25519_digest_sign_init),
+    KEYLESS_FN(SIGNATURE_DIGEST_SIGN, signature_digest_sign, ed25519_digest_sign),
+    KEYLESS_FN(SIGNATURE_GET_CTX_PARAMS, signature_get_ctx_params, sig_get_ctx_params),
+    KEYLESS_FN(SIGNATURE_GETTABLE_CTX_PARAMS, signature_gettable_ctx_params,
+               ed25519_gettable_ctx_params),
+    {0, nullptr}};
 
 } // namespace keyless::provider

@@ -5,7 +5,8 @@
 #   edge-1.{crt,key}      a client certificate (CN edge-1), edge-2 likewise
 #   other-ca.{crt,key}, rogue.{crt,key}   a client from a CA the keyserver does not trust
 #   keys/NAME.pem         private keys the keyserver serves (mode 600)
-#   certs/NAME.crt        a certificate (CN localhost) for each served key, for TLS terminators
+#   certs/NAME.crt        a certificate (CN localhost, server and client auth) for each served
+#                         key, for TLS terminators and keyless client certificates
 # Usage: tests/gen-pki.sh DIR   (DIR is created; existing files are kept, so reruns are cheap)
 set -euo pipefail
 dir=${1:?usage: gen-pki.sh DIR}
@@ -34,6 +35,10 @@ extendedKeyUsage=serverAuth
 keyUsage=digitalSignature,keyEncipherment'
 client_ext='extendedKeyUsage=clientAuth
 keyUsage=digitalSignature'
+# Served keys' certificates also allow client authentication (keyless client certificates).
+served_ext='subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost
+extendedKeyUsage=serverAuth,clientAuth
+keyUsage=digitalSignature,keyEncipherment'
 issue keyserver ca keyserver "$server_ext"
 issue edge-1 ca edge-1 "subjectAltName=DNS:edge-1.example
 $client_ext"
@@ -44,7 +49,7 @@ issue rogue other-ca edge-1 "$client_ext"
 key() {
     local name=$1; shift
     [[ -f keys/$name.pem ]] || openssl genpkey -quiet "$@" -out "keys/$name.pem"
-    issue "certs/$name" ca localhost "$server_ext" "keys/$name.pem"
+    issue "certs/$name" ca localhost "$served_ext" "keys/$name.pem"
 }
 key rsa2048 -algorithm RSA -pkeyopt rsa_keygen_bits:2048
 key rsa3072 -algorithm RSA -pkeyopt rsa_keygen_bits:3072
@@ -52,6 +57,7 @@ key p256 -algorithm EC -pkeyopt ec_paramgen_curve:P-256
 key p384 -algorithm EC -pkeyopt ec_paramgen_curve:P-384
 key rsa-default -algorithm RSA -pkeyopt rsa_keygen_bits:2048
 key ec-restricted -algorithm EC -pkeyopt ec_paramgen_curve:P-256
+key ed25519 -algorithm ED25519
 chmod 600 keys/*.pem
 chmod 644 ./*.crt certs/*.crt
 rm -f ./*.srl certs/*.srl

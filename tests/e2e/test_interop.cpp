@@ -19,7 +19,9 @@ namespace {
 
 const char* kConfig = R"({"keys": {
     "rsa2048": {"allow": ["sign-tls", "rsa-decrypt-tls"]},
-    "p256": {"allow": ["sign-tls"]}
+    "p256": {"allow": ["sign-tls"]},
+    "p384": {"allow": ["sign-tls-client"]},
+    "ed25519": {"allow": ["sign-tls"]}
 }})";
 const char* kGet = "GET / HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n";
 
@@ -30,7 +32,7 @@ struct Setup {
                                   "request_timeout_ms = 3000");
         // Stubs made offline from the certificates: no keyserver needed to write configs.
         std::string out;
-        for (const char* key : {"rsa2048", "p256"}) {
+        for (const char* key : {"rsa2048", "p256", "p384", "ed25519"}) {
             std::string uri = "keyless:" + keyserver.address() + "/" + key;
             if (run_with_conf(conf,
                               keyless_tool() + " stub " + uri + " --from-cert " +
@@ -148,6 +150,49 @@ TEST_CASE("nginx 1.22 (master + 2 workers) as a keyless edge") {
     full_suite(*t, s);
     // keyless.so leaves nothing on OpenSSL's error queue for nginx to find later.
     CHECK(t->log().find("stale global SSL error") == std::string::npos);
+}
+
+TEST_CASE("nginx: an Ed25519 keyless key, and a keyless client certificate for its upstream") {
+    Setup s;
+    // The upstream asks nginx for a client certificate and verifies it (its own key is local).
+    uint16_t upstream = free_port();
+    Process server({"/usr/bin/openssl", "s_server", "-accept",
+                    "127.0.0.1:" + std::to_string(upstream), "-cert", pki("keyserver.crt"), "-key",
+                    pki("keyserver.key"), "-Verify", "2", "-CAfile", pki("ca.crt"),
+                    "-verify_return_error", "-www"},
+                   {}, s.dir / "upstream.log", s.dir / "upstream.log");
+    wait_for_port(upstream, std::chrono::seconds(10));
+    uint16_t ed_port = free_port(), proxy_port = free_port();
+    std::string extra =
+        "    server {\n        listen 127.0.0.1:" + std::to_string(ed_port) +
+        " ssl;\n        ssl_protocols TLSv1.3;\n        ssl_certificate " +
+        pki("certs/ed25519.crt") + ";\n        ssl_certificate_key " +
+        (s.dir / "ed25519.stub.pem") +
+        ";\n        location / { return 200 \"keyless nginx ed25519 ok\\n\"; }\n    }\n"
+        "    server {\n        listen 127.0.0.1:" +
+        std::to_string(proxy_port) +
+        ";\n        location / {\n            proxy_pass https://127.0.0.1:" +
+        std::to_string(upstream) + ";\n            proxy_ssl_protocols TLSv1.3;\n" +
+        "            proxy_ssl_certificate " + pki("certs/p384.crt") +
+        ";\n            proxy_ssl_certificate_key " + (s.dir / "p384.stub.pem") +
+        ";\n            proxy_ssl_trusted_certificate " + pki("ca.crt") +
+        ";\n            proxy_ssl_verify on;\n            proxy_ssl_name localhost;\n        }\n   "
+        " }\n";
+    auto t = start_nginx(s.subdir("nginx"), s.conf, s.keys, extra);
+    wait_for_port(ed_port, std::chrono::seconds(10));
+
+    std::string out = s_client(ed_port, "-tls1_3", "", kGet);
+    CHECK(handshake_ok(out));
+    CHECK_THAT(out, Catch::Contains("Peer signature type: ed25519"));
+    CHECK_THAT(out, Catch::Contains("keyless nginx ed25519 ok"));
+    CHECK(count(s.keyserver.access_log(), "sign-tls:ed25519") == 1);
+
+    run_command("timeout 30 curl -sS http://127.0.0.1:" + std::to_string(proxy_port) + "/", &out);
+    CHECK_THAT(out, Catch::Contains("s_server"));
+    std::string log = s.keyserver.access_log();
+    CHECK(count(log, "\"shape\":\"tls13-client-cv\"") == 1);
+    CHECK_THAT(log, Catch::Contains("\"key\":\"p384\""));
+    CHECK(t->alive());
 }
 
 TEST_CASE("haproxy 2.6 master-worker, nbthread 2, as a keyless edge") {

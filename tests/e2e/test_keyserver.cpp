@@ -511,7 +511,7 @@ TEST_CASE("keyserver --check validates config and keys and names what is wrong")
     std::string out;
     CHECK(run_command(base + " --keys " + pki("keys") + " --check", &out) == 0);
     CHECK_THAT(out,
-               Catch::Contains("config ok: 6 key(s)") && Catch::Contains("rsa2048: RSA-2048 ski="));
+               Catch::Contains("config ok: 7 key(s)") && Catch::Contains("rsa2048: RSA-2048 ski="));
 
     write_file(dir / "bad.json", R"({"keys": {"rsa2048": {"allow": ["sign-everything"]}}})");
     CHECK(run_command(base + " --keys " + pki("keys") + " --config " + (dir / "bad.json") +

@@ -17,7 +17,8 @@ namespace {
 const char* kConfig = R"({"keys": {
     "rsa2048": {"allow": ["sign-tls", "sign-digest", "rsa-decrypt-tls"]},
     "p256": {"allow": ["sign-tls", "sign-digest"]},
-    "p384": {"allow": ["sign-tls"]}
+    "p384": {"allow": ["sign-tls"]},
+    "ed25519": {"allow": ["sign-tls", "sign-digest"]}
 }})";
 
 size_t count(const std::string& text, const std::string& needle) {
@@ -64,6 +65,8 @@ TEST_CASE("s_server with a keyless key (URI and stub): TLS 1.2/1.3, RSA/EC, RSA 
          "sign-tls:ecdsa_secp256r1_sha256"},
         {"TLS 1.3 P-384", "p384", "-tls1_3", "--tlsv1.3", "Peer signature type: ECDSA",
          "sign-tls:ecdsa_secp384r1_sha384"},
+        {"TLS 1.3 Ed25519", "ed25519", "-tls1_3", "--tlsv1.3", "Peer signature type: ed25519",
+         "sign-tls:ed25519"},
         {"TLS 1.2 ECDHE-RSA (PKCS#1)", "rsa2048",
          "-tls1_2 -cipher ECDHE-RSA-AES128-GCM-SHA256 -sigalgs RSA+SHA256",
          "--tlsv1.2 --tls-max 1.2 --ciphers ECDHE-RSA-AES128-GCM-SHA256",
@@ -164,6 +167,19 @@ TEST_CASE("openssl CLI on keyless keys: pkey, pkeyutl, req, storeutl") {
                       (dir / "dgst.sig") + " " + (dir / "msg")),
                    Catch::Contains("Verified OK"));
     }
+    // Ed25519: a CSR and a self-signed certificate, by URI and through a stub.
+    std::string ed = "keyless:" + keyserver.address() + "/ed25519";
+    ok(keyless_tool() + " stub " + ed + " -o " + (dir / "ed.stub.pem"));
+    for (const std::string& key : {ed, dir / "ed.stub.pem"}) {
+        ok("openssl req -new -key " + key + " -subj /CN=ed -out " + (dir / "ed.csr"));
+        CHECK_THAT(ok("openssl req -in " + (dir / "ed.csr") + " -verify -noout -text"),
+                   Catch::Contains("verify OK") && Catch::Contains("ED25519"));
+        ok("openssl req -x509 -new -key " + key + " -subj /CN=ed -days 1 -out " + (dir / "ed.crt"));
+        CHECK_THAT(ok("openssl verify -CAfile " + (dir / "ed.crt") + " " + (dir / "ed.crt")),
+                   Catch::Contains(": OK"));
+        CHECK(ok("openssl pkey -in " + key + " -pubout") ==
+              ok("openssl x509 -in " + pki("certs/ed25519.crt") + " -pubkey -noout"));
+    }
     CHECK_THAT(ok("openssl storeutl " + rsa),
                Catch::Contains("0: Pkey") && Catch::Contains("Total found: 1"));
     CHECK_THAT(ok(keyless_tool() + " ping " + rsa + " --count 3"),
@@ -176,6 +192,56 @@ TEST_CASE("openssl CLI on keyless keys: pkey, pkeyutl, req, storeutl") {
         conf, "openssl req -new -key " + p384 + " -subj /CN=x -out " + (dir / "x.csr"), &out);
     CHECK(rc != 0);
     CHECK_THAT(out, Catch::Contains("denied by the keyserver's policy for key 'p384'"));
+}
+
+TEST_CASE("keyless client certificates: s_client and curl under sign-tls-client only") {
+    KeyserverFixture keyserver(R"({"keys": {
+        "p384": {"allow": ["sign-tls-client"]},
+        "rsa2048": {"allow": ["sign-tls-client"]},
+        "p256": {"allow": ["sign-tls"]}
+    }})");
+    TempDir dir;
+    std::string conf = write_openssl_conf(dir / "openssl.cnf");
+    std::string out;
+    for (const char* key : {"p384", "rsa2048", "p256"}) {
+        std::string uri = "keyless:" + keyserver.address() + "/" + key;
+        REQUIRE(run_with_conf(conf,
+                              keyless_tool() + " stub " + uri + " -o " +
+                                  (dir / (std::string(key) + ".stub.pem")),
+                              &out) == 0);
+    }
+    // The server asks for a client certificate and verifies it; its own key is an ordinary file.
+    uint16_t port = free_port();
+    Process server({"/usr/bin/openssl", "s_server", "-accept", "127.0.0.1:" + std::to_string(port),
+                    "-cert", pki("keyserver.crt"), "-key", pki("keyserver.key"), "-Verify", "2",
+                    "-CAfile", pki("ca.crt"), "-verify_return_error", "-www"},
+                   {}, dir / "server.log", dir / "server.log");
+    wait_for_port(port, std::chrono::seconds(10));
+    auto client_args = [&](const char* key) {
+        return std::string("-tls1_3 -cert ") + pki(std::string("certs/") + key + ".crt") +
+               " -key " + (dir / (std::string(key) + ".stub.pem"));
+    };
+    for (const char* key : {"p384", "rsa2048"}) {
+        INFO(key);
+        out = s_client(port, client_args(key), conf, "GET / HTTP/1.0\\r\\n\\r\\n");
+        CHECK(handshake_ok(out));
+        CHECK_THAT(out, Catch::Contains("Client certificate"));
+        std::string body =
+            curl(port,
+                 std::string("--tlsv1.3 --cert ") + pki(std::string("certs/") + key + ".crt") +
+                     " --key " + (dir / (std::string(key) + ".stub.pem")),
+                 conf);
+        CHECK_THAT(body, Catch::Contains("s_server"));
+    }
+    std::string log = keyserver.access_log();
+    CHECK(count(log, "\"shape\":\"tls13-client-cv\"") == 4);
+    CHECK(count(log, "sign-tls:rsa_pss_rsae_sha256") == 2);
+    CHECK(count(log, "sign-tls:ecdsa_secp384r1_sha384") == 2);
+    // A key with only sign-tls cannot authenticate as a client.
+    out = s_client(port, client_args("p256"), conf, "GET / HTTP/1.0\\r\\n\\r\\n");
+    CHECK_THAT(out, !Catch::Contains("s_server"));
+    CHECK_THAT(keyserver.access_log(),
+               Catch::Contains("a TLS 1.3 client CertificateVerify needs sign-tls-client"));
 }
 
 TEST_CASE("RSA-PSS CSRs, certificates and CMS signatures made with a keyless key verify") {

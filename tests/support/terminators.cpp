@@ -89,7 +89,9 @@ const char* kCiphers = "ECDHE+AESGCM:AES128-GCM-SHA256";
 
 class Nginx : public Terminator {
   public:
-    Nginx(const std::string& dir, const std::string& conf, const EdgeKeys& k) : dir_(dir) {
+    Nginx(const std::string& dir, const std::string& conf, const EdgeKeys& k,
+          const std::string& extra_http)
+        : dir_(dir) {
         rsa_port_ = free_port();
         ec_port_ = free_port();
         run_command("mkdir -p " + dir + "/tmp");
@@ -135,7 +137,7 @@ class Nginx : public Terminator {
                        "/tmp/scgi;\n"
                        "    ssl_session_cache off;\n    ssl_session_tickets off;\n" +
                        server(rsa_port_, k.rsa_cert, k.rsa_stub) +
-                       server(ec_port_, k.ec_cert, k.ec_stub) + "}\n");
+                       server(ec_port_, k.ec_cert, k.ec_stub) + extra_http + "}\n");
         conf_ = conf;
         master_ = std::make_unique<Process>(
             std::vector<std::string>{"/usr/sbin/nginx", "-c", dir + "/nginx.conf", "-p", dir, "-e",
@@ -304,8 +306,8 @@ class Stunnel : public Terminator {
 } // namespace
 
 std::unique_ptr<Terminator> start_nginx(const std::string& dir, const std::string& conf,
-                                        const EdgeKeys& keys) {
-    return std::make_unique<Nginx>(dir, conf, keys);
+                                        const EdgeKeys& keys, const std::string& extra_http) {
+    return std::make_unique<Nginx>(dir, conf, keys, extra_http);
 }
 std::unique_ptr<Terminator> start_haproxy(const std::string& dir, const std::string& conf,
                                           const EdgeKeys& keys, int threads, bool async) {

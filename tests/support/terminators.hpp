@@ -43,8 +43,9 @@ class Terminator {
 };
 
 // nginx 1.22: master (loads keys as root) + worker_processes 2 (forked, unprivileged).
+// `extra_http` is appended inside the http block (more server blocks).
 std::unique_ptr<Terminator> start_nginx(const std::string& dir, const std::string& openssl_conf,
-                                        const EdgeKeys& keys);
+                                        const EdgeKeys& keys, const std::string& extra_http = "");
 // haproxy 2.6 master-worker (-W), nbthread N, optional ssl-mode-async. The RSA key is a stub
 // after the certificate in the crt bundle; the EC key a separate "<crt>.key" file.
 std::unique_ptr<Terminator> start_haproxy(const std::string& dir, const std::string& openssl_conf,

@@ -17,8 +17,9 @@ std::string s_client(uint16_t port, const std::string& args, const std::string& 
                      const std::string& request) {
     std::string out;
     std::string input = request.empty() ? "echo" : "printf '" + request + "'";
-    run_command((conf.empty() ? "" : "OPENSSL_CONF=" + conf + " ") + input +
-                    " | timeout 30 openssl s_client -connect 127.0.0.1:" + std::to_string(port) +
+    // (OPENSSL_CONF goes right before openssl: in "VAR=x a | b" only `a` would see it.)
+    run_command(input + " | " + (conf.empty() ? "" : "OPENSSL_CONF=" + conf + " ") +
+                    "timeout 30 openssl s_client -connect 127.0.0.1:" + std::to_string(port) +
                     " -servername localhost -CAfile " + pki("ca.crt") + " -verify_return_error " +
                     (request.empty() ? "" : "-ign_eof ") + args,
                 &out);
@@ -30,10 +31,11 @@ bool handshake_ok(const std::string& out) {
            out.find("Cipher is ") != std::string::npos && out.find(":error:") == std::string::npos;
 }
 
-std::string curl(uint16_t port, const std::string& args) {
+std::string curl(uint16_t port, const std::string& args, const std::string& conf) {
     std::string out;
     std::string p = std::to_string(port);
-    run_command("timeout 30 curl -sS --cacert " + pki("ca.crt") + " --resolve localhost:" + p +
+    run_command((conf.empty() ? "" : "OPENSSL_CONF=" + conf + " ") +
+                    "timeout 30 curl -sS --cacert " + pki("ca.crt") + " --resolve localhost:" + p +
                     ":127.0.0.1 " + args + " https://localhost:" + p + "/",
                 &out);
     return out;

@@ -15,8 +15,9 @@ std::string s_client(uint16_t port, const std::string& args, const std::string& 
 // s_client prints the verify result even when the handshake fails after the certificate (TLS
 // 1.3 sends it before CertificateVerify): success is that, a cipher, and no error at all.
 bool handshake_ok(const std::string& s_client_output);
-// curl https://localhost:PORT/ verifying against the test CA; returns body and errors.
-std::string curl(uint16_t port, const std::string& args);
+// curl https://localhost:PORT/ verifying against the test CA, optionally with OPENSSL_CONF;
+// returns body and errors.
+std::string curl(uint16_t port, const std::string& args, const std::string& conf = "");
 
 // One full handshake (no session reuse) + "GET /" with an in-process OpenSSL client; returns the
 // response, or "" on any failure.
