@@ -17,5 +17,6 @@ extern const OSSL_DISPATCH pem_to_der_decoder_functions[];
 extern const OSSL_DISPATCH der_to_rsa_decoder_functions[];
 extern const OSSL_DISPATCH der_to_ec_decoder_functions[];
 extern const OSSL_DISPATCH der_to_ed25519_decoder_functions[];
+extern const OSSL_DISPATCH private_key_refusal_encoder_functions[];
 
 } // namespace keyless::provider

@@ -18,6 +18,7 @@ const OSSL_ITEM* reason_strings() {
         {KEYLESS_R_BAD_STUB, const_cast<char*>("bad keyless key stub")},
         {KEYLESS_R_INTERNAL, const_cast<char*>("keyless internal error")},
         {KEYLESS_R_KEY_MISMATCH, const_cast<char*>("keyserver key does not match")},
+        {KEYLESS_R_PRIVATE_KEY_REMOTE, const_cast<char*>("private key is on the keyserver")},
         {0, nullptr},
     };
     return items;

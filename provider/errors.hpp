@@ -24,6 +24,7 @@ enum Reason : int {
     KEYLESS_R_BAD_STUB,
     KEYLESS_R_INTERNAL,
     KEYLESS_R_KEY_MISMATCH,
+    KEYLESS_R_PRIVATE_KEY_REMOTE,
 };
 
 const OSSL_ITEM* reason_strings();

@@ -46,6 +46,26 @@ const OSSL_ALGORITHM kDecoder[] = {
      der_to_ed25519_decoder_functions, "keyless Ed25519 key stub"},
     {nullptr, nullptr, nullptr, nullptr}};
 
+// One entry per key type and private-key output OpenSSL asks for (PEM/DER PKCS#8, encrypted
+// PKCS#8, the type-specific form, and text), all refusing with a message.
+#define KEYLESS_REFUSE(NAMES, OUTPUT)                                                              \
+    {                                                                                              \
+        NAMES, "provider=keyless," OUTPUT, private_key_refusal_encoder_functions,                  \
+            "refuses to export a keyless private key"                                              \
+    }
+#define KEYLESS_REFUSE_ALL(NAMES)                                                                  \
+    KEYLESS_REFUSE(NAMES, "output=pem,structure=PrivateKeyInfo"),                                  \
+        KEYLESS_REFUSE(NAMES, "output=der,structure=PrivateKeyInfo"),                              \
+        KEYLESS_REFUSE(NAMES, "output=pem,structure=EncryptedPrivateKeyInfo"),                     \
+        KEYLESS_REFUSE(NAMES, "output=der,structure=EncryptedPrivateKeyInfo"),                     \
+        KEYLESS_REFUSE(NAMES, "output=pem,structure=type-specific"),                               \
+        KEYLESS_REFUSE(NAMES, "output=der,structure=type-specific"),                               \
+        KEYLESS_REFUSE(NAMES, "output=text")
+const OSSL_ALGORITHM kEncoder[] = {KEYLESS_REFUSE_ALL(kRsaNames),
+                                   KEYLESS_REFUSE_ALL(kEcNames),
+                                   KEYLESS_REFUSE_ALL(kEd25519Names),
+                                   {nullptr, nullptr, nullptr, nullptr}};
+
 const OSSL_ALGORITHM* query_operation(void*, int operation_id, int* no_cache) {
     *no_cache = 0;
     switch (operation_id) {
@@ -59,6 +79,8 @@ const OSSL_ALGORITHM* query_operation(void*, int operation_id, int* no_cache) {
         return kStore;
     case OSSL_OP_DECODER:
         return kDecoder;
+    case OSSL_OP_ENCODER:
+        return kEncoder;
     default:
         return nullptr;
     }

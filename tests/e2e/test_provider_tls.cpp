@@ -311,6 +311,15 @@ TEST_CASE("RSA-PSS CSRs, certificates and CMS signatures made with a keyless key
                        &out);
     CHECK(rc != 0);
     CHECK_THAT(out, Catch::Contains("RSA-PSS with SHA1 is not supported"));
+    // Printing or exporting the private key says where it is; the public half still prints.
+    for (const char* args : {" -out ", " -text -noout -out "}) {
+        rc = run_with_conf(conf, "openssl pkey -in " + rsa + args + (dir / "private.pem"), &out);
+        CHECK(rc != 0);
+        CHECK_THAT(out, Catch::Contains(rsa + ": the private key is held by the keyserver and "
+                                              "cannot be exported or printed"));
+    }
+    CHECK_THAT(ok("openssl pkey -in " + rsa + " -text_pub -noout"),
+               Catch::Contains("Public-Key: (2048 bit)"));
     // A malformed URI says what is wrong with it.
     rc = run_with_conf(conf, "openssl pkey -in keyless:127.0.0.1/x -pubout", &out);
     CHECK(rc != 0);
