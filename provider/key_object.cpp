@@ -81,7 +81,9 @@ std::shared_ptr<client::Call> KeyObject::start(Operation request, int notify_fd)
 }
 
 Bytes KeyObject::call(Operation request, const char* what) const {
-    return payload_or_throw(uri_, *remote_call(*this, std::move(request)), what, this);
+    auto call = remote_call(*this, std::move(request));
+    prov_->extensions.observe(uri_, *call, false);
+    return payload_or_throw(uri_, *call, what, this);
 }
 
 Bytes payload_or_throw(const KeyUri& uri, const client::Call& call, const char* what,
@@ -128,13 +130,11 @@ Bytes payload_or_throw(const KeyUri& uri, const client::Call& call, const char* 
 }
 
 std::optional<Bytes> KeyObject::extension(Operation request, const char* what) const {
-    const std::string first = uri_.endpoints.front().to_string();
-    if (prov_->extensions.missing(first)) return std::nullopt;
+    if (prov_->extensions.missing(uri_)) return std::nullopt;
     auto call = remote_call(*this, std::move(request));
-    if (call->response && protocol::error_of(*call->response) == ErrorCode::BadOpcode) {
-        prov_->extensions.mark_missing(call->last_endpoint);
-        return std::nullopt;
-    }
+    bool refused = call->response && protocol::error_of(*call->response) == ErrorCode::BadOpcode;
+    prov_->extensions.observe(uri_, *call, refused);
+    if (refused) return std::nullopt;
     return payload_or_throw(uri_, *call, what, this);
 }
 

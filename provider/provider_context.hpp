@@ -3,36 +3,17 @@
 #pragma once
 
 #include "client/client.hpp"
+#include "client/extension_support.hpp"
 
 #include <openssl/core.h>
 #include <openssl/core_dispatch.h>
 
 #include <memory>
-#include <mutex>
-#include <set>
 #include <string>
 
 namespace keyless::provider {
 
 inline constexpr const char* kProperties = "provider=keyless";
-
-// Keyservers that answered a keyless extension with BadOpcode (stock gokeyless servers): later
-// operations for them go straight to the gokeyless equivalents, saving a round trip.
-class ExtensionSupport {
-  public:
-    bool missing(const std::string& endpoint) const {
-        std::lock_guard lock(mutex_);
-        return missing_.count(endpoint) != 0;
-    }
-    void mark_missing(const std::string& endpoint) {
-        std::lock_guard lock(mutex_);
-        missing_.insert(endpoint);
-    }
-
-  private:
-    mutable std::mutex mutex_; // calls come from every thread of the application
-    std::set<std::string> missing_;
-};
 
 struct ProviderContext {
     const OSSL_CORE_HANDLE* handle = nullptr;
@@ -42,7 +23,7 @@ struct ProviderContext {
     ossl::LibCtx core_libctx; // from the core's dispatch: BIO_new_from_core_bio needs it
     std::unique_ptr<client::Client> client;
     std::string settings_error; // an invalid openssl.cnf value, reported at first use
-    ExtensionSupport extensions;
+    client::ExtensionSupport extensions;
 };
 
 } // namespace keyless::provider

@@ -49,6 +49,7 @@ class Call {
     size_t endpoint_index = 0;
     int retries_left = 1; // once more on a fresh connection if a connection dies under it
     std::string last_endpoint;
+    uint64_t connection_serial = 0; // which connection to last_endpoint carried it (1, 2, ...)
 
     // Results, readable after wait()
     std::optional<protocol::Operation> response;

@@ -24,7 +24,8 @@ using Clock = std::chrono::steady_clock;
 struct Connection {
     enum class State { Connecting, Handshaking, Ready };
     Endpoint endpoint;
-    std::string name; // "host:port"
+    std::string name;    // "host:port"
+    uint64_t serial = 0; // unique per connection made by this core
     int fd = -1;
     ossl::Ssl ssl;
     State state = State::Connecting;
@@ -210,6 +211,7 @@ void IoCore::route(const std::shared_ptr<Call>& call) {
     if (call->endpoint_index >= call->endpoints.size()) return;
     Connection& c = connection_for(call->endpoints[call->endpoint_index]);
     call->last_endpoint = c.name;
+    call->connection_serial = c.serial;
     if (c.state == Connection::State::Ready)
         send(c, call);
     else
@@ -226,6 +228,7 @@ Connection& IoCore::connection_for(const Endpoint& ep) {
     auto c = std::make_unique<Connection>();
     c->endpoint = ep;
     c->name = name;
+    c->serial = ++connections_made_;
     c->connect_deadline = Clock::now() + settings_.connect_timeout;
     Connection& ref = *c;
     connections_[name] = std::move(c);

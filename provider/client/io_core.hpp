@@ -66,6 +66,7 @@ class IoCore {
     // Only the I/O thread touches these.
     std::map<std::string, std::unique_ptr<Connection>> connections_;
     std::vector<std::unique_ptr<Connection>> graveyard_; // failed, freed on the loop's next turn
+    uint64_t connections_made_ = 0;
 };
 
 } // namespace keyless::client

@@ -492,4 +492,16 @@ TEST_CASE("against a stock gokeyless keyserver: digest signing and raw decryptio
     CHECK(count(log, "\"op\":\"ecdsa-sign-sha256\"") == 2);
     // Each s_server asked once whether the keyserver knows keyless's extensions, then remembered.
     CHECK(count(log, "\"error\":\"bad opcode\"") == 2);
+
+    // The gokeyless server is replaced by a keyless one at the same address: the edges notice
+    // on their new connection and use sign-TLS, with no restart of their own.
+    keyserver.restart({});
+    for (int round = 0; round < 2; ++round) { // the first handshake reconnects, digest-signed
+        CHECK(handshake_ok(s_client(rsa.port, "-tls1_3", conf)));
+        CHECK(handshake_ok(s_client(ec.port, "-tls1_3", conf)));
+    }
+    log = keyserver.access_log();
+    CHECK(count(log, "sign-tls:rsa_pss_rsae_sha256") >= 1);
+    CHECK(count(log, "sign-tls:ecdsa_secp256r1_sha256") >= 1);
+    CHECK(count(log, "\"error\":\"bad opcode\"") == 2); // no new refusals
 }

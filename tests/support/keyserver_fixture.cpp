@@ -43,6 +43,11 @@ void KeyserverFixture::rewrite_config(const std::string& config_json) {
 KeyserverFixture::KeyserverFixture(const std::string& config_json,
                                    std::vector<std::string> extra_args) {
     write_config(config_json);
+    set_args(extra_args);
+    start("127.0.0.1:0");
+}
+
+void KeyserverFixture::set_args(const std::vector<std::string>& extra_args) {
     // Test-only flags (--test-...) need the test build of the keyserver; the rest runs the real
     // one.
     bool test_build = std::any_of(extra_args.begin(), extra_args.end(),
@@ -50,7 +55,6 @@ KeyserverFixture::KeyserverFixture(const std::string& config_json,
     args_ = {keyserver_binary(test_build), "--config", dir_ / "keyserver.json", "--ready-file",
              dir_ / "ready"};
     args_.insert(args_.end(), extra_args.begin(), extra_args.end());
-    start("127.0.0.1:0");
 }
 
 void KeyserverFixture::start(const std::string& listen) {
@@ -71,6 +75,11 @@ void KeyserverFixture::start(const std::string& listen) {
 void KeyserverFixture::restart() {
     process_.reset();
     start(address());
+}
+
+void KeyserverFixture::restart(std::vector<std::string> extra_args) {
+    set_args(extra_args);
+    restart();
 }
 
 ClientOptions KeyserverFixture::client(const std::string& identity) const {

@@ -26,14 +26,16 @@ class KeyserverFixture {
     std::string access_log() const { return read_file(dir_ / "access.log"); }
     std::string stderr_text() const { return read_file(dir_ / "stderr.log"); }
     Process& process() { return *process_; }
-    // Restarts on the same port (for outage tests).
+    // Restarts on the same port (for outage tests), optionally with other extra flags.
     void restart();
+    void restart(std::vector<std::string> extra_args);
     // Replaces the config file (filled in as at start); SIGHUP makes it live.
     void rewrite_config(const std::string& config_json);
     void stop() { process_.reset(); }
     ClientOptions client(const std::string& identity = "edge-1") const;
 
   private:
+    void set_args(const std::vector<std::string>& extra_args);
     void start(const std::string& listen);
     void write_config(const std::string& config_json);
     TempDir dir_;

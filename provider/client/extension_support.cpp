@@ -1,0 +1,26 @@
+#include "extension_support.hpp"
+
+namespace keyless::client {
+
+bool ExtensionSupport::missing(const KeyUri& uri) const {
+    std::lock_guard lock(mutex_);
+    auto served = served_by_.find(uri.to_string());
+    const std::string endpoint =
+        served != served_by_.end() ? served->second : uri.endpoints.front().to_string();
+    return missing_.count(endpoint) != 0;
+}
+
+void ExtensionSupport::observe(const KeyUri& uri, const Call& call, bool refused_extension) {
+    if (!call.response || call.last_endpoint.empty()) return; // no server answered
+    std::lock_guard lock(mutex_);
+    served_by_[uri.to_string()] = call.last_endpoint;
+    if (refused_extension) {
+        missing_[call.last_endpoint] = call.connection_serial;
+        return;
+    }
+    auto it = missing_.find(call.last_endpoint);
+    if (it != missing_.end() && it->second != call.connection_serial)
+        missing_.erase(it); // answered over a new connection: probe it again
+}
+
+} // namespace keyless::client
