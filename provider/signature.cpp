@@ -205,6 +205,13 @@ Bytes sign_message(const SignatureContext& ctx, ByteView message, const Bytes* d
     return sign_digest(ctx, *ctx.digest, digest);
 }
 
+// A null output buffer asks for the largest signature size: answered here, never by the keyserver.
+bool answer_size_query(const SignatureContext& ctx, const unsigned char* sig, size_t* siglen) {
+    if (sig) return false;
+    *siglen = ctx.key->max_signature_size();
+    return true;
+}
+
 int output(const SignatureContext& ctx, const Bytes& sig, unsigned char* out, size_t* outlen,
            size_t outsize) {
     if (sig.size() > outsize)
@@ -219,10 +226,7 @@ int sig_digest_sign_final(void* vctx, unsigned char* sig, size_t* siglen, size_t
     SignatureContext* ctx = ctx_of(vctx);
     return guarded(ctx->prov, "keyless_digest_sign_final", 0, [&] {
         if (!ctx->key || !ctx->digest) return 0;
-        if (!sig) { // size query: never the network
-            *siglen = ctx->key->max_signature_size();
-            return 1;
-        }
+        if (answer_size_query(*ctx, sig, siglen)) return 1;
         if (!ctx->md_ctx && !start_hash(ctx)) return 0; // an empty message
         Bytes digest(EVP_MAX_MD_SIZE);
         unsigned int len = 0;
@@ -239,10 +243,7 @@ int sig_digest_sign(void* vctx, unsigned char* sig, size_t* siglen, size_t sigsi
     SignatureContext* ctx = ctx_of(vctx);
     return guarded(ctx->prov, "keyless_digest_sign", 0, [&] {
         if (!ctx->key || !ctx->digest) return 0;
-        if (!sig) {
-            *siglen = ctx->key->max_signature_size();
-            return 1;
-        }
+        if (answer_size_query(*ctx, sig, siglen)) return 1;
         Bytes out = sign_message(*ctx, ByteView(tbs, tbslen), nullptr);
         return output(*ctx, out, sig, siglen, sigsize);
     });
@@ -253,10 +254,7 @@ int sig_sign(void* vctx, unsigned char* sig, size_t* siglen, size_t sigsize,
     SignatureContext* ctx = ctx_of(vctx);
     return guarded(ctx->prov, "keyless_sign", 0, [&] {
         if (!ctx->key) return 0;
-        if (!sig) {
-            *siglen = ctx->key->max_signature_size();
-            return 1;
-        }
+        if (answer_size_query(*ctx, sig, siglen)) return 1;
         const DigestInfo* d = ctx->digest;
         if (!d) // no digest set: infer it from the size of what we are asked to sign
             for (const auto& candidate : algorithms::digests())
@@ -495,10 +493,7 @@ int ed25519_digest_sign(void* vctx, unsigned char* sig, size_t* siglen, size_t s
     SignatureContext* ctx = ctx_of(vctx);
     return guarded(ctx->prov, "keyless_ed25519_digest_sign", 0, [&] {
         if (!ctx->key) return 0;
-        if (!sig) {
-            *siglen = ctx->key->max_signature_size();
-            return 1;
-        }
+        if (answer_size_query(*ctx, sig, siglen)) return 1;
         return output(*ctx, sign_ed25519(*ctx, ByteView(tbs, tbslen)), sig, siglen, sigsize);
     });
 }
