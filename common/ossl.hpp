@@ -4,7 +4,6 @@
 
 #include <openssl/bio.h>
 #include <openssl/bn.h>
-#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
@@ -31,8 +30,6 @@ using SslCtx = std::unique_ptr<SSL_CTX, Deleter<SSL_CTX_free>>;
 using Ssl = std::unique_ptr<SSL, Deleter<SSL_free>>;
 using LibCtx = std::unique_ptr<OSSL_LIB_CTX, Deleter<OSSL_LIB_CTX_free>>;
 using Bn = std::unique_ptr<BIGNUM, Deleter<BN_free>>;
-using EcGroup = std::unique_ptr<EC_GROUP, Deleter<EC_GROUP_free>>;
-using EcPoint = std::unique_ptr<EC_POINT, Deleter<EC_POINT_free>>;
 
 // A BIGNUM parameter of a key (e.g. OSSL_PKEY_PARAM_FFC_P) as unpadded big-endian bytes; empty
 // when the key has no such parameter.

@@ -3,6 +3,7 @@
 #include "ossl.hpp"
 
 #include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/ocsp.h>
 #include <openssl/pkcs7.h>
 
@@ -14,6 +15,9 @@
 namespace keyless::tls {
 
 namespace {
+
+using EcGroup = std::unique_ptr<EC_GROUP, ossl::Deleter<EC_GROUP_free>>;
+using EcPoint = std::unique_ptr<EC_POINT, ossl::Deleter<EC_POINT_free>>;
 
 constexpr size_t kRandoms = 64; // client_random || server_random
 constexpr std::string_view kServerContext = "TLS 1.3, server CertificateVerify";
@@ -86,10 +90,10 @@ const NamedGroup* named_group(uint16_t code) {
 const EC_GROUP* ec_group(int nid) {
     // Built once and never changed: EC_GROUPs are read-only during point decoding, so every
     // thread may share them.
-    static const std::array<ossl::EcGroup, 3> groups = {
-        ossl::EcGroup(EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1)),
-        ossl::EcGroup(EC_GROUP_new_by_curve_name(NID_secp384r1)),
-        ossl::EcGroup(EC_GROUP_new_by_curve_name(NID_secp521r1))};
+    static const std::array<EcGroup, 3> groups = {
+        EcGroup(EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1)),
+        EcGroup(EC_GROUP_new_by_curve_name(NID_secp384r1)),
+        EcGroup(EC_GROUP_new_by_curve_name(NID_secp521r1))};
     for (const auto& g : groups)
         if (g && EC_GROUP_get_curve_name(g.get()) == nid) return g.get();
     return nullptr;
@@ -99,7 +103,7 @@ const EC_GROUP* ec_group(int nid) {
 bool valid_point(int nid, ByteView share) {
     const EC_GROUP* group = ec_group(nid);
     if (!group || share.empty() || share[0] != 0x04) return false;
-    ossl::EcPoint point(EC_POINT_new(group));
+    EcPoint point(EC_POINT_new(group));
     ossl::ErrorScope errors; // oct2point reports an off-curve point on the error queue
     return point && EC_POINT_oct2point(group, point.get(), share.data(), share.size(), nullptr) &&
            EC_POINT_is_on_curve(group, point.get(), nullptr) == 1 &&

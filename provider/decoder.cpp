@@ -116,25 +116,16 @@ const OSSL_DISPATCH pem_to_der_decoder_functions[] = {
     KEYLESS_FN(DECODER_DECODE, decoder_decode, pem_decode),
     {0, nullptr}};
 
-const OSSL_DISPATCH der_to_rsa_decoder_functions[] = {
-    KEYLESS_FN(DECODER_NEWCTX, decoder_newctx, decoder_newctx<tls::KeyKind::RSA>),
-    KEYLESS_FN(DECODER_FREECTX, decoder_freectx, decoder_freectx),
-    KEYLESS_FN(DECODER_DOES_SELECTION, decoder_does_selection, does_selection),
-    KEYLESS_FN(DECODER_DECODE, decoder_decode, der_decode),
-    {0, nullptr}};
+#define DER_DECODER_TABLE(NAME, KIND)                                                              \
+    const OSSL_DISPATCH NAME[] = {                                                                 \
+        KEYLESS_FN(DECODER_NEWCTX, decoder_newctx, decoder_newctx<KIND>),                          \
+        KEYLESS_FN(DECODER_FREECTX, decoder_freectx, decoder_freectx),                             \
+        KEYLESS_FN(DECODER_DOES_SELECTION, decoder_does_selection, does_selection),                \
+        KEYLESS_FN(DECODER_DECODE, decoder_decode, der_decode),                                    \
+        {0, nullptr}};
 
-const OSSL_DISPATCH der_to_ec_decoder_functions[] = {
-    KEYLESS_FN(DECODER_NEWCTX, decoder_newctx, decoder_newctx<tls::KeyKind::EC>),
-    KEYLESS_FN(DECODER_FREECTX, decoder_freectx, decoder_freectx),
-    KEYLESS_FN(DECODER_DOES_SELECTION, decoder_does_selection, does_selection),
-    KEYLESS_FN(DECODER_DECODE, decoder_decode, der_decode),
-    {0, nullptr}};
-
-const OSSL_DISPATCH der_to_ed25519_decoder_functions[] = {
-    KEYLESS_FN(DECODER_NEWCTX, decoder_newctx, decoder_newctx<tls::KeyKind::Ed25519>),
-    KEYLESS_FN(DECODER_FREECTX, decoder_freectx, decoder_freectx),
-    KEYLESS_FN(DECODER_DOES_SELECTION, decoder_does_selection, does_selection),
-    KEYLESS_FN(DECODER_DECODE, decoder_decode, der_decode),
-    {0, nullptr}};
+DER_DECODER_TABLE(der_to_rsa_decoder_functions, tls::KeyKind::RSA)
+DER_DECODER_TABLE(der_to_ec_decoder_functions, tls::KeyKind::EC)
+DER_DECODER_TABLE(der_to_ed25519_decoder_functions, tls::KeyKind::Ed25519)
 
 } // namespace keyless::provider

@@ -153,27 +153,17 @@ const char* ec_query_operation_name(int operation_id) {
 
 } // namespace
 
-const OSSL_DISPATCH rsa_keymgmt_functions[] = {
-    KEYMGMT_COMMON,
-    KEYLESS_FN(KEYMGMT_EXPORT_TYPES, keymgmt_export_types, rsa_export_types),
-    KEYLESS_FN(KEYMGMT_LOAD, keymgmt_load, keymgmt_load<tls::KeyKind::RSA>),
-    KEYLESS_FN(KEYMGMT_QUERY_OPERATION_NAME, keymgmt_query_operation_name,
-               rsa_query_operation_name),
-    {0, nullptr}};
+#define KEYMGMT_TABLE(NAME, KIND, EXPORT_TYPES, OPERATION_NAME)                                    \
+    const OSSL_DISPATCH NAME[] = {                                                                 \
+        KEYMGMT_COMMON,                                                                            \
+        KEYLESS_FN(KEYMGMT_EXPORT_TYPES, keymgmt_export_types, EXPORT_TYPES),                      \
+        KEYLESS_FN(KEYMGMT_LOAD, keymgmt_load, keymgmt_load<KIND>),                                \
+        KEYLESS_FN(KEYMGMT_QUERY_OPERATION_NAME, keymgmt_query_operation_name, OPERATION_NAME),    \
+        {0, nullptr}};
 
-const OSSL_DISPATCH ec_keymgmt_functions[] = {
-    KEYMGMT_COMMON,
-    KEYLESS_FN(KEYMGMT_EXPORT_TYPES, keymgmt_export_types, ec_export_types),
-    KEYLESS_FN(KEYMGMT_LOAD, keymgmt_load, keymgmt_load<tls::KeyKind::EC>),
-    KEYLESS_FN(KEYMGMT_QUERY_OPERATION_NAME, keymgmt_query_operation_name, ec_query_operation_name),
-    {0, nullptr}};
-
-const OSSL_DISPATCH ed25519_keymgmt_functions[] = {
-    KEYMGMT_COMMON,
-    KEYLESS_FN(KEYMGMT_EXPORT_TYPES, keymgmt_export_types, ed25519_export_types),
-    KEYLESS_FN(KEYMGMT_LOAD, keymgmt_load, keymgmt_load<tls::KeyKind::Ed25519>),
-    KEYLESS_FN(KEYMGMT_QUERY_OPERATION_NAME, keymgmt_query_operation_name,
-               ed25519_query_operation_name),
-    {0, nullptr}};
+KEYMGMT_TABLE(rsa_keymgmt_functions, tls::KeyKind::RSA, rsa_export_types, rsa_query_operation_name)
+KEYMGMT_TABLE(ec_keymgmt_functions, tls::KeyKind::EC, ec_export_types, ec_query_operation_name)
+KEYMGMT_TABLE(ed25519_keymgmt_functions, tls::KeyKind::Ed25519, ed25519_export_types,
+              ed25519_query_operation_name)
 
 } // namespace keyless::provider

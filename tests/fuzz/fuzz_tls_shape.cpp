@@ -191,23 +191,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     bool ecdhe = is_ecdhe(m);
     bool dhe = is_dhe(m, dhe_claim ? shape.name.substr(shape.name.find(':') + 1) : "ffdhe2048");
     int kinds = server_cv + client_cv + ecdhe + dhe;
-    bool claimed = false;
-    switch (shape.kind) {
-    case tls::ShapeKind::Tls13ServerCertificateVerify:
-        claimed = server_cv;
-        break;
-    case tls::ShapeKind::Tls13ClientCertificateVerify:
-        claimed = client_cv;
-        break;
-    case tls::ShapeKind::Tls12EcdheServerKeyExchange:
-        claimed = ecdhe;
-        break;
-    case tls::ShapeKind::Tls12DheServerKeyExchange:
-        claimed = dhe;
-        break;
-    case tls::ShapeKind::None:
-        break;
-    }
+    using K = tls::ShapeKind;
+    bool claimed = (shape.kind == K::Tls13ServerCertificateVerify && server_cv) ||
+                   (shape.kind == K::Tls13ClientCertificateVerify && client_cv) ||
+                   (shape.kind == K::Tls12EcdheServerKeyExchange && ecdhe) ||
+                   (shape.kind == K::Tls12DheServerKeyExchange && dhe);
     if (!claimed || kinds != 1) std::abort();
     return 0;
 }

@@ -97,12 +97,17 @@ Bytes join(std::initializer_list<Bytes> parts) {
     return out;
 }
 
-Bytes spki_of(EVP_PKEY* key) {
+// The DER an OpenSSL i2d function writes for `obj`.
+template <typename T> Bytes der_encoded(T* obj, int (*i2d)(T*, unsigned char**)) {
     unsigned char* buf = nullptr;
-    int len = i2d_PUBKEY(key, &buf);
-    Bytes out(buf, buf + len);
+    int len = i2d(obj, &buf);
+    Bytes out(buf, buf + std::max(len, 0));
     OPENSSL_free(buf);
     return out;
+}
+
+Bytes spki_of(EVP_PKEY* key) {
+    return der_encoded<const EVP_PKEY>(key, i2d_PUBKEY);
 }
 
 // A TBSCertificate (a CA certificate for the attacker's Ed25519 key) whose bytes after the first
@@ -286,30 +291,21 @@ TEST_CASE("DER structures other formats sign are never TLS inputs") {
 
     SECTION("real TBSCertificate, CSR and CRL bodies") {
         auto cert = self_signed(attacker.get(), "Attacker CA");
-        unsigned char* buf = nullptr;
-        int len = i2d_re_X509_tbs(cert.get(), &buf);
-        Bytes tbs(buf, buf + len);
-        OPENSSL_free(buf);
-        CHECK(tls::parse_shape(tbs).name == "asn1:x509-tbs-certificate");
+        CHECK(tls::parse_shape(der_encoded(cert.get(), i2d_re_X509_tbs)).name ==
+              "asn1:x509-tbs-certificate");
 
         std::unique_ptr<X509_REQ, ossl::Deleter<X509_REQ_free>> req(X509_REQ_new());
         X509_REQ_set_pubkey(req.get(), attacker.get());
         X509_REQ_sign(req.get(), attacker.get(), nullptr);
-        buf = nullptr;
-        len = i2d_re_X509_REQ_tbs(req.get(), &buf);
-        Bytes csr(buf, buf + len);
-        OPENSSL_free(buf);
-        CHECK(tls::parse_shape(csr).name == "asn1:pkcs10-certification-request-info");
+        CHECK(tls::parse_shape(der_encoded(req.get(), i2d_re_X509_REQ_tbs)).name ==
+              "asn1:pkcs10-certification-request-info");
 
         std::unique_ptr<X509_CRL, ossl::Deleter<X509_CRL_free>> crl(X509_CRL_new());
         X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(cert.get()));
         X509_CRL_set1_lastUpdate(crl.get(), X509_get0_notBefore(cert.get()));
         X509_CRL_sign(crl.get(), attacker.get(), nullptr);
-        buf = nullptr;
-        len = i2d_re_X509_CRL_tbs(crl.get(), &buf);
-        Bytes crl_tbs(buf, buf + len);
-        OPENSSL_free(buf);
-        CHECK(tls::parse_shape(crl_tbs).name == "asn1:x509-tbs-crl");
+        CHECK(tls::parse_shape(der_encoded(crl.get(), i2d_re_X509_CRL_tbs)).name ==
+              "asn1:x509-tbs-crl");
     }
 
     SECTION("DER in the ECDHE share position is not a point") {
