@@ -5,6 +5,11 @@
 #include "dispatch.hpp"
 #include "server.hpp"
 
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <thread>
@@ -27,7 +32,10 @@ gokeyless v1.0 client) over mutual TLS. Flags override the config file.
   --access-log FILE|-   one JSON line per operation, appended to FILE or written to stdout
   --threads N           worker threads (default: one per core)
   --allow-insecure-key-permissions
-                        load key files that group or others can read
+                        load key files that group or others can read, or that another user
+                        owns, from a directory others can write
+  --allow-core-dumps    leave core dumps enabled (by default the keyserver disables them at start:
+                        a core would hold the private keys)
   --ready-file FILE     write the bound IP:PORT to FILE once listening (for scripts and tests)
   --check               validate config, keys and certificates, print a summary, and exit
   --help                show this help
@@ -43,6 +51,7 @@ struct Options {
     Config config;
     std::string config_file;
     bool check = false;
+    bool allow_core_dumps = false;
 };
 
 // Flags are applied on top of the config file, so they are parsed twice: once to find --config,
@@ -92,6 +101,8 @@ Options parse_args(const std::vector<std::string>& args) {
             c.allow_insecure_key_permissions = true;
         } else if (a == "--ready-file") {
             c.ready_file = value();
+        } else if (a == "--allow-core-dumps") {
+            o.allow_core_dumps = true;
         } else if (a == "--check") {
             o.check = true;
         } else {
@@ -132,8 +143,18 @@ std::shared_ptr<const RequestHandler> handler_for(std::shared_ptr<const ServingS
     return dispatcher;
 }
 
+// Private keys are in this process's memory: no core file, and no ptrace by other processes of
+// the same user, unless the operator asks.
+void disable_core_dumps() {
+    struct rlimit none {};
+    if (::setrlimit(RLIMIT_CORE, &none) != 0 || ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        throw std::runtime_error(std::string("cannot disable core dumps: ") + std::strerror(errno) +
+                                 " (--allow-core-dumps to run anyway)");
+}
+
 int run(const Options& options, const AppHooks& hooks) {
     const Config& config = options.config;
+    if (!options.allow_core_dumps) disable_core_dumps();
     auto problems = missing_settings(config);
     if (!problems.empty()) {
         for (const auto& p : problems)
@@ -158,7 +179,8 @@ int run(const Options& options, const AppHooks& hooks) {
                                                  : bound.address().to_string()) +
                         ":" + std::to_string(bound.port());
     std::cerr << "keyserver: listening on " << where << " with " << state->keys.keys().size()
-              << " key(s)\n";
+              << " key(s), core dumps " << (options.allow_core_dumps ? "allowed" : "disabled")
+              << "\n";
     if (!config.ready_file.empty()) {
         std::string tmp = config.ready_file + ".tmp";
         std::ofstream(tmp) << where << "\n";

@@ -43,7 +43,9 @@ void Connection::read_header() {
     arm_timer(shared_->limits.idle_timeout);
     asio::async_read(stream_, asio::buffer(header_bytes_),
                      [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
-                         if (ec) return self->close(ec == asio::error::eof ? "" : ec.message());
+                         if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated)
+                             return self->end_of_input(); // close_notify, or a bare FIN
+                         if (ec) return self->close(ec.message());
                          self->header_ = protocol::decode_header(self->header_bytes_);
                          self->read_body();
                      });
@@ -92,8 +94,19 @@ bool Connection::saturated() const {
     return in_flight_ + writes_.size() >= shared_->limits.max_in_flight_per_connection;
 }
 
+// The client sent all it will send: answer everything already read, then close.
+void Connection::end_of_input() {
+    input_ended_ = true;
+    close_when_drained();
+}
+
+void Connection::close_when_drained() {
+    if (input_ended_ && in_flight_ == 0 && writes_.empty()) close("");
+}
+
 void Connection::resume_reading() {
-    if (reading_paused_ && !closed_ && !saturated()) {
+    close_when_drained();
+    if (reading_paused_ && !closed_ && !input_ended_ && !saturated()) {
         reading_paused_ = false;
         read_header();
     }

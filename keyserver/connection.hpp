@@ -25,6 +25,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     void write_next();
     bool saturated() const;
     void resume_reading();
+    void end_of_input();
+    void close_when_drained();
     void arm_timer(std::chrono::milliseconds after);
     void on_timeout();
     void close(const std::string& why);
@@ -40,6 +42,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::deque<Bytes> writes_;
     size_t in_flight_ = 0;
     bool reading_paused_ = false;
+    bool input_ended_ = false; // the client half-closed: finish what was read, then close
     bool handshake_done_ = false;
     bool closed_ = false;
 };

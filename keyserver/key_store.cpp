@@ -6,6 +6,7 @@
 #include <openssl/pem.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -67,6 +68,12 @@ KeyStore KeyStore::load_directory(const std::string& dir, bool allow_insecure_pe
     std::error_code ec;
     fs::directory_iterator it(dir, ec);
     if (ec) throw KeyStoreError({"key directory " + dir + ": " + ec.message()});
+    struct stat dir_st {};
+    if (::stat(dir.c_str(), &dir_st) == 0 && (dir_st.st_mode & 022) != 0 &&
+        !allow_insecure_permissions)
+        throw KeyStoreError({"key directory " + dir +
+                             ": writable by group or others, who could swap keys (chmod 700, or "
+                             "set allow_insecure_key_permissions)"});
     std::vector<fs::path> files;
     for (const auto& entry : it) {
         auto ext = entry.path().extension();
@@ -91,6 +98,12 @@ KeyStore KeyStore::load_directory(const std::string& dir, bool allow_insecure_pe
         }
         if ((st.st_mode & 077) != 0 && !allow_insecure_permissions) {
             problem("readable or writable by group or others (chmod 600, or set "
+                    "allow_insecure_key_permissions)");
+            continue;
+        }
+        if (st.st_uid != ::geteuid() && st.st_uid != 0 && !allow_insecure_permissions) {
+            problem("owned by uid " + std::to_string(st.st_uid) +
+                    ", not by the keyserver's user or root (chown, or set "
                     "allow_insecure_key_permissions)");
             continue;
         }

@@ -41,7 +41,9 @@ class KeyStoreError : public std::runtime_error {
 class KeyStore {
   public:
     // Loads *.pem and *.key files. Throws KeyStoreError listing every bad file: unreadable, not
-    // a private key, an unsupported type or size, or readable by group/others (unless allowed).
+    // a private key, an unsupported type or size, readable by group/others or owned by another
+    // user than the keyserver's or root; or a directory writable by group/others (unless
+    // allowed).
     static KeyStore load_directory(const std::string& dir, bool allow_insecure_permissions);
 
     std::shared_ptr<const Key> by_name(const std::string& name) const;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <set>
+#include <sstream>
 #include <thread>
 
 using namespace keyless;
@@ -578,4 +579,37 @@ TEST_CASE("back-pressure: a small in-flight limit still answers every pipelined 
         ids.insert(reply->first);
     }
     CHECK(ids.size() == 40);
+}
+
+TEST_CASE("the keyserver holds private keys in a process that writes no core dump") {
+    KeyserverFixture ks(kConfig);
+    std::string limits = read_file("/proc/" + std::to_string(ks.process().pid()) + "/limits");
+    auto line = limits.find("Max core file size");
+    REQUIRE(line != std::string::npos);
+    std::istringstream fields(limits.substr(line + std::string("Max core file size").size()));
+    std::string soft, hard;
+    fields >> soft >> hard;
+    CHECK(soft == "0");
+    CHECK(hard == "0");
+    CHECK_THAT(ks.stderr_text(), Catch::Contains("core dumps disabled"));
+}
+
+TEST_CASE("a client that half-closes gets every reply to what it sent") {
+    for (bool close_notify : {true, false}) {
+        INFO((close_notify ? "close_notify" : "bare FIN"));
+        TestClient c(server().client());
+        std::set<uint32_t> sent;
+        for (uint32_t i = 0; i < 200; ++i) {
+            Bytes digest = digest_of("SHA256", Bytes{static_cast<uint8_t>(i)});
+            c.send(5000 + i, request(Opcode::ECDSASignSHA256, "p256", digest));
+            sent.insert(5000 + i);
+        }
+        c.close_write(close_notify);
+        std::set<uint32_t> answered;
+        while (auto reply = c.receive()) {
+            CHECK(reply->second.is(Opcode::Response));
+            answered.insert(reply->first);
+        }
+        CHECK(answered == sent); // then the server closed
+    }
 }

@@ -61,6 +61,11 @@ void TestClient::send_raw(ByteView bytes) {
         throw std::runtime_error("write failed: " + ossl::last_error("connection closed"));
 }
 
+void TestClient::close_write(bool close_notify) {
+    if (close_notify) SSL_shutdown(state_->ssl.get()); // sends close_notify, keeps reading
+    ::shutdown(state_->fd, SHUT_WR);
+}
+
 void TestClient::send(uint32_t id, const protocol::Operation& op) {
     send_raw(protocol::encode(id, op));
 }

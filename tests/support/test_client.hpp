@@ -28,6 +28,9 @@ class TestClient {
     TestClient& operator=(const TestClient&) = delete;
 
     void send_raw(ByteView bytes);
+    // Ends the sending direction (after a TLS close_notify, or as a bare TCP FIN) and keeps
+    // receiving: a half-close.
+    void close_write(bool close_notify);
     uint32_t send(const protocol::Operation& op); // returns the request id used
     void send(uint32_t id, const protocol::Operation& op);
     // One response frame; nullopt when the server closed the connection (or refused us).

@@ -133,6 +133,33 @@ TEST_CASE("key store: loads the test keys, indexes by name and SKI, refuses loos
     CHECK(KeyStore::load_directory(dir.path(), true).by_name("loose"));
 }
 
+TEST_CASE("key store: refuses key files of another user and directories others can write") {
+    TempDir dir;
+    test::run_command("cp " + test::pki("keys/p256.pem") + " " + (dir / "www.pem") +
+                      " && chmod 600 " + (dir / "www.pem"));
+    CHECK(KeyStore::load_directory(dir.path(), false).by_name("www"));
+
+    ::chmod(dir.path().c_str(), 0777);
+    try {
+        KeyStore::load_directory(dir.path(), false);
+        FAIL("loaded keys from a world-writable directory");
+    } catch (const KeyStoreError& e) {
+        CHECK_THAT(e.what(), Catch::Contains("writable by group or others"));
+    }
+    ::chmod(dir.path().c_str(), 0700);
+
+    // Another user's file (the tests run as root; as anyone else chown needs root: skip then).
+    if (::geteuid() == 0 && ::chown((dir / "www.pem").c_str(), 12345, 12345) == 0) {
+        try {
+            KeyStore::load_directory(dir.path(), false);
+            FAIL("loaded a key file owned by another user");
+        } catch (const KeyStoreError& e) {
+            CHECK_THAT(e.what(), Catch::Contains("owned by uid 12345"));
+        }
+        CHECK(KeyStore::load_directory(dir.path(), true).by_name("www"));
+    }
+}
+
 TEST_CASE("dispatcher: policy decisions and error codes") {
     Config config;
     config.key_policies["rsa2048"].allow = {Permission::SignDigest};
