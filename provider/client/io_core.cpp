@@ -16,10 +16,15 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <set>
 
 namespace keyless::client {
 
 using Clock = std::chrono::steady_clock;
+
+// A connection whose keyserver leaves more requests than this unanswered past their deadline is
+// dropped and made again, which also bounds the memory spent remembering them.
+constexpr size_t kMaxAbandoned = 4096;
 
 struct Connection {
     enum class State { Connecting, Handshaking, Ready };
@@ -35,8 +40,9 @@ struct Connection {
     Bytes in;
     uint32_t next_id = 1;
     std::map<uint32_t, std::shared_ptr<Call>> pending; // sent, awaiting a reply
-    std::deque<std::shared_ptr<Call>> waiting;         // queued until the handshake completes
-    std::string connect_error;                         // set when the connect failed before any I/O
+    std::set<uint32_t> abandoned; // sent, timed out, reply not yet seen (bounded: kMaxAbandoned)
+    std::deque<std::shared_ptr<Call>> waiting; // queued until the handshake completes
+    std::string connect_error;                 // set when the connect failed before any I/O
     bool dead = false;
 };
 
@@ -344,9 +350,16 @@ bool IoCore::flush(Connection& c) {
     return true;
 }
 
+// Reads what the keyserver sent and completes the calls it answers. Frames are parsed as they
+// arrive and consumed with one erase per read, so the buffer never holds more than one read plus
+// one partial frame (at most 64 KiB: the format's largest), and parsing is linear. One turn reads
+// at most kMaxReadPerTurn, so a keyserver that floods cannot starve the other connections or the
+// timers. A reply to a request this connection never sent, or to more requests than timed out,
+// is a broken or hostile keyserver: the connection goes, with an error that names it.
 bool IoCore::read_replies(Connection& c) {
+    constexpr size_t kMaxReadPerTurn = 1 << 20;
     uint8_t buf[16384];
-    while (true) {
+    for (size_t turn = 0; turn < kMaxReadPerTurn;) {
         size_t got = 0;
         ERR_clear_error();
         int rc = SSL_read_ex(c.ssl.get(), buf, sizeof buf, &got);
@@ -359,27 +372,42 @@ bool IoCore::read_replies(Connection& c) {
                      : "keyserver connection failed: " + ossl::last_error());
             return false;
         }
+        turn += got;
         c.in.insert(c.in.end(), buf, buf + got);
+        if (!complete_replies(c)) return false;
     }
-    while (c.in.size() >= protocol::kHeaderSize) {
-        auto h = protocol::decode_header(c.in);
+    return true;
+}
+
+bool IoCore::complete_replies(Connection& c) {
+    size_t at = 0;
+    while (c.in.size() - at >= protocol::kHeaderSize) {
+        ByteView rest = ByteView(c.in).subspan(at);
+        auto h = protocol::decode_header(rest);
         size_t frame = protocol::kHeaderSize + h.body_length;
-        if (c.in.size() < frame) break;
+        if (rest.size() < frame) break;
         std::optional<protocol::Operation> op;
         try {
-            op =
-                protocol::decode_body(ByteView(c.in).subspan(protocol::kHeaderSize, h.body_length));
+            op = protocol::decode_body(rest.subspan(protocol::kHeaderSize, h.body_length));
         } catch (const protocol::FormatError& e) {
-            fail(c, Failure::Protocol, std::string("unreadable reply from keyserver: ") + e.what());
+            fail(c, Failure::Protocol,
+                 "unreadable reply from keyserver " + c.name + ": " + e.what());
             return false;
         }
-        c.in.erase(c.in.begin(), c.in.begin() + static_cast<long>(frame));
+        at += frame;
         auto it = c.pending.find(h.id);
-        if (it == c.pending.end()) continue; // its caller already timed out
-        auto call = it->second;
-        c.pending.erase(it);
-        call->complete(std::move(op), Failure::None, {});
+        if (it != c.pending.end()) {
+            auto call = it->second;
+            c.pending.erase(it);
+            call->complete(std::move(op), Failure::None, {});
+        } else if (c.abandoned.erase(h.id) == 0) {
+            fail(c, Failure::Protocol,
+                 "keyserver " + c.name + " answered request id " + std::to_string(h.id) +
+                     ", which this connection never sent or already has the answer to");
+            return false;
+        } // else: its caller already timed out
     }
+    c.in.erase(c.in.begin(), c.in.begin() + static_cast<long>(at));
     return true;
 }
 
@@ -438,8 +466,20 @@ void IoCore::expire(Clock::time_point now) {
                                std::to_string(settings_.request_timeout.count()) + " ms");
             return true;
         };
-        for (auto it = c->pending.begin(); it != c->pending.end();)
-            it = timed_out(it->second) ? c->pending.erase(it) : std::next(it);
+        for (auto it = c->pending.begin(); it != c->pending.end();) {
+            if (!timed_out(it->second)) {
+                ++it;
+                continue;
+            }
+            c->abandoned.insert(it->first); // a late reply to it is expected, and dropped
+            it = c->pending.erase(it);
+        }
+        if (c->abandoned.size() > kMaxAbandoned) {
+            fail(*c, Failure::Unreachable,
+                 "keyserver " + c->name + " left " + std::to_string(c->abandoned.size()) +
+                     " requests unanswered past their deadline; reconnecting");
+            continue;
+        }
         c->waiting.erase(std::remove_if(c->waiting.begin(), c->waiting.end(), timed_out),
                          c->waiting.end());
     }

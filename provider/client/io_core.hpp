@@ -48,6 +48,7 @@ class IoCore {
     void send(Connection& c, const std::shared_ptr<Call>& call);
     bool flush(Connection& c);
     bool read_replies(Connection& c);
+    bool complete_replies(Connection& c);
     void fail(Connection& c, Failure failure, const std::string& why);
     void expire(std::chrono::steady_clock::time_point now);
     void track_fd(int fd, bool open);

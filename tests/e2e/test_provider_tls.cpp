@@ -1,5 +1,6 @@
 // openssl s_server as a keyless edge (key by URI and by stub file), driven by openssl s_client
 // and curl; the openssl CLI on keyless keys; and the failures a user must see clearly.
+#include "hostile_keyserver.hpp"
 #include "provider_env.hpp"
 #include "tls_clients.hpp"
 
@@ -368,6 +369,46 @@ TEST_CASE("a key replaced in place is caught as a stale stub; a refreshed stub w
     make_stub(dir / "www-new.stub.pem");
     Edge edge(conf, dir / "www-new.stub.pem", "p384", dir / "edge-new.log");
     CHECK(handshake_ok(s_client(edge.port, "-tls1_3")));
+}
+
+size_t rss_kib(pid_t pid) {
+    std::string status = read_file("/proc/" + std::to_string(pid) + "/status");
+    auto at = status.find("VmRSS:");
+    return at == std::string::npos ? 0 : std::stoul(status.substr(at + 6));
+}
+
+TEST_CASE("a keyserver that floods replies costs a handshake, never the terminator") {
+    uint16_t port = free_port();
+    TempDir dir;
+    std::string conf =
+        write_openssl_conf(dir / "openssl.cnf", "edge-1", "ca.crt", "request_timeout_ms = 2000");
+    std::string uri = "keyless:127.0.0.1:" + std::to_string(port) + "/p256";
+    std::string out;
+    REQUIRE(run_with_conf(conf,
+                          keyless_tool() + " stub " + uri + " --from-cert " +
+                              pki("certs/p256.crt") + " -o " + (dir / "p256.stub.pem"),
+                          &out) == 0);
+    Edge edge(conf, dir / "p256.stub.pem", "p256", dir / "edge.log");
+    size_t rss_before = rss_kib(edge.proc.pid());
+    {
+        FloodingKeyserver flood(port);
+        for (int i = 0; i < 3; ++i) {
+            CHECK_FALSE(handshake_ok(s_client(edge.port, "-tls1_3")));
+            CHECK(edge.proc.running());
+        }
+        CHECK(flood.connections() >= 1);
+        INFO("flood sent " << flood.bytes_sent() << " bytes; s_server RSS " << rss_before
+                           << " KiB before, " << rss_kib(edge.proc.pid()) << " KiB after");
+        // Bounded: the client keeps at most one read and one partial frame per connection.
+        CHECK(rss_kib(edge.proc.pid()) < rss_before + 32 * 1024);
+        CHECK_THAT(read_file(dir / "edge.log"),
+                   Catch::Contains("keyserver 127.0.0.1:" + std::to_string(port) +
+                                   " answered request id"));
+    }
+    // A good keyserver at the same address: the same s_server recovers.
+    KeyserverFixture good(kConfig, {}, "127.0.0.1:" + std::to_string(port));
+    CHECK(handshake_ok(s_client(edge.port, "-tls1_3")));
+    CHECK(edge.proc.running());
 }
 
 TEST_CASE("failures are bounded and name the URI and the cause") {

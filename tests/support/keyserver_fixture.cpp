@@ -41,10 +41,10 @@ void KeyserverFixture::rewrite_config(const std::string& config_json) {
 }
 
 KeyserverFixture::KeyserverFixture(const std::string& config_json,
-                                   std::vector<std::string> extra_args) {
+                                   std::vector<std::string> extra_args, const std::string& listen) {
     write_config(config_json);
     set_args(extra_args);
-    start("127.0.0.1:0");
+    start(listen);
 }
 
 void KeyserverFixture::set_args(const std::vector<std::string>& extra_args) {

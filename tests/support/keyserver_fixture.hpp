@@ -19,8 +19,10 @@ class KeyserverFixture {
   public:
     // config_json: the JSON config (TLS, the access log and, unless given, keys_dir are filled
     // in); extra_args: more flags (any --test-... flag runs the keyserver's test build).
+    // listen: where to listen (default: a free port).
     explicit KeyserverFixture(const std::string& config_json = "{}",
-                              std::vector<std::string> extra_args = {});
+                              std::vector<std::string> extra_args = {},
+                              const std::string& listen = "127.0.0.1:0");
     uint16_t port() const { return port_; }
     std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
     std::string access_log() const { return read_file(dir_ / "access.log"); }
