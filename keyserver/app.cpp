@@ -169,6 +169,8 @@ int run(const Options& options, const AppHooks& hooks) {
         return 0;
     }
 
+    for (const auto& line : raise_fd_limit(config.limits.max_connections))
+        std::cerr << "keyserver: " << line << "\n";
     asio::io_context io;
     AccessLog log(config.access_log);
     auto shared = std::make_shared<ServerShared>(io, config.limits, log, handler_for(state, hooks));

@@ -29,7 +29,9 @@ void Connection::start() {
 
 void Connection::on_handshake(const boost::system::error_code& ec) {
     if (ec) {
-        close("mTLS handshake failed: " + ec.message());
+        // One line per reason and interval: an unauthenticated flood must not flood the log.
+        shared_->handshake_failures.note(ec.message(), "from " + peer_);
+        close("");
         return;
     }
     handshake_done_ = true;

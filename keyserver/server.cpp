@@ -2,6 +2,9 @@
 
 #include "connection.hpp"
 
+#include <sys/resource.h>
+
+#include <cerrno>
 #include <charconv>
 #include <iostream>
 
@@ -55,9 +58,47 @@ tcp::endpoint parse_listen_address(const std::string& text) {
     return {addr, static_cast<uint16_t>(port)};
 }
 
+void RateLimitedLog::note(const std::string& reason, const std::string& detail) {
+    std::lock_guard lock(mutex_);
+    auto now = std::chrono::steady_clock::now();
+    std::string key = tallies_.size() < 64 || tallies_.count(reason) ? reason : "other reasons";
+    Tally& t = tallies_[key];
+    ++t.unprinted;
+    if (t.last_print != std::chrono::steady_clock::time_point{} && now - t.last_print < interval_)
+        return;
+    std::cerr << what_ << ": " << key << (detail.empty() ? "" : " (" + detail + ")");
+    if (t.unprinted > 1)
+        std::cerr << "; " << t.unprinted << " times in the last " << interval_.count() << " s";
+    std::cerr << "\n";
+    t.unprinted = 0;
+    t.last_print = now;
+}
+
+std::vector<std::string> raise_fd_limit(size_t connections) {
+    std::vector<std::string> said;
+    struct rlimit lim {};
+    if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return said;
+    if (lim.rlim_cur < lim.rlim_max) {
+        rlim_t before = lim.rlim_cur;
+        lim.rlim_cur = lim.rlim_max;
+        if (::setrlimit(RLIMIT_NOFILE, &lim) == 0)
+            said.push_back("raised the open-file limit from " + std::to_string(before) + " to " +
+                           std::to_string(lim.rlim_cur));
+        else
+            lim.rlim_cur = before;
+    }
+    const rlim_t needed = connections + 64; // listener, logs, key files, the process's own
+    if (lim.rlim_cur < needed)
+        said.push_back("the open-file limit " + std::to_string(lim.rlim_cur) +
+                       " is below what limits.max_connections " + std::to_string(connections) +
+                       " needs (" + std::to_string(needed) +
+                       "): raise it (systemd LimitNOFILE=, ulimit -n) or lower max_connections");
+    return said;
+}
+
 Server::Server(asio::io_context& io, asio::ssl::context& tls, const tcp::endpoint& listen,
                std::shared_ptr<ServerShared> shared)
-    : io_(io), tls_(tls), acceptor_(io), shared_(std::move(shared)) {
+    : io_(io), tls_(tls), acceptor_(io), accept_pause_(io), shared_(std::move(shared)) {
     acceptor_.open(listen.protocol());
     acceptor_.set_option(tcp::acceptor::reuse_address(true));
     acceptor_.bind(listen);
@@ -71,25 +112,42 @@ void Server::start() {
 void Server::stop() {
     boost::system::error_code ignored;
     acceptor_.close(ignored);
+    accept_pause_.cancel();
 }
 
 void Server::accept() {
-    acceptor_.async_accept(
-        asio::make_strand(io_), [this](const boost::system::error_code& ec, tcp::socket socket) {
-            if (ec == asio::error::operation_aborted) return;
-            if (!ec) {
-                if (shared_->connections.load() >= shared_->limits.max_connections) {
-                    std::cerr << "keyserver: refusing connection: max_connections ("
-                              << shared_->limits.max_connections << ") reached\n";
-                    boost::system::error_code ignored;
-                    socket.close(ignored);
-                } else {
-                    socket.set_option(tcp::no_delay(true));
-                    std::make_shared<Connection>(std::move(socket), tls_, shared_)->start();
-                }
+    acceptor_.async_accept(asio::make_strand(io_), [this](const boost::system::error_code& ec,
+                                                          tcp::socket socket) {
+        if (ec == asio::error::operation_aborted) return;
+        if (ec == asio::error::no_descriptors || ec.value() == ENFILE ||
+            ec == asio::error::no_buffer_space || ec == asio::error::no_memory)
+            return pause_accepting(ec);
+        if (!ec) {
+            if (shared_->connections.load() >= shared_->limits.max_connections) {
+                refused_log_.note("max_connections (" +
+                                  std::to_string(shared_->limits.max_connections) + ") reached");
+                boost::system::error_code ignored;
+                socket.close(ignored);
+            } else {
+                socket.set_option(tcp::no_delay(true));
+                std::make_shared<Connection>(std::move(socket), tls_, shared_)->start();
             }
-            accept();
-        });
+        }
+        accept();
+    });
+}
+
+// Retrying a failed accept at once spins: the pending connection stays in the backlog and fails
+// again. Wait a little instead (connections closing meanwhile free descriptors), say so once per
+// interval, and keep the backlog for when descriptors are back.
+void Server::pause_accepting(const boost::system::error_code& why) {
+    constexpr auto kPause = std::chrono::milliseconds(100);
+    fd_log_.note(why.message(),
+                 "accepting paused for " + std::to_string(kPause.count()) + " ms at a time");
+    accept_pause_.expires_after(kPause);
+    accept_pause_.async_wait([this](const boost::system::error_code& ec) {
+        if (!ec && acceptor_.is_open()) accept();
+    });
 }
 
 } // namespace keyless::keyserver

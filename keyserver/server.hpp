@@ -12,13 +12,39 @@
 #include <boost/asio/ssl.hpp>
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <vector>
 
 namespace keyless::keyserver {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
+
+// A log line that may be wanted thousands of times a second (refused connections, failed
+// accepts or handshakes): per reason, the first occurrence is printed at once, the rest are
+// counted and printed as one summary line at most every `interval`. Thread-safe.
+class RateLimitedLog {
+  public:
+    explicit RateLimitedLog(std::string what,
+                            std::chrono::seconds interval = std::chrono::seconds(10))
+        : what_(std::move(what)), interval_(interval) {}
+    // `reason` groups occurrences (at most 64 distinct ones are told apart); `detail` (e.g. the
+    // peer) is printed with the line that is printed.
+    void note(const std::string& reason, const std::string& detail = "");
+
+  private:
+    struct Tally {
+        std::chrono::steady_clock::time_point last_print{};
+        size_t unprinted = 0;
+    };
+    std::mutex mutex_;
+    const std::string what_;
+    const std::chrono::seconds interval_;
+    std::map<std::string, Tally> tallies_;
+};
 
 // What every connection shares with the server.
 class ServerShared {
@@ -42,6 +68,7 @@ class ServerShared {
     AccessLog& log;
     std::atomic<size_t> connections{0};
     std::atomic<size_t> operations_in_flight{0}; // server-wide, logged with each operation
+    RateLimitedLog handshake_failures{"keyserver: mTLS handshake failed"};
 
   private:
     mutable std::mutex mutex_; // guards handler_, swapped by reload
@@ -62,12 +89,20 @@ class Server {
 
   private:
     void accept();
+    void pause_accepting(const boost::system::error_code& why);
 
     asio::io_context& io_;
     asio::ssl::context& tls_;
     tcp::acceptor acceptor_;
+    asio::steady_timer accept_pause_; // out of descriptors: wait before accepting again
     std::shared_ptr<ServerShared> shared_;
+    RateLimitedLog fd_log_{"keyserver: out of file descriptors"};
+    RateLimitedLog refused_log_{"keyserver: refusing connections"};
 };
+
+// Raises the soft RLIMIT_NOFILE to the hard limit and returns what to tell the operator (a
+// line per finding; empty when all is well), e.g. when the limit cannot hold `connections`.
+std::vector<std::string> raise_fd_limit(size_t connections);
 
 // Resolves "HOST:PORT" (IPv6 as "[addr]:PORT") to a listening endpoint; port 0 picks one.
 tcp::endpoint parse_listen_address(const std::string& text);

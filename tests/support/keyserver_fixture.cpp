@@ -41,7 +41,9 @@ void KeyserverFixture::rewrite_config(const std::string& config_json) {
 }
 
 KeyserverFixture::KeyserverFixture(const std::string& config_json,
-                                   std::vector<std::string> extra_args, const std::string& listen) {
+                                   std::vector<std::string> extra_args, const std::string& listen,
+                                   std::vector<std::string> wrapper)
+    : wrapper_(std::move(wrapper)) {
     write_config(config_json);
     set_args(extra_args);
     start(listen);
@@ -59,7 +61,8 @@ void KeyserverFixture::set_args(const std::vector<std::string>& extra_args) {
 
 void KeyserverFixture::start(const std::string& listen) {
     ::unlink((dir_ / "ready").c_str());
-    auto args = args_;
+    auto args = wrapper_;
+    args.insert(args.end(), args_.begin(), args_.end());
     args.insert(args.end(), {"--listen", listen});
     process_ = std::make_unique<Process>(args, std::map<std::string, std::string>{}, "",
                                          dir_ / "stderr.log");

@@ -19,10 +19,12 @@ class KeyserverFixture {
   public:
     // config_json: the JSON config (TLS, the access log and, unless given, keys_dir are filled
     // in); extra_args: more flags (any --test-... flag runs the keyserver's test build).
-    // listen: where to listen (default: a free port).
+    // listen: where to listen (default: a free port); wrapper: a command the keyserver runs
+    // under (e.g. {"/usr/bin/prlimit", "--nofile=64:64", "--"}).
     explicit KeyserverFixture(const std::string& config_json = "{}",
                               std::vector<std::string> extra_args = {},
-                              const std::string& listen = "127.0.0.1:0");
+                              const std::string& listen = "127.0.0.1:0",
+                              std::vector<std::string> wrapper = {});
     uint16_t port() const { return port_; }
     std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
     std::string access_log() const { return read_file(dir_ / "access.log"); }
@@ -42,6 +44,7 @@ class KeyserverFixture {
     void write_config(const std::string& config_json);
     TempDir dir_;
     std::vector<std::string> args_;
+    std::vector<std::string> wrapper_;
     std::unique_ptr<Process> process_;
     uint16_t port_ = 0;
 };
