@@ -169,7 +169,8 @@ int run(const Options& options, const AppHooks& hooks) {
         return 0;
     }
 
-    for (const auto& line : raise_fd_limit(config.limits.max_connections))
+    for (const auto& line :
+         raise_fd_limit(config.limits.max_connections + config.limits.max_handshaking))
         std::cerr << "keyserver: " << line << "\n";
     asio::io_context io;
     AccessLog log(config.access_log);

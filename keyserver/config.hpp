@@ -12,10 +12,12 @@
 namespace keyless::keyserver {
 
 struct Limits {
-    size_t max_connections = 4096;
+    size_t max_connections = 4096;              // authenticated connections
+    size_t max_handshaking = 1024;              // connections still in the TLS handshake
+    size_t max_handshaking_per_source = 64;     // of those, from one source address
     size_t max_in_flight_per_connection = 1024; // as gokeyless
     size_t max_frame_bytes = 8 + 65535;         // header + the largest body the format allows
-    std::chrono::milliseconds handshake_timeout{10'000};
+    std::chrono::milliseconds handshake_timeout{3'000};
     std::chrono::milliseconds idle_timeout{300'000};
 };
 

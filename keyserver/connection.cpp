@@ -9,17 +9,30 @@ using protocol::FormatError;
 Connection::Connection(tcp::socket socket, asio::ssl::context& tls,
                        std::shared_ptr<ServerShared> shared)
     : stream_(std::move(socket), tls), timer_(stream_.get_executor()), shared_(std::move(shared)) {
-    ++shared_->connections;
     boost::system::error_code ec;
     auto ep = stream_.lowest_layer().remote_endpoint(ec);
-    peer_ = ec ? "unknown" : ep.address().to_string() + ":" + std::to_string(ep.port());
+    source_ = ec ? "unknown" : ep.address().to_string();
+    peer_ = ec ? "unknown" : source_ + ":" + std::to_string(ep.port());
 }
 
 Connection::~Connection() {
-    --shared_->connections;
+    if (budget_ticket_) shared_->handshakes.leave(*budget_ticket_);
+    if (authenticated_) --shared_->authenticated;
 }
 
-void Connection::start() {
+void Connection::refuse() {
+    close("");
+}
+
+void Connection::evict() {
+    asio::post(stream_.get_executor(), [self = shared_from_this()] {
+        self->budget_ticket_.reset(); // the budget already forgot it
+        self->close("");
+    });
+}
+
+void Connection::start(uint64_t ticket) {
+    budget_ticket_ = ticket;
     arm_timer(shared_->limits.handshake_timeout);
     stream_.async_handshake(asio::ssl::stream_base::server,
                             [self = shared_from_this()](const boost::system::error_code& ec) {
@@ -28,6 +41,9 @@ void Connection::start() {
 }
 
 void Connection::on_handshake(const boost::system::error_code& ec) {
+    if (budget_ticket_) shared_->handshakes.leave(*budget_ticket_);
+    budget_ticket_.reset();
+    if (closed_) return; // evicted meanwhile
     if (ec) {
         // One line per reason and interval: an unauthenticated flood must not flood the log.
         shared_->handshake_failures.note(ec.message(), "from " + peer_);
@@ -35,6 +51,16 @@ void Connection::on_handshake(const boost::system::error_code& ec) {
         return;
     }
     handshake_done_ = true;
+    if (++shared_->authenticated > shared_->limits.max_connections) {
+        --shared_->authenticated;
+        shared_->budget_log.note("max_connections (" +
+                                     std::to_string(shared_->limits.max_connections) +
+                                     ") reached: authenticated connections refused",
+                                 "from " + peer_);
+        close("");
+        return;
+    }
+    authenticated_ = true;
     X509* cert = SSL_get0_peer_certificate(stream_.native_handle());
     client_ = ClientIdentity::from_certificate(cert);
     read_header();
@@ -166,7 +192,10 @@ void Connection::arm_timer(std::chrono::milliseconds after) {
 }
 
 void Connection::on_timeout() {
-    if (!handshake_done_) return close("mTLS handshake timed out");
+    if (!handshake_done_) {
+        shared_->handshake_failures.note("timed out", "from " + peer_);
+        return close("");
+    }
     if (in_flight_ > 0 || !writes_.empty()) return arm_timer(shared_->limits.idle_timeout);
     close("idle timeout");
 }

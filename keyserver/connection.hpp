@@ -5,6 +5,7 @@
 #include "server.hpp"
 
 #include <deque>
+#include <optional>
 
 namespace keyless::keyserver {
 
@@ -12,7 +13,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   public:
     Connection(tcp::socket socket, asio::ssl::context& tls, std::shared_ptr<ServerShared> shared);
     ~Connection();
-    void start();
+    // Runs the handshake; `ticket` is this connection's place in the handshake budget.
+    void start(uint64_t ticket);
+    // Closes a connection the handshake budget had no room for, or evicted (from any thread).
+    void refuse();
+    void evict();
+    const std::string& source() const { return source_; } // the peer's address, for budgets
 
   private:
     void on_handshake(const boost::system::error_code& ec);
@@ -35,6 +41,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     asio::steady_timer timer_;
     std::shared_ptr<ServerShared> shared_;
     std::string peer_;
+    std::string source_;
+    std::optional<uint64_t> budget_ticket_; // held while handshaking
+    bool authenticated_ = false;
     ClientIdentity client_;
     std::array<uint8_t, protocol::kHeaderSize> header_bytes_{};
     protocol::Header header_;

@@ -90,9 +90,9 @@ std::vector<std::string> raise_fd_limit(size_t connections) {
     const rlim_t needed = connections + 64; // listener, logs, key files, the process's own
     if (lim.rlim_cur < needed)
         said.push_back("the open-file limit " + std::to_string(lim.rlim_cur) +
-                       " is below what limits.max_connections " + std::to_string(connections) +
-                       " needs (" + std::to_string(needed) +
-                       "): raise it (systemd LimitNOFILE=, ulimit -n) or lower max_connections");
+                       " is below what max_connections + max_handshaking " +
+                       std::to_string(connections) + " need (" + std::to_string(needed) +
+                       "): raise it (systemd LimitNOFILE=, ulimit -n) or lower those limits");
     return said;
 }
 
@@ -116,25 +116,41 @@ void Server::stop() {
 }
 
 void Server::accept() {
-    acceptor_.async_accept(asio::make_strand(io_), [this](const boost::system::error_code& ec,
-                                                          tcp::socket socket) {
-        if (ec == asio::error::operation_aborted) return;
-        if (ec == asio::error::no_descriptors || ec.value() == ENFILE ||
-            ec == asio::error::no_buffer_space || ec == asio::error::no_memory)
-            return pause_accepting(ec);
-        if (!ec) {
-            if (shared_->connections.load() >= shared_->limits.max_connections) {
-                refused_log_.note("max_connections (" +
-                                  std::to_string(shared_->limits.max_connections) + ") reached");
-                boost::system::error_code ignored;
-                socket.close(ignored);
-            } else {
-                socket.set_option(tcp::no_delay(true));
-                std::make_shared<Connection>(std::move(socket), tls_, shared_)->start();
-            }
-        }
-        accept();
-    });
+    acceptor_.async_accept(
+        asio::make_strand(io_), [this](const boost::system::error_code& ec, tcp::socket socket) {
+            if (ec == asio::error::operation_aborted) return;
+            if (ec == asio::error::no_descriptors || ec.value() == ENFILE ||
+                ec == asio::error::no_buffer_space || ec == asio::error::no_memory)
+                return pause_accepting(ec);
+            if (!ec) admit(std::move(socket));
+            accept();
+        });
+}
+
+// A new connection enters the handshake budget; the oldest handshakes make room if it is full, so
+// connections held open without a certificate cannot lock edges out.
+void Server::admit(tcp::socket socket) {
+    boost::system::error_code ec;
+    socket.set_option(tcp::no_delay(true), ec);
+    auto conn = std::make_shared<Connection>(std::move(socket), tls_, shared_);
+    std::vector<std::weak_ptr<Connection>> evicted;
+    auto ticket = shared_->handshakes.admit(conn->source(), conn, evicted);
+    for (auto& old : evicted)
+        if (auto c = old.lock()) c->evict();
+    if (!evicted.empty())
+        shared_->budget_log.note("max_handshaking (" +
+                                     std::to_string(shared_->limits.max_handshaking) +
+                                     ") reached: the oldest handshakes were closed",
+                                 std::to_string(evicted.size()) + " just now");
+    if (!ticket) {
+        shared_->budget_log.note("max_handshaking_per_source (" +
+                                     std::to_string(shared_->limits.max_handshaking_per_source) +
+                                     ") reached: new connections refused",
+                                 "from " + conn->source());
+        conn->refuse();
+        return;
+    }
+    conn->start(*ticket);
 }
 
 // Retrying a failed accept at once spins: the pending connection stays in the backlog and fails

@@ -5,6 +5,7 @@
 #include "access_log.hpp"
 #include "config.hpp"
 #include "dispatch.hpp"
+#include "handshake_budget.hpp"
 
 #include <utility> // Boost 1.74's asio/awaitable.hpp uses std::exchange without including it
 
@@ -46,13 +47,17 @@ class RateLimitedLog {
     std::map<std::string, Tally> tallies_;
 };
 
+class Connection;
+
 // What every connection shares with the server.
 class ServerShared {
   public:
     ServerShared(asio::io_context& io_context, Limits connection_limits, AccessLog& access_log,
                  std::shared_ptr<const RequestHandler> handler)
-        : io(io_context), limits(connection_limits), log(access_log), handler_(std::move(handler)) {
-    }
+        : io(io_context), limits(connection_limits), log(access_log),
+          handshakes(connection_limits.max_handshaking,
+                     connection_limits.max_handshaking_per_source),
+          handler_(std::move(handler)) {}
 
     std::shared_ptr<const RequestHandler> handler() const {
         std::lock_guard lock(mutex_);
@@ -66,9 +71,11 @@ class ServerShared {
     asio::io_context& io; // its threads are the worker pool for private-key operations
     const Limits limits;
     AccessLog& log;
-    std::atomic<size_t> connections{0};
+    std::atomic<size_t> authenticated{0}; // connections past the mTLS handshake
+    HandshakeBudget<std::weak_ptr<Connection>> handshakes;
     std::atomic<size_t> operations_in_flight{0}; // server-wide, logged with each operation
     RateLimitedLog handshake_failures{"keyserver: mTLS handshake failed"};
+    RateLimitedLog budget_log{"keyserver: connection budget"};
 
   private:
     mutable std::mutex mutex_; // guards handler_, swapped by reload
@@ -89,6 +96,7 @@ class Server {
 
   private:
     void accept();
+    void admit(tcp::socket socket);
     void pause_accepting(const boost::system::error_code& why);
 
     asio::io_context& io_;
@@ -97,7 +105,6 @@ class Server {
     asio::steady_timer accept_pause_; // out of descriptors: wait before accepting again
     std::shared_ptr<ServerShared> shared_;
     RateLimitedLog fd_log_{"keyserver: out of file descriptors"};
-    RateLimitedLog refused_log_{"keyserver: refusing connections"};
 };
 
 // Raises the soft RLIMIT_NOFILE to the hard limit and returns what to tell the operator (a

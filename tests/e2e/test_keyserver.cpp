@@ -12,8 +12,11 @@
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -547,7 +550,7 @@ TEST_CASE("limits: a silent client is cut at the handshake timeout, extra connec
     char byte;
     CHECK(::read(fd, &byte, 1) == 0); // closed by the server, well before our 10 s
     ::close(fd);
-    wait_for_file_containing(ks, "mTLS handshake timed out");
+    wait_for_file_containing(ks, "mTLS handshake failed: timed out");
 
     TestClient one(ks.client());
     TestClient two(ks.client());
@@ -628,8 +631,16 @@ long cpu_ticks(pid_t pid) {
     return utime + stime;
 }
 
-int connect_tcp(uint16_t port) {
+// A TCP connection to the keyserver from `source` (any 127.0.0.0/8 address), or -1.
+int connect_tcp(uint16_t port, const char* source = "127.0.0.1") {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in from{};
+    from.sin_family = AF_INET;
+    ::inet_pton(AF_INET, source, &from.sin_addr);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0) {
+        ::close(fd);
+        return -1;
+    }
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(port);
@@ -645,8 +656,9 @@ int connect_tcp(uint16_t port) {
 
 TEST_CASE("out of file descriptors: the keyserver pauses accepting, then serves again") {
     KeyserverFixture ks(kConfig, {}, "127.0.0.1:0", {"/usr/bin/prlimit", "--nofile=64:64", "--"});
-    CHECK_THAT(ks.stderr_text(), Catch::Contains("the open-file limit 64 is below what "
-                                                 "limits.max_connections 4096 needs"));
+    CHECK_THAT(ks.stderr_text(),
+               Catch::Contains("the open-file limit 64 is below what max_connections + "
+                               "max_handshaking 5120 need"));
     // 300 idle TCP connections (no TLS): past ~50 the keyserver has no descriptor left.
     std::vector<int> held;
     for (int i = 0; i < 300; ++i)
@@ -655,10 +667,9 @@ TEST_CASE("out of file descriptors: the keyserver pauses accepting, then serves 
     long ticks_before = cpu_ticks(ks.process().pid());
     auto wall_before = std::chrono::steady_clock::now();
     std::this_thread::sleep_for(std::chrono::milliseconds(1500)); // a window to measure CPU over
-    double wall_ticks = std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                                      wall_before)
-                            .count() *
-                        static_cast<double>(::sysconf(_SC_CLK_TCK));
+    double wall_ticks =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_before).count() *
+        static_cast<double>(::sysconf(_SC_CLK_TCK));
     double busy = static_cast<double>(cpu_ticks(ks.process().pid()) - ticks_before) / wall_ticks;
     INFO("keyserver CPU while out of descriptors: " << busy << " of one core");
     CHECK(busy < 0.2); // it waits; a retry loop would use a whole core
@@ -678,4 +689,87 @@ TEST_CASE("out of file descriptors: the keyserver pauses accepting, then serves 
         }
     }
     CHECK(served);
+}
+
+namespace {
+
+// How many of `fds` the server has closed (EOF or reset) within `wait`.
+size_t closed_by_server(const std::vector<int>& fds, std::chrono::milliseconds wait) {
+    auto until = std::chrono::steady_clock::now() + wait;
+    std::set<int> closed;
+    while (closed.size() < fds.size() && std::chrono::steady_clock::now() < until) {
+        std::vector<pollfd> polls;
+        for (int fd : fds)
+            if (!closed.count(fd)) polls.push_back({fd, POLLIN, 0});
+        if (::poll(polls.data(), polls.size(), 100) <= 0) continue;
+        for (const auto& p : polls)
+            if (p.revents) closed.insert(p.fd);
+    }
+    return closed.size();
+}
+
+struct HeldConnections {
+    std::vector<int> fds;
+    ~HeldConnections() {
+        for (int fd : fds)
+            ::close(fd);
+    }
+    // `count` idle connections that never start TLS, spread over `sources` addresses.
+    void open(uint16_t port, int count, int sources, int first_source = 2) {
+        for (int i = 0; i < count; ++i) {
+            std::string from = "127.0.0." + std::to_string(first_source + i % sources);
+            if (int fd = connect_tcp(port, from.c_str()); fd >= 0) fds.push_back(fd);
+        }
+    }
+};
+
+bool edge_signs(KeyserverFixture& ks) {
+    try {
+        TestClient edge(ks.client());
+        Operation op = request(Opcode::SignTLS, "p256", tls13_certificate_verify_input(32));
+        op.signature_scheme = 0x0403;
+        return edge.call(op).is(Opcode::Response);
+    } catch (const std::exception&) {
+        return false;
+    }
+}
+
+} // namespace
+
+TEST_CASE("handshake budget: a source gets its share, the oldest handshakes make room") {
+    KeyserverFixture ks(
+        R"({"limits": {"max_handshaking": 100, "max_handshaking_per_source": 10}})");
+    HeldConnections one_source;
+    one_source.open(ks.port(), 30, 1, 5);
+    REQUIRE(one_source.fds.size() == 30);
+    // 20 refused at once (well before the 3 s handshake timeout), 10 held.
+    CHECK(closed_by_server(one_source.fds, std::chrono::milliseconds(1000)) == 20);
+
+    HeldConnections many;
+    many.open(ks.port(), 300, 30, 10); // 30 sources x 10: three times the budget
+    for (int round = 0; round < 3; ++round)
+        CHECK(edge_signs(ks)); // each edge evicts the oldest handshake and gets through
+    std::string log = ks.stderr_text();
+    CHECK_THAT(log, Catch::Contains("max_handshaking_per_source (10) reached"));
+    CHECK_THAT(log, Catch::Contains("max_handshaking (100) reached"));
+}
+
+TEST_CASE("thousands of idle unauthenticated connections do not lock edges out") {
+    struct rlimit lim {};
+    ::getrlimit(RLIMIT_NOFILE, &lim);
+    lim.rlim_cur = std::min<rlim_t>(lim.rlim_max, 16384);
+    ::setrlimit(RLIMIT_NOFILE, &lim);
+    REQUIRE(lim.rlim_cur > 4000);
+    KeyserverFixture ks(kConfig); // default limits
+    HeldConnections flood;
+    for (int round = 0; round < 5; ++round) {
+        flood.open(ks.port(), 900, 40, 2 + round * 40); // 4,500 held: over max_connections
+        CHECK(edge_signs(ks));
+    }
+    INFO(flood.fds.size() << " idle connections opened");
+    CHECK(flood.fds.size() >= 4200);
+    // The log says so in a few summary lines, not one line per connection.
+    std::string log = ks.stderr_text();
+    CHECK_THAT(log, Catch::Contains("max_handshaking (1024) reached"));
+    CHECK(std::count(log.begin(), log.end(), '\n') < 20);
 }
