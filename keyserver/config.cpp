@@ -140,12 +140,17 @@ void load_config_file(const std::string& path, Config& c) {
     if (r.find("limits")) {
         Reader l = r.child("limits");
         l.reject_unknown({"max_connections", "max_handshaking", "max_handshaking_per_source",
-                          "max_in_flight_per_connection", "max_frame_bytes", "handshake_timeout_ms",
-                          "idle_timeout_ms"});
+                          "max_in_flight_per_connection", "max_buffered_bytes_per_connection",
+                          "max_buffered_bytes", "max_ping_payload", "max_frame_bytes",
+                          "handshake_timeout_ms", "idle_timeout_ms"});
         l.number("max_connections", c.limits.max_connections, 1, 1'000'000);
         l.number("max_handshaking", c.limits.max_handshaking, 1, 1'000'000);
         l.number("max_handshaking_per_source", c.limits.max_handshaking_per_source, 1, 1'000'000);
         l.number("max_in_flight_per_connection", c.limits.max_in_flight_per_connection, 1, 65536);
+        l.number("max_buffered_bytes_per_connection", c.limits.max_buffered_bytes_per_connection,
+                 65536, 1u << 30);
+        l.number("max_buffered_bytes", c.limits.max_buffered_bytes, 65536, uint64_t{1} << 40);
+        l.number("max_ping_payload", c.limits.max_ping_payload, 0, 65535);
         l.number("max_frame_bytes", c.limits.max_frame_bytes, 1024 + 8, 8 + 65535);
         l.millis("handshake_timeout_ms", c.limits.handshake_timeout, 100, 600'000);
         l.millis("idle_timeout_ms", c.limits.idle_timeout, 100, 86'400'000);

@@ -16,7 +16,12 @@ struct Limits {
     size_t max_handshaking = 1024;              // connections still in the TLS handshake
     size_t max_handshaking_per_source = 64;     // of those, from one source address
     size_t max_in_flight_per_connection = 1024; // as gokeyless
-    size_t max_frame_bytes = 8 + 65535;         // header + the largest body the format allows
+    // Bytes of requests being worked on plus replies not yet written: past the per-connection
+    // budget the connection is not read; past the server-wide one requests get Overloaded.
+    size_t max_buffered_bytes_per_connection = 1 << 20;
+    size_t max_buffered_bytes = 256u << 20;
+    size_t max_ping_payload = 4096;
+    size_t max_frame_bytes = 8 + 65535; // header + the largest body the format allows
     std::chrono::milliseconds handshake_timeout{3'000};
     std::chrono::milliseconds idle_timeout{300'000};
 };

@@ -16,6 +16,7 @@ Connection::Connection(tcp::socket socket, asio::ssl::context& tls,
 }
 
 Connection::~Connection() {
+    account(0, buffered_); // replies never written
     if (budget_ticket_) shared_->handshakes.leave(*budget_ticket_);
     if (authenticated_) --shared_->authenticated;
 }
@@ -100,11 +101,17 @@ void Connection::on_frame() {
     auto start = std::chrono::steady_clock::now();
     uint32_t id = header_.id;
     size_t in_flight = shared_->operations_in_flight.load();
+    size_t frame_bytes = protocol::kHeaderSize + body_.size();
     if (header_.major != protocol::kMajorVersion) {
         reply(id, version_mismatch(header_.major), start, in_flight);
+    } else if (shared_->buffered_bytes.load() >= shared_->limits.max_buffered_bytes) {
+        std::string why = "server-wide buffer budget max_buffered_bytes (" +
+                          std::to_string(shared_->limits.max_buffered_bytes) + ") is full";
+        shared_->overload_log.note(why, "request from " + peer_);
+        reply(id, error_outcome(protocol::ErrorCode::Overloaded, why), start, in_flight);
     } else {
         try {
-            dispatch(id, protocol::decode_body(body_));
+            dispatch(id, protocol::decode_body(body_), frame_bytes);
         } catch (const FormatError& e) {
             reply(id, format_error(e.what()), start, in_flight);
         }
@@ -116,10 +123,17 @@ void Connection::on_frame() {
 }
 
 // Back-pressure: a connection stops being read while its requests in flight plus replies not yet
-// written reach max_in_flight_per_connection, so a client that sends without reading cannot make
-// the server buffer without bound.
+// written reach max_in_flight_per_connection, or their bytes max_buffered_bytes_per_connection,
+// so a client that sends without reading cannot make the server buffer without bound.
 bool Connection::saturated() const {
-    return in_flight_ + writes_.size() >= shared_->limits.max_in_flight_per_connection;
+    return in_flight_ + writes_.size() >= shared_->limits.max_in_flight_per_connection ||
+           buffered_ >= shared_->limits.max_buffered_bytes_per_connection;
+}
+
+void Connection::account(size_t add, size_t remove) {
+    buffered_ = buffered_ + add - remove;
+    shared_->buffered_bytes += add;
+    shared_->buffered_bytes -= remove;
 }
 
 // The client sent all it will send: answer everything already read, then close.
@@ -140,8 +154,9 @@ void Connection::resume_reading() {
     }
 }
 
-void Connection::dispatch(uint32_t id, protocol::Operation request) {
+void Connection::dispatch(uint32_t id, protocol::Operation request, size_t frame_bytes) {
     ++in_flight_;
+    account(frame_bytes, 0);
     // How many operations the whole server has in flight as this one starts (this one included):
     // the access log shows it, so concurrency is observable without timing anything.
     size_t server_in_flight = ++shared_->operations_in_flight;
@@ -150,17 +165,19 @@ void Connection::dispatch(uint32_t id, protocol::Operation request) {
     // Private-key work runs on the pool, in parallel; the reply goes back through the
     // connection's strand, which owns the stream.
     asio::post(shared_->io, [self = shared_from_this(), handler, id, start, server_in_flight,
-                             request = std::move(request)] {
-        handler->answer(
-            self->client_, request, [self, id, start, server_in_flight](Outcome outcome) {
-                asio::post(self->stream_.get_executor(),
-                           [self, id, start, server_in_flight, outcome = std::move(outcome)] {
-                               --self->in_flight_;
-                               --self->shared_->operations_in_flight;
-                               self->reply(id, outcome, start, server_in_flight);
-                               self->resume_reading();
-                           });
-            });
+                             frame_bytes, request = std::move(request)] {
+        handler->answer(self->client_, request,
+                        [self, id, start, server_in_flight, frame_bytes](Outcome outcome) {
+                            asio::post(self->stream_.get_executor(),
+                                       [self, id, start, server_in_flight, frame_bytes,
+                                        outcome = std::move(outcome)] {
+                                           --self->in_flight_;
+                                           self->account(0, frame_bytes);
+                                           --self->shared_->operations_in_flight;
+                                           self->reply(id, outcome, start, server_in_flight);
+                                           self->resume_reading();
+                                       });
+                        });
     });
 }
 
@@ -171,6 +188,7 @@ void Connection::reply(uint32_t id, const Outcome& outcome,
     shared_->log.record(id, client_.display(), peer_, outcome, latency, in_flight);
     if (closed_) return;
     writes_.push_back(protocol::encode(id, outcome.response));
+    account(writes_.back().size(), 0);
     if (writes_.size() == 1) write_next();
 }
 
@@ -178,6 +196,7 @@ void Connection::write_next() {
     asio::async_write(stream_, asio::buffer(writes_.front()),
                       [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
                           if (ec) return self->close("write failed: " + ec.message());
+                          self->account(0, self->writes_.front().size());
                           self->writes_.pop_front();
                           if (!self->writes_.empty()) self->write_next();
                           self->resume_reading();

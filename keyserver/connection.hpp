@@ -25,7 +25,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     void read_header();
     void read_body();
     void on_frame();
-    void dispatch(uint32_t id, protocol::Operation request);
+    void dispatch(uint32_t id, protocol::Operation request, size_t frame_bytes);
+    void account(size_t add, size_t remove); // buffered bytes, here and server-wide
     void reply(uint32_t id, const Outcome& outcome, std::chrono::steady_clock::time_point start,
                size_t in_flight);
     void write_next();
@@ -50,6 +51,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     Bytes body_;
     std::deque<Bytes> writes_;
     size_t in_flight_ = 0;
+    size_t buffered_ = 0; // bytes of requests in flight and of unwritten replies
     bool reading_paused_ = false;
     bool input_ended_ = false; // the client half-closed: finish what was read, then close
     bool handshake_done_ = false;

@@ -76,6 +76,11 @@ Outcome Dispatcher::handle(const ClientIdentity& client, const Operation& req) c
         return failed(std::move(out), ErrorCode::UnexpectedOpcode, "response opcode in a request");
     if (!is_known_request(op))
         return failed(std::move(out), ErrorCode::BadOpcode, "unknown opcode");
+    if (req.is(Opcode::Ping) && req.payload.size() > state_->config.limits.max_ping_payload)
+        return failed(std::move(out), ErrorCode::Format,
+                      "ping payload of " + std::to_string(req.payload.size()) +
+                          " bytes exceeds max_ping_payload " +
+                          std::to_string(state_->config.limits.max_ping_payload));
     if (req.is(Opcode::Ping)) {
         out.response = Operation::make(Opcode::Pong, req.payload);
         return out;

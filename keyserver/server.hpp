@@ -74,6 +74,8 @@ class ServerShared {
     std::atomic<size_t> authenticated{0}; // connections past the mTLS handshake
     HandshakeBudget<std::weak_ptr<Connection>> handshakes;
     std::atomic<size_t> operations_in_flight{0}; // server-wide, logged with each operation
+    std::atomic<size_t> buffered_bytes{0};       // requests in flight + unwritten replies
+    RateLimitedLog overload_log{"keyserver: overloaded"};
     RateLimitedLog handshake_failures{"keyserver: mTLS handshake failed"};
     RateLimitedLog budget_log{"keyserver: connection budget"};
 

@@ -773,3 +773,63 @@ TEST_CASE("thousands of idle unauthenticated connections do not lock edges out")
     CHECK_THAT(log, Catch::Contains("max_handshaking (1024) reached"));
     CHECK(std::count(log.begin(), log.end(), '\n') < 20);
 }
+
+namespace {
+
+size_t rss_kib(pid_t pid) {
+    std::string status = read_file("/proc/" + std::to_string(pid) + "/status");
+    auto at = status.find("VmRSS:");
+    return at == std::string::npos ? 0 : std::stoul(status.substr(at + 6));
+}
+
+// Pipelines `count` pings of `size` bytes and never reads; stops when the server stops reading
+// (the send times out).
+void send_without_reading(TestClient& c, int count, size_t size) {
+    try {
+        for (int i = 0; i < count; ++i)
+            c.send(Operation::make(Opcode::Ping, Bytes(size, 0x5A)));
+    } catch (const std::exception&) {
+    }
+}
+
+} // namespace
+
+TEST_CASE("memory budget: clients that never read pin at most their byte budget") {
+    KeyserverFixture ks(R"({"limits": {"max_buffered_bytes_per_connection": 1048576}})");
+    ClientOptions o = ks.client();
+    o.timeout_ms = 1000;
+    // A ping larger than max_ping_payload is refused; the connection stays usable.
+    TestClient probe(o);
+    CHECK(error_of(probe.call(Operation::make(Opcode::Ping, Bytes(5000, 1)))) == ErrorCode::Format);
+    CHECK(probe.call(Operation::make(Opcode::Ping, Bytes(4096, 1))).is(Opcode::Pong));
+
+    size_t before = rss_kib(ks.process().pid());
+    constexpr int kClients = 16;
+    std::vector<std::unique_ptr<TestClient>> clients;
+    for (int i = 0; i < kClients; ++i)
+        clients.push_back(std::make_unique<TestClient>(o));
+    std::vector<std::thread> senders;
+    for (auto& c : clients) // 16 x 8 MB offered, 4 KiB pings (the largest allowed)
+        senders.emplace_back([&c] { send_without_reading(*c, 2000, 4096); });
+    for (auto& t : senders)
+        t.join();
+    size_t grown = rss_kib(ks.process().pid()) - std::min(before, rss_kib(ks.process().pid()));
+    INFO("keyserver RSS grew by " << grown << " KiB with " << kClients << " non-reading clients");
+    // Documented bound: per connection the byte budget, one frame and the TLS buffers.
+    CHECK(grown < kClients * (1024 + 64 + 64) + 16 * 1024);
+    CHECK(probe.call(Operation::make(Opcode::Ping, {1})).is(Opcode::Pong)); // others are served
+}
+
+TEST_CASE("memory budget: past the server-wide budget requests are answered Overloaded") {
+    KeyserverFixture ks(R"({"limits": {"max_buffered_bytes": 65536,
+                                       "max_buffered_bytes_per_connection": 65536}})");
+    ClientOptions o = ks.client();
+    o.timeout_ms = 1000;
+    TestClient hog(o);
+    send_without_reading(hog, 5000, 4096); // past the kernel buffers, fills the budget
+    TestClient edge(o);
+    auto reply = edge.call(Operation::make(Opcode::Ping, {1}));
+    CHECK(error_of(reply) == ErrorCode::Overloaded);
+    CHECK_THAT(ks.access_log(), Catch::Contains("max_buffered_bytes (65536) is full"));
+    CHECK_THAT(ks.stderr_text(), Catch::Contains("keyserver: overloaded"));
+}
