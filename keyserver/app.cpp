@@ -152,7 +152,8 @@ void disable_core_dumps() {
                                  " (--allow-core-dumps to run anyway)");
 }
 
-int run(const Options& options, const AppHooks& hooks) {
+int run(const std::vector<std::string>& args, const AppHooks& hooks) {
+    const Options options = parse_args(args);
     const Config& config = options.config;
     if (!options.allow_core_dumps) disable_core_dumps();
     auto problems = missing_settings(config);
@@ -198,18 +199,23 @@ int run(const Options& options, const AppHooks& hooks) {
                 try {
                     Options reloaded = options;
                     if (!options.config_file.empty()) {
-                        Config fresh;
-                        load_config_file(options.config_file, fresh);
-                        // Listener, TLS files and limits stay as started; keys and policy reload.
-                        reloaded.config.key_policies = fresh.key_policies;
-                        reloaded.config.default_policy = fresh.default_policy;
+                        // Flags still override the file, as at start.
+                        reloaded = parse_args(args);
                     }
+                    // Listener and limits stay as started; keys, policy and trust reload, all
+                    // or nothing.
+                    reloaded.config.listen = config.listen;
+                    reloaded.config.limits = config.limits;
                     auto next = load_state(reloaded.config);
+                    auto next_tls = make_server_tls_context(reloaded.config);
                     shared->replace_handler(handler_for(next, hooks));
-                    std::cerr << "keyserver: reloaded " << next->keys.keys().size() << " key(s)\n";
+                    server.replace_tls(next_tls);
+                    std::cerr << "keyserver: reloaded " << next->keys.keys().size()
+                              << " key(s) and the TLS certificate, key, client CA"
+                              << (reloaded.config.crl_file.empty() ? "" : " and CRL") << "\n";
                 } catch (const std::exception& e) {
-                    std::cerr << "keyserver: reload failed, keeping the previous keys: " << e.what()
-                              << "\n";
+                    std::cerr << "keyserver: reload failed, keeping the previous keys and trust: "
+                              << e.what() << "\n";
                 }
                 signals.async_wait(on_signal);
                 return;
@@ -235,7 +241,7 @@ int run(const Options& options, const AppHooks& hooks) {
 
 int run_keyserver(const std::vector<std::string>& args, const AppHooks& hooks) {
     try {
-        return run(parse_args(args), hooks);
+        return run(args, hooks);
     } catch (const KeyStoreError& e) {
         for (const auto& p : e.problems())
             std::cerr << "keyserver: " << p << "\n";

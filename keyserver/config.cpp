@@ -132,10 +132,11 @@ void load_config_file(const std::string& path, Config& c) {
     r.string("access_log", c.access_log);
     if (r.find("tls")) {
         Reader tls = r.child("tls");
-        tls.reject_unknown({"cert", "key", "client_ca"});
+        tls.reject_unknown({"cert", "key", "client_ca", "crl"});
         tls.string("cert", c.cert_file);
         tls.string("key", c.key_file);
         tls.string("client_ca", c.client_ca_file);
+        tls.string("crl", c.crl_file);
     }
     if (r.find("limits")) {
         Reader l = r.child("limits");

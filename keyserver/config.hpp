@@ -32,6 +32,7 @@ struct Config {
     std::string cert_file;
     std::string key_file;
     std::string client_ca_file;
+    std::string crl_file; // optional: client certificates it revokes are refused
     std::string keys_dir;
     bool allow_insecure_key_permissions = false;
     std::string access_log; // empty: none; "-": standard output

@@ -6,9 +6,10 @@ namespace keyless::keyserver {
 
 using protocol::FormatError;
 
-Connection::Connection(tcp::socket socket, asio::ssl::context& tls,
+Connection::Connection(tcp::socket socket, std::shared_ptr<asio::ssl::context> tls,
                        std::shared_ptr<ServerShared> shared)
-    : stream_(std::move(socket), tls), timer_(stream_.get_executor()), shared_(std::move(shared)) {
+    : tls_(std::move(tls)), stream_(std::move(socket), *tls_), timer_(stream_.get_executor()),
+      shared_(std::move(shared)) {
     boost::system::error_code ec;
     auto ep = stream_.lowest_layer().remote_endpoint(ec);
     source_ = ec ? "unknown" : ep.address().to_string();
@@ -17,6 +18,7 @@ Connection::Connection(tcp::socket socket, asio::ssl::context& tls,
 
 Connection::~Connection() {
     account(0, buffered_); // replies never written
+    shared_->untrack(this);
     if (budget_ticket_) shared_->handshakes.leave(*budget_ticket_);
     if (authenticated_) --shared_->authenticated;
 }
@@ -29,6 +31,18 @@ void Connection::evict() {
     asio::post(stream_.get_executor(), [self = shared_from_this()] {
         self->budget_ticket_.reset(); // the budget already forgot it
         self->close("");
+    });
+}
+
+void Connection::recheck_client(std::shared_ptr<asio::ssl::context> tls) {
+    asio::post(stream_.get_executor(), [self = shared_from_this(), tls] {
+        if (self->closed_) return;
+        SSL* ssl = self->stream_.native_handle();
+        std::string why =
+            untrusted_because(*tls, SSL_get0_peer_certificate(ssl), SSL_get_peer_cert_chain(ssl));
+        if (!why.empty())
+            self->close("client '" + self->client_.display() +
+                        "' is no longer trusted after reload: " + why);
     });
 }
 
@@ -62,6 +76,7 @@ void Connection::on_handshake(const boost::system::error_code& ec) {
         return;
     }
     authenticated_ = true;
+    shared_->track(shared_from_this());
     X509* cert = SSL_get0_peer_certificate(stream_.native_handle());
     client_ = ClientIdentity::from_certificate(cert);
     read_header();

@@ -11,7 +11,8 @@ namespace keyless::keyserver {
 
 class Connection : public std::enable_shared_from_this<Connection> {
   public:
-    Connection(tcp::socket socket, asio::ssl::context& tls, std::shared_ptr<ServerShared> shared);
+    Connection(tcp::socket socket, std::shared_ptr<asio::ssl::context> tls,
+               std::shared_ptr<ServerShared> shared);
     ~Connection();
     // Runs the handshake; `ticket` is this connection's place in the handshake budget.
     void start(uint64_t ticket);
@@ -19,6 +20,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     void refuse();
     void evict();
     const std::string& source() const { return source_; } // the peer's address, for budgets
+    // After a trust reload: closes the connection if `tls` no longer trusts its client.
+    void recheck_client(std::shared_ptr<asio::ssl::context> tls);
 
   private:
     void on_handshake(const boost::system::error_code& ec);
@@ -38,6 +41,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     void on_timeout();
     void close(const std::string& why);
 
+    std::shared_ptr<asio::ssl::context> tls_; // the trust this connection was accepted under
     asio::ssl::stream<tcp::socket> stream_;
     asio::steady_timer timer_;
     std::shared_ptr<ServerShared> shared_;

@@ -2,6 +2,9 @@
 
 #include "connection.hpp"
 
+#include <openssl/pem.h>
+#include <openssl/x509_vfy.h>
+
 #include <sys/resource.h>
 
 #include <cerrno>
@@ -10,8 +13,9 @@
 
 namespace keyless::keyserver {
 
-asio::ssl::context make_server_tls_context(const Config& config) {
-    asio::ssl::context ctx(asio::ssl::context::tls_server);
+std::shared_ptr<asio::ssl::context> make_server_tls_context(const Config& config) {
+    auto tls = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+    asio::ssl::context& ctx = *tls;
     SSL_CTX* native = ctx.native_handle();
     // TLS 1.3 preferred, 1.2 for gokeyless peers; nothing older.
     SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
@@ -34,8 +38,54 @@ asio::ssl::context make_server_tls_context(const Config& config) {
         throw ConfigError("server key " + config.key_file + " does not match certificate " +
                           config.cert_file);
     load("client CA", config.client_ca_file, [&] { ctx.load_verify_file(config.client_ca_file); });
+    if (!config.crl_file.empty()) {
+        ossl::Bio bio(BIO_new_file(config.crl_file.c_str(), "r"));
+        X509_STORE* store = SSL_CTX_get_cert_store(native);
+        int loaded = 0;
+        while (bio) {
+            X509_CRL* crl = PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr);
+            if (!crl) break;
+            loaded += X509_STORE_add_crl(store, crl);
+            X509_CRL_free(crl);
+        }
+        ERR_clear_error(); // the end of the file reads as an error
+        if (loaded == 0)
+            throw ConfigError("CRL " + config.crl_file + ": no PEM X509 CRL could be read");
+        X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+    }
     ctx.set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert);
-    return ctx;
+    return tls;
+}
+
+std::string untrusted_because(asio::ssl::context& tls, X509* leaf, STACK_OF(X509) * chain) {
+    if (!leaf) return "no client certificate";
+    std::unique_ptr<X509_STORE_CTX, ossl::Deleter<X509_STORE_CTX_free>> vctx(X509_STORE_CTX_new());
+    if (!vctx ||
+        !X509_STORE_CTX_init(vctx.get(), SSL_CTX_get_cert_store(tls.native_handle()), leaf, chain))
+        return "cannot verify: " + ossl::last_error();
+    X509_STORE_CTX_set_purpose(vctx.get(), X509_PURPOSE_SSL_CLIENT);
+    if (X509_verify_cert(vctx.get()) == 1) return {};
+    std::string why = X509_verify_cert_error_string(X509_STORE_CTX_get_error(vctx.get()));
+    ERR_clear_error();
+    return why;
+}
+
+void ServerShared::track(const std::shared_ptr<Connection>& c) {
+    std::lock_guard lock(mutex_);
+    tracked_[c.get()] = c;
+}
+
+void ServerShared::untrack(const Connection* c) {
+    std::lock_guard lock(mutex_);
+    tracked_.erase(c);
+}
+
+std::vector<std::shared_ptr<Connection>> ServerShared::tracked() const {
+    std::lock_guard lock(mutex_);
+    std::vector<std::shared_ptr<Connection>> out;
+    for (const auto& [raw, weak] : tracked_)
+        if (auto c = weak.lock()) out.push_back(std::move(c));
+    return out;
 }
 
 tcp::endpoint parse_listen_address(const std::string& text) {
@@ -96,9 +146,9 @@ std::vector<std::string> raise_fd_limit(size_t connections) {
     return said;
 }
 
-Server::Server(asio::io_context& io, asio::ssl::context& tls, const tcp::endpoint& listen,
-               std::shared_ptr<ServerShared> shared)
-    : io_(io), tls_(tls), acceptor_(io), accept_pause_(io), shared_(std::move(shared)) {
+Server::Server(asio::io_context& io, std::shared_ptr<asio::ssl::context> tls,
+               const tcp::endpoint& listen, std::shared_ptr<ServerShared> shared)
+    : io_(io), tls_(std::move(tls)), acceptor_(io), accept_pause_(io), shared_(std::move(shared)) {
     acceptor_.open(listen.protocol());
     acceptor_.set_option(tcp::acceptor::reuse_address(true));
     acceptor_.bind(listen);
@@ -107,6 +157,15 @@ Server::Server(asio::io_context& io, asio::ssl::context& tls, const tcp::endpoin
 
 void Server::start() {
     accept();
+}
+
+void Server::replace_tls(std::shared_ptr<asio::ssl::context> tls) {
+    // On the acceptor's executor, where tls_ is read, so no accept sees half a swap.
+    asio::post(acceptor_.get_executor(), [this, tls] {
+        tls_ = tls;
+        for (auto& c : shared_->tracked())
+            c->recheck_client(tls);
+    });
 }
 
 void Server::stop() {

@@ -76,24 +76,36 @@ class ServerShared {
     std::atomic<size_t> operations_in_flight{0}; // server-wide, logged with each operation
     std::atomic<size_t> buffered_bytes{0};       // requests in flight + unwritten replies
     RateLimitedLog overload_log{"keyserver: overloaded"};
+
+    // Authenticated connections, so a trust reload can re-check their clients.
+    void track(const std::shared_ptr<Connection>& c);
+    void untrack(const Connection* c);
+    std::vector<std::shared_ptr<Connection>> tracked() const;
     RateLimitedLog handshake_failures{"keyserver: mTLS handshake failed"};
     RateLimitedLog budget_log{"keyserver: connection budget"};
 
   private:
-    mutable std::mutex mutex_; // guards handler_, swapped by reload
+    mutable std::mutex mutex_; // guards handler_, swapped by reload, and tracked_
     std::shared_ptr<const RequestHandler> handler_;
+    std::map<const Connection*, std::weak_ptr<Connection>> tracked_;
 };
 
-// Builds the server TLS context: TLS 1.2-1.3, client certificate required and verified.
-// Throws ConfigError naming the file that failed.
-asio::ssl::context make_server_tls_context(const Config& config);
+// Builds the server TLS context: TLS 1.2-1.3, client certificate required and verified against
+// the client CA (and the CRL, when one is configured). Throws ConfigError naming the file that
+// failed.
+std::shared_ptr<asio::ssl::context> make_server_tls_context(const Config& config);
+// Why a client certificate chain does not verify under `tls`'s trust (CA, CRL), or empty.
+std::string untrusted_because(asio::ssl::context& tls, X509* leaf, STACK_OF(X509) * chain);
 
 class Server {
   public:
-    Server(asio::io_context& io, asio::ssl::context& tls, const tcp::endpoint& listen,
-           std::shared_ptr<ServerShared> shared);
+    Server(asio::io_context& io, std::shared_ptr<asio::ssl::context> tls,
+           const tcp::endpoint& listen, std::shared_ptr<ServerShared> shared);
     void start();
     void stop(); // stops accepting; open connections finish what is in flight
+    // New trust (certificate, key, client CA, CRL) for new handshakes; authenticated connections
+    // whose client it no longer trusts are closed.
+    void replace_tls(std::shared_ptr<asio::ssl::context> tls);
     tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
 
   private:
@@ -102,7 +114,7 @@ class Server {
     void pause_accepting(const boost::system::error_code& why);
 
     asio::io_context& io_;
-    asio::ssl::context& tls_;
+    std::shared_ptr<asio::ssl::context> tls_; // read on the acceptor only
     tcp::acceptor acceptor_;
     asio::steady_timer accept_pause_; // out of descriptors: wait before accepting again
     std::shared_ptr<ServerShared> shared_;

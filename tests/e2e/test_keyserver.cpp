@@ -833,3 +833,110 @@ TEST_CASE("memory budget: past the server-wide budget requests are answered Over
     CHECK_THAT(ks.access_log(), Catch::Contains("max_buffered_bytes (65536) is full"));
     CHECK_THAT(ks.stderr_text(), Catch::Contains("keyserver: overloaded"));
 }
+
+namespace {
+
+// A CRL from the test CA revoking the certificates of `identities` (none: an empty CRL).
+void write_crl(const std::string& path, std::initializer_list<const char*> identities) {
+    auto read_cert = [](const std::string& file) {
+        ossl::Bio bio(BIO_new_file(file.c_str(), "r"));
+        return ossl::X509Ptr(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+    };
+    auto ca = read_cert(pki("ca.crt"));
+    ossl::Bio key_bio(BIO_new_file(pki("ca.key").c_str(), "r"));
+    ossl::Pkey ca_key(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr));
+    std::unique_ptr<X509_CRL, ossl::Deleter<X509_CRL_free>> crl(X509_CRL_new());
+    X509_CRL_set_version(crl.get(), X509_CRL_VERSION_2);
+    X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(ca.get()));
+    std::unique_ptr<ASN1_TIME, ossl::Deleter<ASN1_TIME_free>> now(X509_gmtime_adj(nullptr, -60));
+    std::unique_ptr<ASN1_TIME, ossl::Deleter<ASN1_TIME_free>> next(X509_gmtime_adj(nullptr, 86400));
+    X509_CRL_set1_lastUpdate(crl.get(), now.get());
+    X509_CRL_set1_nextUpdate(crl.get(), next.get());
+    for (const char* id : identities) {
+        auto cert = read_cert(pki(std::string(id) + ".crt"));
+        X509_REVOKED* revoked = X509_REVOKED_new();
+        X509_REVOKED_set_serialNumber(revoked, X509_get_serialNumber(cert.get()));
+        X509_REVOKED_set_revocationDate(revoked, now.get());
+        X509_CRL_add0_revoked(crl.get(), revoked);
+    }
+    X509_CRL_sort(crl.get());
+    X509_CRL_sign(crl.get(), ca_key.get(), EVP_sha256());
+    ossl::Bio out(BIO_new_file(path.c_str(), "w"));
+    PEM_write_bio_X509_CRL(out.get(), crl.get());
+}
+
+std::string trust_config(const std::string& client_ca, const std::string& crl) {
+    nlohmann::json c = {{"tls", {{"client_ca", client_ca}}}};
+    if (!crl.empty()) c["tls"]["crl"] = crl;
+    return c.dump();
+}
+
+bool pings(TestClient& c) {
+    try {
+        return c.call(Operation::make(Opcode::Ping, {1})).is(Opcode::Pong);
+    } catch (const std::exception&) {
+        return false;
+    }
+}
+
+bool connects(KeyserverFixture& ks, const std::string& identity) {
+    try {
+        TestClient c(ks.client(identity));
+        return pings(c);
+    } catch (const std::exception&) {
+        return false;
+    }
+}
+
+// SIGHUP, then waits (bounded) until the keyserver has said `text` `times` times.
+void reload_and_wait(KeyserverFixture& ks, const std::string& text, size_t times) {
+    ks.process().kill(SIGHUP);
+    auto said = [&] {
+        std::string log = ks.stderr_text();
+        size_t n = 0;
+        for (auto at = log.find(text); at != std::string::npos; at = log.find(text, at + 1))
+            ++n;
+        return n;
+    };
+    for (int i = 0; i < 500 && said() < times; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    REQUIRE(said() >= times);
+}
+
+} // namespace
+
+TEST_CASE("trust reload: a CRL and a new client CA apply to new and existing connections") {
+    TempDir dir;
+    write_crl(dir / "empty.crl", {});
+    write_crl(dir / "revoked.crl", {"edge-2"});
+    KeyserverFixture ks(trust_config(pki("ca.crt"), dir / "empty.crl"));
+    TestClient edge1(ks.client("edge-1"));
+    TestClient edge2(ks.client("edge-2"));
+    REQUIRE(pings(edge1));
+    REQUIRE(pings(edge2));
+
+    // Revoke edge-2: its open connection is closed, it cannot come back; edge-1 is untouched.
+    ks.rewrite_config(trust_config(pki("ca.crt"), dir / "revoked.crl"));
+    reload_and_wait(ks, "keyserver: reloaded", 1);
+    wait_for_file_containing(ks, "client 'edge-2' is no longer trusted after reload");
+    CHECK_FALSE(pings(edge2));
+    CHECK_FALSE(connects(ks, "edge-2"));
+    CHECK(pings(edge1));
+    CHECK(connects(ks, "edge-1"));
+
+    // Replace the client CA: edge-1 (old CA) is cut off, a client of the new CA gets in.
+    ks.rewrite_config(trust_config(pki("other-ca.crt"), ""));
+    reload_and_wait(ks, "keyserver: reloaded", 2);
+    wait_for_file_containing(ks, "client 'edge-1' is no longer trusted after reload");
+    CHECK_FALSE(pings(edge1));
+    CHECK_FALSE(connects(ks, "edge-1"));
+    CHECK(connects(ks, "rogue"));
+
+    // A broken CRL: the reload fails as a whole and the previous trust stays in service.
+    write_file(dir / "broken.crl", "not a CRL");
+    ks.rewrite_config(trust_config(pki("other-ca.crt"), dir / "broken.crl"));
+    reload_and_wait(ks, "reload failed, keeping the previous keys and trust", 1);
+    CHECK_THAT(ks.stderr_text(), Catch::Contains("broken.crl: no PEM X509 CRL could be read"));
+    CHECK(connects(ks, "rogue"));
+    CHECK_FALSE(connects(ks, "edge-1"));
+}

@@ -28,9 +28,10 @@ std::string keyserver_binary(bool test_build) {
 
 void KeyserverFixture::write_config(const std::string& config_json) {
     auto config = nlohmann::json::parse(config_json);
-    config["tls"] = {{"cert", pki("keyserver.crt")},
-                     {"key", pki("keyserver.key")},
-                     {"client_ca", pki("ca.crt")}};
+    auto& tls = config["tls"]; // what the test sets is kept, the rest filled in
+    if (!tls.contains("cert")) tls["cert"] = pki("keyserver.crt");
+    if (!tls.contains("key")) tls["key"] = pki("keyserver.key");
+    if (!tls.contains("client_ca")) tls["client_ca"] = pki("ca.crt");
     if (!config.contains("keys_dir")) config["keys_dir"] = pki("keys");
     config["access_log"] = dir_ / "access.log";
     write_file(dir_ / "keyserver.json", config.dump(2));
