@@ -44,7 +44,8 @@ Default key policy: any client with a certificate from the client CA, sign-tls o
 operations (sign-digest, rsa-decrypt-tls, rsa-decrypt-raw) and client restrictions are set per
 key in the config file ("keys": {"NAME": {"allow": [...], "clients": [...]}}).
 
-Signals: SIGHUP reloads the config file and keys; SIGTERM/SIGINT stop accepting and exit.
+Signals: SIGHUP reloads the config file, keys, policies and TLS trust (certificate, key, client CA,
+CRL), all or nothing; SIGTERM/SIGINT stop accepting and exit.
 )";
 
 struct Options {
