@@ -20,7 +20,7 @@ namespace {
 
 constexpr const char* kUsage = R"(usage: keyserver [options]
 
-Serves RSA and EC private-key operations to keyless edges (the keyless.so OpenSSL provider, or any
+Serves RSA, EC and Ed25519 private-key operations to keyless edges (the keyless.so OpenSSL provider, or any
 gokeyless v1.0 client) over mutual TLS. Flags override the config file.
 
   --config FILE         JSON config file (all settings; see docs/operations.md)
@@ -40,9 +40,10 @@ gokeyless v1.0 client) over mutual TLS. Flags override the config file.
   --check               validate config, keys and certificates, print a summary, and exit
   --help                show this help
 
-Default key policy: any client with a certificate from the client CA, sign-tls only. Other
-operations (sign-digest, rsa-decrypt-tls, rsa-decrypt-raw) and client restrictions are set per
-key in the config file ("keys": {"NAME": {"allow": [...], "clients": [...]}}).
+Default key policy: any client with a certificate from the client CA, sign-tls only (strict TLS
+handshake inputs). Other operations (sign-tls-client, sign-digest, rsa-decrypt-tls,
+rsa-decrypt-raw), TLS 1.2 DHE and SHA-1 opt-ins and client restrictions are set per key in the
+config file ("keys": {"NAME": {"allow": [...], "clients": [...]}}); limits in "limits".
 
 Signals: SIGHUP reloads the config file, keys, policies and TLS trust (certificate, key, client CA,
 CRL), all or nothing; SIGTERM/SIGINT stop accepting and exit.

@@ -111,7 +111,8 @@ Bytes payload_or_throw(const KeyUri& uri, const client::Call& call, const char* 
         return reply.payload;
     case ErrorCode::KeyNotFound:
         throw KeylessError(KEYLESS_R_KEY_NOT_FOUND,
-                           prefix + "key '" + uri.key_id + "' not found" + where);
+                           prefix + "key '" + uri.key_id +
+                               "' not found (or this edge's certificate may not use it)" + where);
     case ErrorCode::PolicyDenied:
         throw KeylessError(KEYLESS_R_DENIED, prefix + "denied by the keyserver's policy for key '" +
                                                  uri.key_id + "'" + where);
