@@ -1,49 +1,63 @@
 #include "access_log.hpp"
 
+#include "log.hpp"
+
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <ctime>
 #include <stdexcept>
 
 namespace keyless::keyserver {
 
-AccessLog::AccessLog(const std::string& path) {
+namespace {
+
+// Created 0640: the log names clients and keys, not for everyone's eyes.
+FILE* open_for_append(const std::string& path) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    FILE* f = fd >= 0 ? ::fdopen(fd, "a") : nullptr;
+    if (!f) {
+        int err = errno;
+        if (fd >= 0) ::close(fd);
+        throw std::runtime_error("cannot open access log " + path + ": " + std::strerror(err));
+    }
+    return f;
+}
+
+} // namespace
+
+AccessLog::AccessLog(const std::string& path) : enabled_(!path.empty()) {
     if (path.empty()) return;
     if (path == "-") {
         out_ = stdout;
         return;
     }
-    out_ = std::fopen(path.c_str(), "a");
-    if (!out_) throw std::runtime_error("cannot open access log " + path);
+    path_ = path;
+    out_ = open_for_append(path);
     owned_ = true;
+}
+
+void AccessLog::reopen() {
+    if (!owned_) return;
+    FILE* fresh = open_for_append(path_);
+    std::lock_guard lock(mutex_);
+    std::fclose(out_);
+    out_ = fresh;
 }
 
 AccessLog::~AccessLog() {
     if (owned_) std::fclose(out_);
 }
 
-namespace {
-
-std::string utc_now() {
-    auto now = std::chrono::system_clock::now();
-    std::time_t secs = std::chrono::system_clock::to_time_t(now);
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()) % 1000;
-    std::tm tm{};
-    gmtime_r(&secs, &tm);
-    char buf[40];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-    char out[48];
-    std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms.count()));
-    return out;
-}
-
-} // namespace
-
 void AccessLog::record(uint32_t request_id, const std::string& client, const std::string& peer,
                        const Outcome& o, std::chrono::microseconds latency, size_t in_flight) {
-    if (!out_) return;
+    if (!enabled_) return;
     nlohmann::json line = {
-        {"time", utc_now()},
+        {"time", utc_timestamp()},
         {"id", request_id},
         {"client", client},
         {"peer", peer},

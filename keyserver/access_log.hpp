@@ -19,13 +19,19 @@ class AccessLog {
     AccessLog(const AccessLog&) = delete;
     AccessLog& operator=(const AccessLog&) = delete;
 
+    // Opens the file again (after logrotate moved it); throws naming the file on failure, and
+    // then keeps writing to the old one.
+    void reopen();
+
     void record(uint32_t request_id, const std::string& client, const std::string& peer,
                 const Outcome& outcome, std::chrono::microseconds latency, size_t in_flight);
 
   private:
     std::mutex mutex_; // serialises lines from the worker threads
-    FILE* out_ = nullptr;
+    const bool enabled_;
+    FILE* out_ = nullptr; // replaced by reopen(), under mutex_
     bool owned_ = false;
+    std::string path_;
 };
 
 } // namespace keyless::keyserver

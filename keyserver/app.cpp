@@ -4,6 +4,7 @@
 #include "config.hpp"
 #include "dispatch.hpp"
 #include "server.hpp"
+#include "service.hpp"
 
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -36,8 +37,13 @@ gokeyless v1.0 client) over mutual TLS. Flags override the config file.
                         owns, from a directory others can write
   --allow-core-dumps    leave core dumps enabled (by default the keyserver disables them at start:
                         a core would hold the private keys)
-  --ready-file FILE     write the bound IP:PORT to FILE once listening (for scripts and tests)
+  --admin IP:PORT|off   admin HTTP listener: GET /metrics /healthz /keys, POST /drain /reload
+                        (default 127.0.0.1:2406; port 0 picks a free one; another address than
+                        loopback needs admin.token_file in the config)
+  --ready-file FILE     write the bound IP:PORT to FILE once listening, and the admin listener's
+                        address (or "off") on the second line (for scripts and tests)
   --check               validate config, keys and certificates, print a summary, and exit
+  --version             print the version and exit
   --help                show this help
 
 Default key policy: any client with a certificate from the client CA, sign-tls only (strict TLS
@@ -46,7 +52,8 @@ rsa-decrypt-raw), TLS 1.2 DHE and SHA-1 opt-ins and client restrictions are set 
 config file ("keys": {"NAME": {"allow": [...], "clients": [...]}}); limits in "limits".
 
 Signals: SIGHUP reloads the config file, keys, policies and TLS trust (certificate, key, client CA,
-CRL), all or nothing; SIGTERM/SIGINT stop accepting and exit.
+CRL), all or nothing; SIGTERM/SIGINT drain (stop accepting, answer what was read, exit 0 within
+drain_timeout_ms; a second signal exits at once); SIGUSR1 reopens the access log.
 )";
 
 struct Options {
@@ -83,6 +90,11 @@ Options parse_args(const std::vector<std::string>& args) {
         if (a == "--help" || a == "-h") {
             std::cout << kUsage;
             std::exit(0);
+        } else if (a == "--version") {
+            std::cout << "keyserver " << KEYLESS_VERSION << " (" << KEYLESS_REVISION << ")\n";
+            std::exit(0);
+        } else if (a == "--admin") {
+            c.admin_listen = value();
         } else if (a == "--config") {
             value();
         } else if (a == "--listen") {
@@ -114,15 +126,6 @@ Options parse_args(const std::vector<std::string>& args) {
     return o;
 }
 
-std::shared_ptr<const ServingState> load_state(const Config& config) {
-    auto keys = KeyStore::load_directory(config.keys_dir, config.allow_insecure_key_permissions);
-    for (const auto& [name, policy] : config.key_policies)
-        if (!keys.by_name(name))
-            throw ConfigError("'keys." + name + "': no key file named " + name + ".pem or " + name +
-                              ".key in " + config.keys_dir);
-    return std::make_shared<const ServingState>(ServingState{std::move(keys), config});
-}
-
 void print_summary(const ServingState& state) {
     std::cout << "config ok: " << state.keys.keys().size() << " key(s)\n";
     for (const auto& key : state.keys.keys()) {
@@ -136,13 +139,6 @@ void print_summary(const ServingState& state) {
                   << " ski=" << keyless::to_hex(key->ski) << " allow=" << allow
                   << " clients=" << clients << "\n";
     }
-}
-
-std::shared_ptr<const RequestHandler> handler_for(std::shared_ptr<const ServingState> state,
-                                                  const AppHooks& hooks) {
-    auto dispatcher = std::make_shared<const Dispatcher>(std::move(state));
-    if (hooks.wrap) return hooks.wrap(dispatcher);
-    return dispatcher;
 }
 
 // Private keys are in this process's memory: no core file, and no ptrace by other processes of
@@ -166,77 +162,20 @@ int run(const std::vector<std::string>& args, const AppHooks& hooks) {
     }
     auto state = load_state(config);
     auto tls = make_server_tls_context(config);
-    auto listen = parse_listen_address(config.listen);
+    parse_listen_address(config.listen); // both addresses are checked before anything starts
+    if (config.admin_listen != "off") parse_listen_address(config.admin_listen);
     if (options.check) {
         print_summary(*state);
         return 0;
     }
 
-    for (const auto& line :
-         raise_fd_limit(config.limits.max_connections + config.limits.max_handshaking))
-        std::cerr << "keyserver: " << line << "\n";
-    asio::io_context io;
-    AccessLog log(config.access_log);
-    auto shared = std::make_shared<ServerShared>(io, config.limits, log, handler_for(state, hooks));
-    Server server(io, tls, listen, shared);
-    server.start();
-    auto bound = server.local_endpoint();
-    std::string where = (bound.address().is_v6() ? "[" + bound.address().to_string() + "]"
-                                                 : bound.address().to_string()) +
-                        ":" + std::to_string(bound.port());
-    std::cerr << "keyserver: listening on " << where << " with " << state->keys.keys().size()
-              << " key(s), core dumps " << (options.allow_core_dumps ? "allowed" : "disabled")
-              << "\n";
-    if (!config.ready_file.empty()) {
-        std::string tmp = config.ready_file + ".tmp";
-        std::ofstream(tmp) << where << "\n";
-        std::rename(tmp.c_str(), config.ready_file.c_str());
-    }
-
-    asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
-    std::function<void(const boost::system::error_code&, int)> on_signal =
-        [&](const boost::system::error_code& ec, int sig) {
-            if (ec) return;
-            if (sig == SIGHUP) {
-                try {
-                    Options reloaded = options;
-                    if (!options.config_file.empty()) {
-                        // Flags still override the file, as at start.
-                        reloaded = parse_args(args);
-                    }
-                    // Listener and limits stay as started; keys, policy and trust reload, all
-                    // or nothing.
-                    reloaded.config.listen = config.listen;
-                    reloaded.config.limits = config.limits;
-                    auto next = load_state(reloaded.config);
-                    auto next_tls = make_server_tls_context(reloaded.config);
-                    shared->replace_handler(handler_for(next, hooks));
-                    server.replace_tls(next_tls);
-                    std::cerr << "keyserver: reloaded " << next->keys.keys().size()
-                              << " key(s) and the TLS certificate, key, client CA"
-                              << (reloaded.config.crl_file.empty() ? "" : " and CRL") << "\n";
-                } catch (const std::exception& e) {
-                    std::cerr << "keyserver: reload failed, keeping the previous keys and trust: "
-                              << e.what() << "\n";
-                }
-                signals.async_wait(on_signal);
-                return;
-            }
-            std::cerr << "keyserver: signal " << sig << ", stopping\n";
-            server.stop();
-            io.stop();
-        };
-    signals.async_wait(on_signal);
-
-    unsigned threads =
-        config.threads ? config.threads : std::max(1u, std::thread::hardware_concurrency());
-    std::vector<std::thread> pool;
-    for (unsigned i = 1; i < threads; ++i)
-        pool.emplace_back([&io] { io.run(); });
-    io.run();
-    for (auto& t : pool)
-        t.join();
-    return 0;
+    ServiceSettings settings;
+    settings.config = config;
+    settings.allow_core_dumps = options.allow_core_dumps;
+    settings.reread_config = [args] { return parse_args(args).config; };
+    settings.hooks = hooks;
+    Service service(std::move(settings), state, tls);
+    return service.run();
 }
 
 } // namespace

@@ -124,12 +124,20 @@ void load_config_file(const std::string& path, Config& c) {
     }
     Reader r(j, "", path);
     r.reject_unknown({"listen", "threads", "tls", "keys_dir", "allow_insecure_key_permissions",
-                      "access_log", "limits", "default_policy", "keys"});
+                      "access_log", "limits", "default_policy", "keys", "admin",
+                      "drain_timeout_ms"});
     r.string("listen", c.listen);
     r.number("threads", c.threads, 0, 256);
     r.string("keys_dir", c.keys_dir);
     r.boolean("allow_insecure_key_permissions", c.allow_insecure_key_permissions);
     r.string("access_log", c.access_log);
+    r.millis("drain_timeout_ms", c.drain_timeout, 0, 3'600'000);
+    if (r.find("admin")) {
+        Reader admin = r.child("admin");
+        admin.reject_unknown({"listen", "token_file"});
+        admin.string("listen", c.admin_listen);
+        admin.string("token_file", c.admin_token_file);
+    }
     if (r.find("tls")) {
         Reader tls = r.child("tls");
         tls.reject_unknown({"cert", "key", "client_ca", "crl"});

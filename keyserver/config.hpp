@@ -37,6 +37,9 @@ struct Config {
     bool allow_insecure_key_permissions = false;
     std::string access_log; // empty: none; "-": standard output
     std::string ready_file; // written with the bound HOST:PORT once listening (for scripts)
+    std::string admin_listen = "127.0.0.1:2406"; // admin HTTP listener; "off" disables it
+    std::string admin_token_file; // bearer token, required for a non-loopback admin address
+    std::chrono::milliseconds drain_timeout{10'000}; // SIGTERM: how long to let requests finish
     Limits limits;
     KeyPolicy default_policy; // for keys without an entry in `keys`
     std::map<std::string, KeyPolicy> key_policies;

@@ -1,6 +1,6 @@
 #include "connection.hpp"
 
-#include <iostream>
+#include "log.hpp"
 
 namespace keyless::keyserver {
 
@@ -46,6 +46,17 @@ void Connection::recheck_client(std::shared_ptr<asio::ssl::context> tls) {
     });
 }
 
+void Connection::drain() {
+    asio::post(stream_.get_executor(), [self = shared_from_this()] {
+        if (self->closed_) return;
+        // Nothing more is read: the pending read ends, and the connection closes once every
+        // request it already read is answered.
+        boost::system::error_code ignored;
+        self->stream_.lowest_layer().shutdown(tcp::socket::shutdown_receive, ignored);
+        self->end_of_input();
+    });
+}
+
 void Connection::start(uint64_t ticket) {
     budget_ticket_ = ticket;
     arm_timer(shared_->limits.handshake_timeout);
@@ -61,6 +72,7 @@ void Connection::on_handshake(const boost::system::error_code& ec) {
     if (closed_) return; // evicted meanwhile
     if (ec) {
         // One line per reason and interval: an unauthenticated flood must not flood the log.
+        shared_->metrics.count_refusal("handshake_failed");
         shared_->handshake_failures.note(ec.message(), "from " + peer_);
         close("");
         return;
@@ -68,6 +80,7 @@ void Connection::on_handshake(const boost::system::error_code& ec) {
     handshake_done_ = true;
     if (++shared_->authenticated > shared_->limits.max_connections) {
         --shared_->authenticated;
+        shared_->metrics.count_refusal("max_connections");
         shared_->budget_log.note("max_connections (" +
                                      std::to_string(shared_->limits.max_connections) +
                                      ") reached: authenticated connections refused",
@@ -122,6 +135,7 @@ void Connection::on_frame() {
     } else if (shared_->buffered_bytes.load() >= shared_->limits.max_buffered_bytes) {
         std::string why = "server-wide buffer budget max_buffered_bytes (" +
                           std::to_string(shared_->limits.max_buffered_bytes) + ") is full";
+        shared_->metrics.count_refusal("overloaded");
         shared_->overload_log.note(why, "request from " + peer_);
         reply(id, error_outcome(protocol::ErrorCode::Overloaded, why), start, in_flight);
     } else {
@@ -201,6 +215,7 @@ void Connection::reply(uint32_t id, const Outcome& outcome,
     auto latency = std::chrono::duration_cast<std::chrono::microseconds>(
         std::chrono::steady_clock::now() - start);
     shared_->log.record(id, client_.display(), peer_, outcome, latency, in_flight);
+    shared_->metrics.observe(outcome, latency);
     if (closed_) return;
     writes_.push_back(protocol::encode(id, outcome.response));
     account(writes_.back().size(), 0);
@@ -227,18 +242,19 @@ void Connection::arm_timer(std::chrono::milliseconds after) {
 
 void Connection::on_timeout() {
     if (!handshake_done_) {
+        shared_->metrics.count_refusal("handshake_timeout");
         shared_->handshake_failures.note("timed out", "from " + peer_);
         return close("");
     }
     if (in_flight_ > 0 || !writes_.empty()) return arm_timer(shared_->limits.idle_timeout);
-    close("idle timeout");
+    log_line(Level::Info, "connection from " + peer_ + " closed: idle timeout");
+    close("");
 }
 
 void Connection::close(const std::string& why) {
     if (closed_) return;
     closed_ = true;
-    if (!why.empty())
-        std::cerr << "keyserver: connection from " << peer_ << " closed: " << why << "\n";
+    if (!why.empty()) log_line(Level::Warn, "connection from " + peer_ + " closed: " + why);
     boost::system::error_code ignored;
     timer_.cancel();
     stream_.lowest_layer().shutdown(tcp::socket::shutdown_both, ignored);

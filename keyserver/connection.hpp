@@ -19,6 +19,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     // Closes a connection the handshake budget had no room for, or evicted (from any thread).
     void refuse();
     void evict();
+    // Stops reading; closes once what was read is answered (from any thread).
+    void drain();
     const std::string& source() const { return source_; } // the peer's address, for budgets
     // After a trust reload: closes the connection if `tls` no longer trusts its client.
     void recheck_client(std::shared_ptr<asio::ssl::context> tls);

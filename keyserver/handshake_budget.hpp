@@ -46,6 +46,15 @@ template <typename Handle> class HandshakeBudget {
         if (it != entries_.end()) forget(it);
     }
 
+    // Every handshake in the budget (to close them all when draining).
+    std::vector<Handle> handles() const {
+        std::lock_guard lock(mutex_);
+        std::vector<Handle> out;
+        for (const auto& [ticket, entry] : entries_)
+            out.push_back(entry.handle);
+        return out;
+    }
+
     size_t size() const {
         std::lock_guard lock(mutex_);
         return entries_.size();

@@ -1,6 +1,7 @@
 #include "server.hpp"
 
 #include "connection.hpp"
+#include "log.hpp"
 
 #include <openssl/pem.h>
 #include <openssl/x509_vfy.h>
@@ -9,7 +10,6 @@
 
 #include <cerrno>
 #include <charconv>
-#include <iostream>
 
 namespace keyless::keyserver {
 
@@ -116,10 +116,11 @@ void RateLimitedLog::note(const std::string& reason, const std::string& detail) 
     ++t.unprinted;
     if (t.last_print != std::chrono::steady_clock::time_point{} && now - t.last_print < interval_)
         return;
-    std::cerr << what_ << ": " << key << (detail.empty() ? "" : " (" + detail + ")");
+    std::string line = what_ + ": " + key + (detail.empty() ? "" : " (" + detail + ")");
     if (t.unprinted > 1)
-        std::cerr << "; " << t.unprinted << " times in the last " << interval_.count() << " s";
-    std::cerr << "\n";
+        line += "; " + std::to_string(t.unprinted) + " times in the last " +
+                std::to_string(interval_.count()) + " s";
+    log_line(Level::Warn, line);
     t.unprinted = 0;
     t.last_print = now;
 }
@@ -194,14 +195,17 @@ void Server::admit(tcp::socket socket) {
     auto conn = std::make_shared<Connection>(std::move(socket), tls_, shared_);
     std::vector<std::weak_ptr<Connection>> evicted;
     auto ticket = shared_->handshakes.admit(conn->source(), conn, evicted);
-    for (auto& old : evicted)
+    for (auto& old : evicted) {
+        shared_->metrics.count_refusal("handshake_evicted");
         if (auto c = old.lock()) c->evict();
+    }
     if (!evicted.empty())
         shared_->budget_log.note("max_handshaking (" +
                                      std::to_string(shared_->limits.max_handshaking) +
                                      ") reached: the oldest handshakes were closed",
                                  std::to_string(evicted.size()) + " just now");
     if (!ticket) {
+        shared_->metrics.count_refusal("handshake_per_source");
         shared_->budget_log.note("max_handshaking_per_source (" +
                                      std::to_string(shared_->limits.max_handshaking_per_source) +
                                      ") reached: new connections refused",
@@ -217,6 +221,7 @@ void Server::admit(tcp::socket socket) {
 // interval, and keep the backlog for when descriptors are back.
 void Server::pause_accepting(const boost::system::error_code& why) {
     constexpr auto kPause = std::chrono::milliseconds(100);
+    shared_->metrics.count_refusal("out_of_descriptors");
     fd_log_.note(why.message(),
                  "accepting paused for " + std::to_string(kPause.count()) + " ms at a time");
     accept_pause_.expires_after(kPause);

@@ -6,6 +6,7 @@
 #include "config.hpp"
 #include "dispatch.hpp"
 #include "handshake_budget.hpp"
+#include "metrics.hpp"
 
 #include <utility> // Boost 1.74's asio/awaitable.hpp uses std::exchange without including it
 
@@ -75,14 +76,15 @@ class ServerShared {
     HandshakeBudget<std::weak_ptr<Connection>> handshakes;
     std::atomic<size_t> operations_in_flight{0}; // server-wide, logged with each operation
     std::atomic<size_t> buffered_bytes{0};       // requests in flight + unwritten replies
-    RateLimitedLog overload_log{"keyserver: overloaded"};
+    RateLimitedLog overload_log{"overloaded"};
+    Metrics metrics;
 
     // Authenticated connections, so a trust reload can re-check their clients.
     void track(const std::shared_ptr<Connection>& c);
     void untrack(const Connection* c);
     std::vector<std::shared_ptr<Connection>> tracked() const;
-    RateLimitedLog handshake_failures{"keyserver: mTLS handshake failed"};
-    RateLimitedLog budget_log{"keyserver: connection budget"};
+    RateLimitedLog handshake_failures{"mTLS handshake failed"};
+    RateLimitedLog budget_log{"connection budget"};
 
   private:
     mutable std::mutex mutex_; // guards handler_, swapped by reload, and tracked_
@@ -118,7 +120,7 @@ class Server {
     tcp::acceptor acceptor_;
     asio::steady_timer accept_pause_; // out of descriptors: wait before accepting again
     std::shared_ptr<ServerShared> shared_;
-    RateLimitedLog fd_log_{"keyserver: out of file descriptors"};
+    RateLimitedLog fd_log_{"out of file descriptors"};
 };
 
 // Raises the soft RLIMIT_NOFILE to the hard limit and returns what to tell the operator (a

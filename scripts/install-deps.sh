@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages keyless needs to build and test, only when one is missing.
+# Installs the Debian 12 packages keyless needs to build and test, only when one is missing
+# (prometheus is there for promtool, which checks the /metrics output).
 # Usage: scripts/install-deps.sh [--interop]   (--interop adds nginx, haproxy, stunnel4)
 set -euo pipefail
 pkgs=(g++ cmake make ccache pkg-config openssl libssl-dev libboost-dev nlohmann-json3-dev catch2 curl procps
-      clang libclang-rt-14-dev)
+      clang libclang-rt-14-dev prometheus)
 if [[ "${1:-}" == "--interop" ]]; then pkgs+=(nginx haproxy stunnel4); fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -20,16 +20,18 @@ free_port() { # a port nothing listens on
 }
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 
-# start_keyserver CONFIG_JSON [FLAGS...]: keys and TLS from $pki; sets ks (IP:PORT) and ks_pid.
+# start_keyserver CONFIG_JSON [FLAGS...]: keys and TLS from $pki; sets ks (IP:PORT), ks_admin
+# (the admin listener's IP:PORT) and ks_pid.
 start_keyserver() {
     local config=$1; shift
     build/keyserver/keyserver --config "$config" --keys "$pki/keys" --cert "$pki/keyserver.crt" \
         --key "$pki/keyserver.key" --client-ca "$pki/ca.crt" --listen 127.0.0.1:0 \
-        --ready-file "$work/ready" "$@" 2> "$work/keyserver.err" &
+        --admin 127.0.0.1:0 --ready-file "$work/ready" "$@" 2> "$work/keyserver.err" &
     ks_pid=$!
     pids+=("$ks_pid")
     for _ in $(seq 100); do [[ -s $work/ready ]] && break; sleep 0.05; done
-    ks=$(cat "$work/ready")
+    ks=$(sed -n 1p "$work/ready")
+    ks_admin=$(sed -n 2p "$work/ready")
 }
 
 # write_openssl_conf FILE: default + keyless, the edge-1 client identity from $pki.

@@ -57,6 +57,9 @@ void KeyserverFixture::set_args(const std::vector<std::string>& extra_args) {
                                   [](const std::string& a) { return a.rfind("--test-", 0) == 0; });
     args_ = {keyserver_binary(test_build), "--config", dir_ / "keyserver.json", "--ready-file",
              dir_ / "ready"};
+    // Many keyservers run at once in tests: the admin listener gets a free port too.
+    if (std::find(extra_args.begin(), extra_args.end(), "--admin") == extra_args.end())
+        args_.insert(args_.end(), {"--admin", "127.0.0.1:0"});
     args_.insert(args_.end(), extra_args.begin(), extra_args.end());
 }
 
@@ -73,7 +76,14 @@ void KeyserverFixture::start(const std::string& listen) {
     } catch (const std::exception&) {
         throw std::runtime_error("keyserver did not start: " + stderr_text());
     }
-    port_ = static_cast<uint16_t>(std::stoi(ready.substr(ready.rfind(':') + 1)));
+    // Line 1: the keyserver's address; line 2: the admin listener's, or "off".
+    std::string first = ready.substr(0, ready.find('\n'));
+    port_ = static_cast<uint16_t>(std::stoi(first.substr(first.rfind(':') + 1)));
+    std::string second = ready.substr(ready.find('\n') + 1);
+    second = second.substr(0, second.find('\n'));
+    admin_port_ = second.rfind(':') == std::string::npos
+                      ? 0
+                      : static_cast<uint16_t>(std::stoi(second.substr(second.rfind(':') + 1)));
 }
 
 void KeyserverFixture::restart() {

@@ -1,0 +1,69 @@
+// The running keyserver: the mTLS listener, the admin listener, signals, reload and drain.
+// app.cpp parses flags and config and hands a Service what it loaded.
+#pragma once
+
+#include "access_log.hpp"
+#include "admin.hpp"
+#include "app.hpp"
+#include "metrics.hpp"
+#include "server.hpp"
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+
+namespace keyless::keyserver {
+
+struct ServiceSettings {
+    Config config; // as started; listener and limits never change
+    bool allow_core_dumps = false;
+    std::function<Config()> reread_config; // the config as it would load now (file + flags)
+    AppHooks hooks;
+};
+
+// Loads the keys and checks that every policy names one; throws KeyStoreError or ConfigError.
+std::shared_ptr<const ServingState> load_state(const Config& config);
+
+class Service {
+  public:
+    Service(ServiceSettings settings, std::shared_ptr<const ServingState> state,
+            std::shared_ptr<asio::ssl::context> tls);
+    ~Service();
+    // Serves until SIGTERM/SIGINT (drained) and returns the exit status.
+    int run();
+
+  private:
+    struct ReloadResult {
+        bool ok = false;
+        size_t keys = 0;
+        std::vector<std::string> problems; // each naming the key or file
+    };
+    ReloadResult reload();
+    void drain(const std::string& why); // stop accepting
+    void stop(const std::string& why);  // drain, finish open connections, exit
+    void watch_drain();
+    MetricsSnapshot snapshot() const;
+    AdminActions admin_actions();
+    std::string keys_json() const;
+    void on_signal(const boost::system::error_code& ec, int sig);
+
+    ServiceSettings settings_;
+    asio::io_context io_;
+    AccessLog log_;
+    std::shared_ptr<ServerShared> shared_;
+    std::unique_ptr<Server> server_;
+    std::unique_ptr<AdminServer> admin_;
+    asio::signal_set signals_;
+    asio::steady_timer drain_timer_;
+    std::chrono::steady_clock::time_point drain_deadline_;
+
+    mutable std::mutex mutex_; // guards what reload replaces, and draining_
+    std::shared_ptr<const ServingState> state_;
+    std::vector<std::pair<std::string, int64_t>> certificate_expiry_;
+    bool draining_ = false;   // not accepting (POST /drain or stopping)
+    bool stopping_ = false;   // SIGTERM/SIGINT received: a second one exits at once
+    std::mutex reload_mutex_; // one reload at a time (SIGHUP and POST /reload)
+};
+
+} // namespace keyless::keyserver

@@ -1,0 +1,241 @@
+// The keyserver's operations surface, driven as an operator would: the admin HTTP listener with
+// curl (metrics checked by promtool), signals (drain on SIGTERM, log reopen on SIGUSR1) and
+// --version.
+#include "frames.hpp"
+#include "keyserver_fixture.hpp"
+#include "ossl.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <catch2/catch.hpp>
+#include <openssl/rand.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <set>
+#include <thread>
+
+using namespace keyless;
+using namespace keyless::protocol;
+using namespace keyless::test;
+
+namespace {
+
+const char* kConfig = R"({"keys": {"p256": {"allow": ["sign-tls"]}}})";
+
+// `curl -s` against the admin listener; returns "STATUS\nBODY".
+std::string admin(KeyserverFixture& ks, const std::string& method, const std::string& path,
+                  const std::string& extra = "") {
+    std::string out;
+    run_command("curl -s -m 10 -X " + method + " " + extra +
+                    " -w '\\n%{http_code}' http://127.0.0.1:" + std::to_string(ks.admin_port()) +
+                    path,
+                &out);
+    auto nl = out.rfind('\n');
+    return out.substr(nl + 1) + "\n" + out.substr(0, nl);
+}
+
+Bytes tls13_input() {
+    Bytes m(64, 0x20);
+    for (char c : std::string_view("TLS 1.3, server CertificateVerify"))
+        m.push_back(static_cast<uint8_t>(c));
+    m.push_back(0);
+    Bytes hash(32);
+    RAND_bytes(hash.data(), 32);
+    m.insert(m.end(), hash.begin(), hash.end());
+    return m;
+}
+
+Operation sign(const std::string& key) {
+    Operation op = Operation::make(Opcode::SignTLS, tls13_input());
+    op.key_name = key;
+    op.signature_scheme = 0x0403;
+    return op;
+}
+
+// The value of the one sample line that starts with `series` (0 if none).
+double sample(const std::string& metrics, const std::string& series) {
+    auto at = metrics.find("\n" + series + " ");
+    if (at == std::string::npos) return 0;
+    return std::stod(metrics.substr(at + series.size() + 2));
+}
+
+} // namespace
+
+TEST_CASE("admin /metrics: valid Prometheus text whose counters move with real requests") {
+    KeyserverFixture ks(kConfig);
+    REQUIRE(ks.admin_port() != 0);
+    TestClient edge(ks.client());
+    for (int i = 0; i < 5; ++i)
+        REQUIRE(edge.call(sign("p256")).is(Opcode::Response));
+    REQUIRE(error_of(edge.call(sign("no-such-key"))) == ErrorCode::KeyNotFound);
+
+    std::string reply = admin(ks, "GET", "/metrics");
+    REQUIRE(reply.rfind("200\n", 0) == 0);
+    std::string metrics = reply.substr(4);
+    TempDir dir;
+    write_file(dir / "metrics.txt", metrics);
+    std::string lint;
+    CHECK(run_command("promtool check metrics < " + (dir / "metrics.txt"), &lint) == 0);
+    INFO(lint);
+    CHECK(sample(metrics, "keyless_requests_total{op=\"sign-tls:ecdsa_secp256r1_sha256\",key="
+                          "\"p256\",result=\"ok\"}") == 5);
+    // A missing (or hidden) key is counted under key="-": hostile names add no series.
+    CHECK(sample(metrics, "keyless_requests_total{op=\"sign-tls\",key=\"-\",result=\"key_not_"
+                          "found\"}") == 1);
+    CHECK(sample(metrics, "keyless_request_duration_seconds_count{op=\"sign-tls:ecdsa_secp256r1_"
+                          "sha256\"}") == 5);
+    CHECK(sample(metrics, "keyless_connections{state=\"authenticated\"}") == 1);
+    CHECK(sample(metrics, "keyless_keys") == 7);
+    CHECK(sample(metrics, "keyless_certificate_expiration_timestamp_seconds{cert=\"server:"
+                          "keyserver\"}") > 1.7e9);
+    CHECK(sample(metrics, "keyless_certificate_expiration_timestamp_seconds{cert=\"client_ca:"
+                          "keyless test CA\"}") > 1.7e9);
+    CHECK(sample(metrics, "process_resident_memory_bytes") > 1e6);
+    CHECK(sample(metrics, "process_open_fds") > 3);
+    CHECK(sample(metrics, "keyless_reloads_total{result=\"ok\"}") == 1);
+}
+
+TEST_CASE("admin /healthz turns 503 on /drain; open connections are still served") {
+    KeyserverFixture ks(kConfig);
+    TestClient edge(ks.client());
+    CHECK(admin(ks, "GET", "/healthz") == "200\nok\n");
+    CHECK(admin(ks, "GET", "/drain").rfind("405\n", 0) == 0); // POST only
+    CHECK(admin(ks, "POST", "/drain").rfind("200\n", 0) == 0);
+    CHECK(admin(ks, "GET", "/healthz") == "503\ndraining\n");
+    CHECK(edge.call(sign("p256")).is(Opcode::Response));
+    bool refused = false;
+    try {
+        TestClient late(ks.client());
+        refused = !late.call(Operation::make(Opcode::Ping)).is(Opcode::Pong);
+    } catch (const std::exception&) {
+        refused = true;
+    }
+    CHECK(refused);
+    CHECK(admin(ks, "GET", "/nope").rfind("404\n", 0) == 0);
+}
+
+TEST_CASE("admin /reload picks up a new key, and reports a broken one keeping the old keys") {
+    TempDir dir;
+    ::mkdir((dir / "keys").c_str(), 0700);
+    auto add_key = [&](const std::string& name, const std::string& content) {
+        write_file(dir / ("keys/" + name + ".pem"), content);
+        ::chmod((dir / ("keys/" + name + ".pem")).c_str(), 0600);
+    };
+    add_key("www", read_file(pki("keys/p256.pem")));
+    KeyserverFixture ks(R"({"keys_dir": ")" + (dir / "keys") + R"("})");
+    TestClient edge(ks.client());
+
+    add_key("api", read_file(pki("keys/p384.pem")));
+    std::string ok = admin(ks, "POST", "/reload");
+    REQUIRE(ok.rfind("200\n", 0) == 0);
+    CHECK(nlohmann::json::parse(ok.substr(4))["keys"] == 2);
+    Operation api = Operation::make(Opcode::GetPublicKey);
+    api.key_name = "api";
+    CHECK(edge.call(api).is(Opcode::Response));
+
+    add_key("broken", "not a key");
+    std::string bad = admin(ks, "POST", "/reload");
+    REQUIRE(bad.rfind("422\n", 0) == 0);
+    auto report = nlohmann::json::parse(bad.substr(4));
+    CHECK(report["result"] == "error");
+    CHECK_THAT(report["problems"][0].get<std::string>(),
+               Catch::Contains("key 'broken'") && Catch::Contains("not a PEM private key"));
+    CHECK(edge.call(api).is(Opcode::Response)); // the previous keys stay in service
+    CHECK_THAT(admin(ks, "GET", "/metrics"),
+               Catch::Contains("keyless_reloads_total{result=\"error\"} 1"));
+}
+
+TEST_CASE("admin /keys lists public facts only") {
+    KeyserverFixture ks(R"({"keys": {"rsa2048": {"allow": ["sign-tls", "rsa-decrypt-tls"],
+                                                 "clients": ["cn:edge-1"]}}})");
+    std::string reply = admin(ks, "GET", "/keys");
+    REQUIRE(reply.rfind("200\n", 0) == 0);
+    auto keys = nlohmann::json::parse(reply.substr(4))["keys"];
+    REQUIRE(keys.size() == 7);
+    bool found = false;
+    for (const auto& k : keys) {
+        CHECK(k.contains("spki_sha256"));
+        if (k["name"] != "rsa2048") continue;
+        found = true;
+        CHECK(k["type"] == "RSA-2048");
+        CHECK(k["allow"] == nlohmann::json::array({"sign-tls", "rsa-decrypt-tls"}));
+        CHECK(k["clients"] == nlohmann::json::array({"cn:edge-1"}));
+    }
+    CHECK(found);
+    CHECK(reply.find("PRIVATE") == std::string::npos);
+    CHECK(reply.find("-----") == std::string::npos);
+}
+
+TEST_CASE("admin listener on a non-loopback address needs a bearer token") {
+    TempDir dir;
+    std::string out;
+    CHECK(run_command("timeout 10 " + keyserver_binary() + " --keys " + pki("keys") + " --cert " +
+                          pki("keyserver.crt") + " --key " + pki("keyserver.key") +
+                          " --client-ca " + pki("ca.crt") +
+                          " --listen 127.0.0.1:0 --admin 0.0.0.0:0",
+                      &out) != 0);
+    CHECK_THAT(out, Catch::Contains("is not a loopback address: set admin.token_file"));
+
+    write_file(dir / "token", "s3cret\n");
+    KeyserverFixture ks(R"({"admin": {"listen": "0.0.0.0:0", "token_file": ")" + (dir / "token") +
+                            R"("}})",
+                        {"--admin", "0.0.0.0:0"});
+    CHECK(admin(ks, "GET", "/healthz").rfind("401\n", 0) == 0);
+    CHECK(admin(ks, "GET", "/healthz", "-H 'Authorization: Bearer s3cret'") == "200\nok\n");
+}
+
+TEST_CASE("SIGTERM drains: every request already read is answered, then exit 0") {
+    // Replies are held 500 ms, so the requests are in flight when the signal comes.
+    KeyserverFixture ks(kConfig, {"--test-reply-delay-ms", "500"});
+    TestClient edge(ks.client());
+    std::set<uint32_t> sent, answered;
+    for (uint32_t i = 0; i < 100; ++i) {
+        edge.send(100 + i, sign("p256"));
+        sent.insert(100 + i);
+    }
+    // Give the keyserver a moment to read them (microseconds of work; replies take 500 ms).
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    ks.process().kill(SIGTERM);
+    while (auto reply = edge.receive()) {
+        CHECK(reply->second.is(Opcode::Response));
+        answered.insert(reply->first);
+    }
+    CHECK(answered == sent);
+    CHECK(ks.process().wait(std::chrono::seconds(10)) == 0);
+    CHECK_THAT(ks.stderr_text(), Catch::Contains("signal 15: stopping once open connections"));
+}
+
+TEST_CASE("SIGUSR1 reopens the access log after logrotate moved it") {
+    KeyserverFixture ks(kConfig);
+    TestClient edge(ks.client());
+    CHECK(edge.call(Operation::make(Opcode::Ping)).is(Opcode::Pong));
+    std::string log = ks.access_log_path();
+    struct stat st {};
+    REQUIRE(::stat(log.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0640);
+    REQUIRE(::rename(log.c_str(), (log + ".1").c_str()) == 0);
+    ks.process().kill(SIGUSR1);
+    for (int i = 0; i < 200 && ks.stderr_text().find("access log reopened") == std::string::npos;
+         ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    CHECK(edge.call(Operation::make(Opcode::Ping, {7})).is(Opcode::Pong));
+    CHECK_THAT(read_file(log), Catch::Contains("\"op\":\"ping\""));
+    CHECK(read_file(log + ".1").find("\"id\":2") == std::string::npos);
+}
+
+TEST_CASE("--version names the version and the revision; stderr lines carry time and level") {
+    std::string out;
+    CHECK(run_command(keyserver_binary() + " --version", &out) == 0);
+    CHECK_THAT(out, Catch::StartsWith("keyserver 0.") && Catch::Contains("("));
+    KeyserverFixture ks(kConfig);
+    std::string text = ks.stderr_text();
+    auto at = text.find(" info keyserver: listening on");
+    REQUIRE(at != std::string::npos);
+    std::string line = text.substr(text.rfind('\n', at) + 1 == 0 ? 0 : text.rfind('\n', at) + 1);
+    // "2026-11-24T21:40:00.123Z info keyserver: ..."
+    CHECK(line.size() > 30);
+    CHECK(line[4] == '-');
+    CHECK(line[10] == 'T');
+    CHECK(line[23] == 'Z');
+}
