@@ -3,6 +3,7 @@
 #include "access_log.hpp"
 #include "config.hpp"
 #include "dispatch.hpp"
+#include "log.hpp"
 #include "server.hpp"
 #include "service.hpp"
 
@@ -157,7 +158,7 @@ int run(const std::vector<std::string>& args, const AppHooks& hooks) {
     auto problems = missing_settings(config);
     if (!problems.empty()) {
         for (const auto& p : problems)
-            std::cerr << "keyserver: " << p << "\n";
+            log_line(Level::Error, p);
         return 2;
     }
     auto state = load_state(config);
@@ -165,9 +166,18 @@ int run(const std::vector<std::string>& args, const AppHooks& hooks) {
     parse_listen_address(config.listen); // both addresses are checked before anything starts
     if (config.admin_listen != "off") parse_listen_address(config.admin_listen);
     if (options.check) {
+        if (state->keys.keys().empty())
+            throw ConfigError("no keys in " + config.keys_dir + " (*.pem or *.key files)");
+        AccessLog probe(config.access_log); // can it be opened for append?
+        for (const auto& w : tls_warnings(config))
+            std::cout << "warning: " << w << "\n";
         print_summary(*state);
         return 0;
     }
+    for (const auto& w : tls_warnings(config))
+        log_line(Level::Warn, w);
+    if (state->keys.keys().empty())
+        log_line(Level::Warn, "no keys in " + config.keys_dir + ": /healthz answers 503");
 
     ServiceSettings settings;
     settings.config = config;
@@ -185,9 +195,9 @@ int run_keyserver(const std::vector<std::string>& args, const AppHooks& hooks) {
         return run(args, hooks);
     } catch (const KeyStoreError& e) {
         for (const auto& p : e.problems())
-            std::cerr << "keyserver: " << p << "\n";
+            log_line(Level::Error, p);
     } catch (const std::exception& e) {
-        std::cerr << "keyserver: " << e.what() << "\n";
+        log_line(Level::Error, e.what());
     }
     return 1;
 }

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 
 namespace keyless::keyserver {
 
@@ -25,6 +26,14 @@ KeyStoreError::KeyStoreError(std::vector<std::string> problems)
       problems_(std::move(problems)) {}
 
 namespace {
+
+bool is_encrypted_pem(const std::string& path) {
+    std::ifstream in(path);
+    std::string line;
+    for (int i = 0; i < 4 && std::getline(in, line); ++i)
+        if (line.find("ENCRYPTED") != std::string::npos) return true;
+    return false;
+}
 
 // Fills kind, bits and description; returns an empty string or why the key is unsupported.
 std::string classify(Key& key) {
@@ -112,10 +121,15 @@ KeyStore KeyStore::load_directory(const std::string& dir, bool allow_insecure_pe
             problem("cannot open: " + ossl::last_error());
             continue;
         }
-        key->pkey.reset(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
+        // Never prompts: a callback that has no pass phrase makes an encrypted key an error.
+        auto no_passphrase = [](char*, int, int, void*) { return -1; };
+        key->pkey.reset(PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, nullptr));
         if (!key->pkey) {
             ERR_clear_error(); // the reason may quote file contents; say only what failed
-            problem("not a PEM private key (or it is encrypted)");
+            problem(is_encrypted_pem(key->path)
+                        ? "encrypted: the keyserver needs unencrypted key files (mode 600); "
+                          "decrypt with openssl pkey -in FILE -out NEW"
+                        : "not a PEM private key");
             continue;
         }
         if (auto why = classify(*key); !why.empty()) {

@@ -9,9 +9,92 @@
 #include <sys/resource.h>
 
 #include <cerrno>
+#include <unistd.h>
+
 #include <charconv>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <sstream>
 
 namespace keyless::keyserver {
+
+namespace {
+
+// Says what is wrong with a file the keyserver must read, naming it: missing or unreadable.
+void check_file(const std::string& what, const std::string& file) {
+    if (::access(file.c_str(), F_OK) != 0)
+        throw ConfigError(what + " " + file + ": missing (" + std::strerror(errno) + ")");
+    if (::access(file.c_str(), R_OK) != 0)
+        throw ConfigError(what + " " + file + ": unreadable by this user (" + std::strerror(errno) +
+                          ")");
+}
+
+// Never prompts: an encrypted key file is an error, not a question on the terminal.
+int no_passphrase(char*, int, int, void*) {
+    return -1;
+}
+
+int64_t not_after(X509* cert) {
+    std::tm tm{};
+    return ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) ? static_cast<int64_t>(::timegm(&tm)) : 0;
+}
+
+// The keyserver's own certificate chain and key: readable, PEM, matching, not expired.
+void load_server_identity(SSL_CTX* native, const Config& config) {
+    check_file("server certificate", config.cert_file);
+    if (SSL_CTX_use_certificate_chain_file(native, config.cert_file.c_str()) != 1) {
+        ERR_clear_error();
+        throw ConfigError("server certificate " + config.cert_file +
+                          ": not a PEM certificate chain");
+    }
+    X509* cert = SSL_CTX_get0_certificate(native);
+    int64_t expires = not_after(cert);
+    if (expires && expires < std::time(nullptr))
+        throw ConfigError("server certificate " + config.cert_file + ": expired");
+    check_file("server key", config.key_file);
+    std::string text = read_text(config.key_file);
+    if (text.find("ENCRYPTED") != std::string::npos)
+        throw ConfigError("server key " + config.key_file +
+                          ": encrypted; the keyserver needs it unencrypted (mode 600)");
+    ossl::Bio bio(BIO_new_file(config.key_file.c_str(), "r"));
+    ossl::Pkey key(bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, nullptr)
+                       : nullptr);
+    if (!key) {
+        ERR_clear_error();
+        throw ConfigError("server key " + config.key_file + ": not a PEM private key");
+    }
+    if (SSL_CTX_use_PrivateKey(native, key.get()) != 1 || SSL_CTX_check_private_key(native) != 1) {
+        ERR_clear_error();
+        throw ConfigError("server key " + config.key_file + " does not match certificate " +
+                          config.cert_file);
+    }
+}
+
+} // namespace
+
+std::string read_text(const std::string& file) {
+    std::ifstream in(file, std::ios::binary);
+    std::ostringstream all;
+    all << in.rdbuf();
+    return all.str();
+}
+
+std::vector<std::string> tls_warnings(const Config& config) {
+    std::vector<std::string> out;
+    for (const auto& [label, expires] : certificate_expiry(config.cert_file, "server"))
+        if (expires - std::time(nullptr) < 30 * 86400)
+            out.push_back("server certificate " + config.cert_file + " (" + label +
+                          ") expires within 30 days");
+    for (const auto& [label, expires] : certificate_expiry(config.client_ca_file, "client_ca")) {
+        if (expires < std::time(nullptr))
+            out.push_back("client CA " + config.client_ca_file + " (" + label + ") has expired");
+        else if (expires - std::time(nullptr) < 30 * 86400)
+            out.push_back("client CA " + config.client_ca_file + " (" + label +
+                          ") expires within 30 days");
+    }
+    return out;
+}
 
 std::shared_ptr<asio::ssl::context> make_server_tls_context(const Config& config) {
     auto tls = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
@@ -23,22 +106,15 @@ std::shared_ptr<asio::ssl::context> make_server_tls_context(const Config& config
     SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     static const unsigned char session_context[] = "keyless-keyserver";
     SSL_CTX_set_session_id_context(native, session_context, sizeof session_context - 1);
-    auto load = [](const char* what, const std::string& file, auto&& fn) {
-        try {
-            fn();
-        } catch (const boost::system::system_error& e) {
-            throw ConfigError(std::string(what) + " " + file + ": " + e.code().message());
-        }
-    };
-    load("server certificate", config.cert_file,
-         [&] { ctx.use_certificate_chain_file(config.cert_file); });
-    load("server key", config.key_file,
-         [&] { ctx.use_private_key_file(config.key_file, asio::ssl::context::pem); });
-    if (SSL_CTX_check_private_key(native) != 1)
-        throw ConfigError("server key " + config.key_file + " does not match certificate " +
-                          config.cert_file);
-    load("client CA", config.client_ca_file, [&] { ctx.load_verify_file(config.client_ca_file); });
+    load_server_identity(native, config);
+    check_file("client CA", config.client_ca_file);
+    if (SSL_CTX_load_verify_locations(native, config.client_ca_file.c_str(), nullptr) != 1) {
+        ERR_clear_error();
+        throw ConfigError("client CA " + config.client_ca_file +
+                          ": no PEM CA certificate could be read from it");
+    }
     if (!config.crl_file.empty()) {
+        check_file("CRL", config.crl_file);
         ossl::Bio bio(BIO_new_file(config.crl_file.c_str(), "r"));
         X509_STORE* store = SSL_CTX_get_cert_store(native);
         int loaded = 0;

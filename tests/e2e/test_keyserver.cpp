@@ -536,6 +536,79 @@ TEST_CASE("keyserver --check validates config and keys and names what is wrong")
     CHECK_THAT(out, Catch::Contains("unknown flag '--bogus'"));
 }
 
+namespace {
+
+// A self-signed certificate and its key, valid from `from_days` to `to_days` (relative to now).
+void write_identity(const std::string& cert_path, const std::string& key_path, long from_days,
+                    long to_days) {
+    run_command("openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out " + key_path +
+                " 2>&1");
+    ossl::Bio kb(BIO_new_file(key_path.c_str(), "r"));
+    ossl::Pkey key(PEM_read_bio_PrivateKey(kb.get(), nullptr, nullptr, nullptr));
+    ossl::X509Ptr cert(X509_new());
+    X509_set_version(cert.get(), X509_VERSION_3);
+    ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), 7);
+    X509_gmtime_adj(X509_getm_notBefore(cert.get()), from_days * 86400);
+    X509_gmtime_adj(X509_getm_notAfter(cert.get()), to_days * 86400);
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(cert.get()), "CN", MBSTRING_ASC,
+                               reinterpret_cast<const unsigned char*>("keyserver"), -1, -1, 0);
+    X509_set_issuer_name(cert.get(), X509_get_subject_name(cert.get()));
+    X509_set_pubkey(cert.get(), key.get());
+    X509_sign(cert.get(), key.get(), EVP_sha256());
+    ossl::Bio out(BIO_new_file(cert_path.c_str(), "w"));
+    PEM_write_bio_X509(out.get(), cert.get());
+}
+
+} // namespace
+
+TEST_CASE("keyserver --check names the file and the cause for every TLS and key file problem") {
+    TempDir dir;
+    std::string out;
+    auto check = [&](const std::string& cert, const std::string& key, const std::string& keys,
+                     const std::string& extra = "") {
+        return run_command("timeout 20 " + keyserver_binary() + " --cert " + cert + " --key " +
+                               key + " --client-ca " + pki("ca.crt") + " --keys " + keys + " " +
+                               extra + " --check </dev/null",
+                           &out);
+    };
+    const std::string cert = pki("keyserver.crt"), key = pki("keyserver.key"), keys = pki("keys");
+
+    CHECK(check(dir / "nope.crt", key, keys) == 1);
+    CHECK_THAT(out, Catch::Contains("server certificate " + (dir / "nope.crt") +
+                                    ": missing (No such file or directory)"));
+    write_file(dir / "junk.crt", "junk");
+    CHECK(check(dir / "junk.crt", key, keys) == 1);
+    CHECK_THAT(out, Catch::Contains(": not a PEM certificate chain"));
+    CHECK(check(cert, pki("keys/p256.pem"), keys) == 1);
+    CHECK_THAT(out, Catch::Contains("does not match certificate " + cert));
+
+    write_identity(dir / "expired.crt", dir / "expired.key", -10, -1);
+    CHECK(check(dir / "expired.crt", dir / "expired.key", keys) == 1);
+    CHECK_THAT(out, Catch::Contains("server certificate " + (dir / "expired.crt") + ": expired"));
+    write_identity(dir / "soon.crt", dir / "soon.key", -10, 10);
+    CHECK(check(dir / "soon.crt", dir / "soon.key", keys) == 0);
+    CHECK_THAT(out, Catch::Contains("warning: server certificate " + (dir / "soon.crt") +
+                                    " (server:keyserver) expires within 30 days"));
+
+    // Encrypted keys are refused with a message, never a pass phrase prompt.
+    run_command("openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -aes256 -pass "
+                "pass:x -out " +
+                (dir / "enc.key"));
+    CHECK(check(cert, dir / "enc.key", keys) == 1);
+    CHECK_THAT(out, Catch::Contains("server key " + (dir / "enc.key") + ": encrypted"));
+    run_command("mkdir -m 700 " + (dir / "keys") + " && cp " + (dir / "enc.key") + " " +
+                (dir / "keys/www.pem") + " && chmod 600 " + (dir / "keys/www.pem"));
+    CHECK(check(cert, key, dir / "keys") == 1);
+    CHECK_THAT(out, Catch::Contains("key 'www' (" + (dir / "keys/www.pem") + "): encrypted"));
+
+    run_command("mkdir -m 700 " + (dir / "empty"));
+    CHECK(check(cert, key, dir / "empty") == 1);
+    CHECK_THAT(out, Catch::Contains("no keys in " + (dir / "empty")));
+    CHECK(check(cert, key, keys, "--access-log " + (dir / "no-such-dir/access.log")) == 1);
+    CHECK_THAT(out, Catch::Contains("cannot open access log " + (dir / "no-such-dir/access.log") +
+                                    ": No such file or directory"));
+}
+
 TEST_CASE("limits: a silent client is cut at the handshake timeout, extra connections refused") {
     KeyserverFixture ks(R"({"limits": {"handshake_timeout_ms": 300, "max_connections": 2}})");
     // A TCP client that never starts TLS.
