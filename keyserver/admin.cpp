@@ -83,7 +83,8 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
 
 AdminServer::AdminServer(asio::io_context& io, const tcp::endpoint& listen, std::string token,
                          AdminActions actions)
-    : io_(io), acceptor_(io), token_(std::make_shared<const std::string>(std::move(token))),
+    : io_(io), acceptor_(io), retry_(io),
+      token_(std::make_shared<const std::string>(std::move(token))),
       actions_(std::make_shared<const AdminActions>(std::move(actions))) {
     boost::system::error_code ec;
     acceptor_.open(listen.protocol(), ec);
@@ -99,6 +100,7 @@ AdminServer::AdminServer(asio::io_context& io, const tcp::endpoint& listen, std:
 void AdminServer::stop() {
     boost::system::error_code ignored;
     acceptor_.close(ignored);
+    retry_.cancel();
 }
 
 void AdminServer::accept() {

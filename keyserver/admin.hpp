@@ -41,6 +41,7 @@ class AdminServer {
     void accept();
     boost::asio::io_context& io_;
     boost::asio::ip::tcp::acceptor acceptor_;
+    boost::asio::steady_timer retry_;
     std::shared_ptr<const std::string> token_; // empty: no authentication (loopback only)
     std::shared_ptr<const AdminActions> actions_;
 };

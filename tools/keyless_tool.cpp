@@ -8,6 +8,7 @@
 #include <openssl/conf.h>
 #include <openssl/pem.h>
 #include <openssl/provider.h>
+#include <openssl/rsa.h>
 #include <openssl/store.h>
 
 #include <algorithm>
@@ -28,7 +29,12 @@ namespace {
 constexpr const char* kUsage = R"(usage: keyless-tool COMMAND URI [options]
 
 Commands:
-  ping URI      round trips to the keyserver(s) of URI; prints min/avg/max milliseconds
+  check URI     proves the whole path: loads the keyless provider through OPENSSL_CONF (as a
+                terminator would), fetches the public key, has the keyserver sign a TLS 1.3
+                CertificateVerify and verifies it locally; fails with the provider's own error
+                (module path, identity, key name or policy)
+  ping URI      round trips to the keyserver(s) of URI (mTLS and reachability only: a Ping
+                needs no permission on any key); prints min/avg/max milliseconds
   pubkey URI    prints the key's public key (PEM), fetched through the keyless provider
   stub URI      writes a key stub PEM (the URI and the public key) for nginx, haproxy, stunnel
   bench URI     keeps --concurrency TLS 1.3 signatures in flight for --seconds; prints ops/s and
@@ -47,6 +53,7 @@ Options:
   --from-cert FILE     stub: take the public key from this certificate (or PUBLIC KEY PEM)
                        instead of asking the keyserver (works offline)
   --provider-dir DIR   where keyless.so is, when OPENSSL_CONF does not load it
+  --version            print the version and exit
   --help               this help
 
 Settings not given as options come from the KEYLESS_* environment variables, or from the keyless
@@ -77,6 +84,9 @@ Options parse(int argc, char** argv) {
         };
         if (a == "--help" || a == "-h") {
             std::cout << kUsage;
+            std::exit(0);
+        } else if (a == "--version") {
+            std::cout << "keyless-tool " << KEYLESS_VERSION << " (" << KEYLESS_REVISION << ")\n";
             std::exit(0);
         } else if (a == "--cert")
             o.cert = value();
@@ -187,8 +197,18 @@ int ping(const Options& o) {
     return 0;
 }
 
-// Loads the key through the provider's STORE, loading the provider first if no config did.
-ossl::Pkey load_through_provider(const Options& o) {
+// Loads the key through the provider's STORE, loading the provider first if no config did
+// (unless `config_only`: then a provider the config does not load is the error).
+ossl::Pkey load_through_provider(const Options& o, bool config_only = false) {
+    OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, nullptr);
+    if (!OSSL_PROVIDER_available(nullptr, "keyless") && config_only) {
+        const char* conf = std::getenv("OPENSSL_CONF");
+        die(std::string("the keyless provider is not loaded by ") +
+            (conf ? "OPENSSL_CONF=" + std::string(conf) : "the default openssl.cnf") +
+            ": check its [provider_sect] entry, module = (the full path to keyless.so) and "
+            "activate = 1" +
+            (ERR_peek_error() ? ":\n" + ossl::all_errors() : std::string()));
+    }
     if (!OSSL_PROVIDER_available(nullptr, "keyless")) {
         OSSL_PROVIDER_set_default_search_path(nullptr, o.provider_dir.c_str());
         if (!OSSL_PROVIDER_load(nullptr, "default") || !OSSL_PROVIDER_load(nullptr, "keyless"))
@@ -250,6 +270,56 @@ int stub(const Options& o) {
     if (!(f << pem)) die("cannot write " + o.out);
     std::cerr << "wrote " << o.out << " for " << s.uri
               << " (it holds no secret: the private key stays on the keyserver)\n";
+    return 0;
+}
+
+// The TLS 1.3 signature scheme a server would use with this key: (digest, PSS?).
+std::pair<const char*, bool> tls13_signing(EVP_PKEY* key) {
+    if (EVP_PKEY_is_a(key, "RSA")) return {"SHA256", true};
+    if (EVP_PKEY_is_a(key, "ED25519")) return {nullptr, false};
+    int bits = EVP_PKEY_get_bits(key);
+    return {bits > 384 ? "SHA512" : bits > 256 ? "SHA384" : "SHA256", false};
+}
+
+int check(const Options& o) {
+    auto key = load_through_provider(o, true);
+    std::string message = std::string(64, ' ') + "TLS 1.3, server CertificateVerify";
+    message.push_back('\0');
+    message.append(32, 'C');
+    auto [digest, pss] = tls13_signing(key.get());
+    ossl::MdCtx sign_ctx(EVP_MD_CTX_new());
+    EVP_PKEY_CTX* pctx = nullptr;
+    if (EVP_DigestSignInit_ex(sign_ctx.get(), &pctx, digest, nullptr, nullptr, key.get(),
+                              nullptr) != 1 ||
+        (pss && (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
+                 EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1)))
+        die(o.uri + ": cannot start signing:\n" + ossl::all_errors());
+    size_t len = 0;
+    auto* tbs = reinterpret_cast<const unsigned char*>(message.data());
+    if (EVP_DigestSign(sign_ctx.get(), nullptr, &len, tbs, message.size()) != 1)
+        die(o.uri + ": signing failed:\n" + ossl::all_errors());
+    Bytes sig(len);
+    if (EVP_DigestSign(sign_ctx.get(), sig.data(), &len, tbs, message.size()) != 1)
+        die(o.uri + ": signing failed:\n" + ossl::all_errors());
+    sig.resize(len);
+    // Verified with the default provider against the public key alone.
+    Bytes spki = spki_der(key.get());
+    const unsigned char* p = spki.data();
+    ossl::Pkey pub(d2i_PUBKEY(nullptr, &p, static_cast<long>(spki.size())));
+    ossl::MdCtx verify_ctx(EVP_MD_CTX_new());
+    pctx = nullptr;
+    bool ok = pub &&
+              EVP_DigestVerifyInit_ex(verify_ctx.get(), &pctx, digest, nullptr, "provider=default",
+                                      pub.get(), nullptr) == 1 &&
+              (!pss || (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1 &&
+                        EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) == 1)) &&
+              EVP_DigestVerify(verify_ctx.get(), sig.data(), sig.size(), tbs, message.size()) == 1;
+    if (!ok)
+        die(o.uri + ": the keyserver's signature does not verify with the key's public key:\n" +
+            ossl::all_errors());
+    std::printf("ok: %s (%s, %d bits): the keyless provider loaded through the config, the "
+                "keyserver signed a TLS 1.3 CertificateVerify (sign-tls) and it verifies\n",
+                o.uri.c_str(), EVP_PKEY_get0_type_name(key.get()), EVP_PKEY_get_bits(key.get()));
     return 0;
 }
 
@@ -322,9 +392,10 @@ int bench(const Options& o) {
 
 int main(int argc, char** argv) {
     Options o = parse(argc, argv);
+    if (o.command == "check") return check(o);
     if (o.command == "ping") return ping(o);
     if (o.command == "pubkey") return pubkey(o);
     if (o.command == "stub") return stub(o);
     if (o.command == "bench") return bench(o);
-    die("unknown command '" + o.command + "' (ping, pubkey, stub)");
+    die("unknown command '" + o.command + "' (check, ping, pubkey, stub, bench)");
 }

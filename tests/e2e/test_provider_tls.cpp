@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <regex>
 #include <thread>
 
 using namespace keyless::test;
@@ -193,6 +194,36 @@ TEST_CASE("openssl CLI on keyless keys: pkey, pkeyutl, req, storeutl") {
         conf, "openssl req -new -key " + p384 + " -subj /CN=x -out " + (dir / "x.csr"), &out);
     CHECK(rc != 0);
     CHECK_THAT(out, Catch::Contains("denied by the keyserver's policy for key 'p384'"));
+}
+
+TEST_CASE("keyless-tool check proves the whole path, or fails with the provider's reason") {
+    KeyserverFixture keyserver(R"({"keys": {"rsa2048": {"allow": ["rsa-decrypt-tls"]}}})");
+    TempDir dir;
+    std::string conf = write_openssl_conf(dir / "openssl.cnf");
+    std::string base = "keyless:" + keyserver.address() + "/";
+    std::string out;
+    auto check = [&](const std::string& config, const std::string& key) {
+        return run_with_conf(config, keyless_tool() + " check " + base + key, &out);
+    };
+    for (const char* key : {"p256", "p384", "rsa-default", "ed25519"}) {
+        INFO(key);
+        CHECK(check(conf, key) == 0);
+        CHECK_THAT(out, Catch::StartsWith("ok: " + base + key));
+    }
+    CHECK(check(conf, "rsa2048") != 0); // its policy has no sign-tls
+    CHECK_THAT(out, Catch::Contains("denied by the keyserver's policy for key 'rsa2048'"));
+    CHECK(check(conf, "no-such-key") != 0);
+    CHECK_THAT(out, Catch::Contains("key 'no-such-key' not found"));
+    std::string rogue = write_openssl_conf(dir / "rogue.cnf", "rogue");
+    CHECK(check(rogue, "p256") != 0);
+    CHECK_THAT(out, Catch::Contains(base + "p256: fetching the public key failed"));
+    write_file(dir / "bad-module.cnf",
+               std::regex_replace(read_file(conf), std::regex("module = [^\n]*"),
+                                  "module = /nonexistent/keyless.so"));
+    CHECK(check(dir / "bad-module.cnf", "p256") != 0);
+    CHECK_THAT(out, Catch::Contains("the keyless provider is not loaded by OPENSSL_CONF="));
+    CHECK(run_command(keyless_tool() + " --version", &out) == 0);
+    CHECK_THAT(out, Catch::StartsWith("keyless-tool 0."));
 }
 
 TEST_CASE("keyless client certificates: s_client and curl under sign-tls-client only") {
