@@ -168,6 +168,14 @@ std::unique_ptr<client::Client> direct_client(const Options& o, KeyUri& uri) {
 }
 
 int ping(const Options& o) {
+    // The same library initialisation a terminator gets: a config that names keyless.so but
+    // cannot load it is reported here too (ping itself talks to the keyserver directly).
+    OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, nullptr);
+    if (std::getenv("OPENSSL_CONF") && !OSSL_PROVIDER_available(nullptr, "keyless"))
+        std::cerr << "keyless-tool: warning: OPENSSL_CONF=" << std::getenv("OPENSSL_CONF")
+                  << " does not load the keyless provider (module path? activate = 1?): "
+                     "terminators using it would not find keyless keys; see keyless-tool check\n";
+    ERR_clear_error();
     KeyUri uri;
     auto owned = direct_client(o, uri);
     client::Client& client = *owned;

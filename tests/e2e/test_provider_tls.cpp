@@ -222,6 +222,11 @@ TEST_CASE("keyless-tool check proves the whole path, or fails with the provider'
                                   "module = /nonexistent/keyless.so"));
     CHECK(check(dir / "bad-module.cnf", "p256") != 0);
     CHECK_THAT(out, Catch::Contains("the keyless provider is not loaded by OPENSSL_CONF="));
+    // ping reaches the keyserver with the same settings, and warns about the module too.
+    CHECK(run_with_conf(dir / "bad-module.cnf", keyless_tool() + " ping " + base + "p256 --count 1",
+                        &out) == 0);
+    CHECK_THAT(out, Catch::Contains("does not load the keyless provider") &&
+                        Catch::Contains("pong from " + keyserver.address()));
     CHECK(run_command(keyless_tool() + " --version", &out) == 0);
     CHECK_THAT(out, Catch::StartsWith("keyless-tool 0."));
 }
