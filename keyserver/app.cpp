@@ -6,6 +6,7 @@
 #include "log.hpp"
 #include "server.hpp"
 #include "service.hpp"
+#include "version.hpp"
 
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -92,7 +93,7 @@ Options parse_args(const std::vector<std::string>& args) {
             std::cout << kUsage;
             std::exit(0);
         } else if (a == "--version") {
-            std::cout << "keyserver " << KEYLESS_VERSION << " (" << KEYLESS_REVISION << ")\n";
+            std::cout << "keyserver " << keyless::version() << " (" << keyless::revision() << ")\n";
             std::exit(0);
         } else if (a == "--admin") {
             c.admin_listen = value();

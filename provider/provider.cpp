@@ -4,6 +4,7 @@
 #include "dispatch_entry.hpp"
 #include "dispatch_tables.hpp"
 #include "errors.hpp"
+#include "version.hpp"
 
 #include <openssl/core_names.h>
 #include <openssl/params.h>
@@ -101,10 +102,10 @@ int get_params(void*, OSSL_PARAM params[]) {
         !OSSL_PARAM_set_utf8_ptr(p, "keyless: private keys on a keyserver"))
         return 0;
     if ((p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_VERSION)) &&
-        !OSSL_PARAM_set_utf8_ptr(p, KEYLESS_VERSION))
+        !OSSL_PARAM_set_utf8_ptr(p, keyless::version()))
         return 0;
     if ((p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_BUILDINFO)) &&
-        !OSSL_PARAM_set_utf8_ptr(p, KEYLESS_VERSION))
+        !OSSL_PARAM_set_utf8_ptr(p, keyless::version()))
         return 0;
     if ((p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_STATUS)) && !OSSL_PARAM_set_int(p, 1))
         return 0;

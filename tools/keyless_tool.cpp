@@ -4,6 +4,7 @@
 #include "ossl.hpp"
 #include "ski.hpp"
 #include "uri.hpp"
+#include "version.hpp"
 
 #include <openssl/conf.h>
 #include <openssl/pem.h>
@@ -86,7 +87,8 @@ Options parse(int argc, char** argv) {
             std::cout << kUsage;
             std::exit(0);
         } else if (a == "--version") {
-            std::cout << "keyless-tool " << KEYLESS_VERSION << " (" << KEYLESS_REVISION << ")\n";
+            std::cout << "keyless-tool " << keyless::version() << " (" << keyless::revision()
+                      << ")\n";
             std::exit(0);
         } else if (a == "--cert")
             o.cert = value();
