@@ -14,7 +14,7 @@ mkdir -p "$dir/keys" "$dir/certs"
 cd "$dir"
 umask 077
 
-days=30
+days=365
 [[ -f ca.crt ]] || openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
     -keyout ca.key -out ca.crt -days $days -subj "/CN=keyless test CA" 2>/dev/null
 [[ -f other-ca.crt ]] || openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
