@@ -74,8 +74,23 @@ class Reader {
     std::string file_;
 };
 
-KeyPolicy read_policy(const Reader& r) {
-    r.reject_unknown({"allow", "clients", "tls12_dhe", "allow_sha1"});
+RateLimit read_limits(const Reader& r) {
+    r.reject_unknown({"ops_per_second", "burst", "max_in_flight"});
+    RateLimit limit;
+    uint64_t rate = 0, burst = 0;
+    r.number("ops_per_second", rate, 0, 10'000'000);
+    r.number("burst", burst, 0, 10'000'000);
+    r.number("max_in_flight", limit.max_in_flight, 0, 1'000'000);
+    limit.ops_per_second = static_cast<double>(rate);
+    limit.burst = static_cast<double>(burst);
+    return limit;
+}
+
+KeyPolicy read_policy(const Reader& r, bool with_limits) {
+    if (with_limits)
+        r.reject_unknown({"allow", "clients", "tls12_dhe", "allow_sha1", "limits"});
+    else
+        r.reject_unknown({"allow", "clients", "tls12_dhe", "allow_sha1"});
     KeyPolicy policy;
     r.boolean("tls12_dhe", policy.tls12_dhe);
     r.boolean("allow_sha1", policy.allow_sha1);
@@ -124,8 +139,8 @@ void load_config_file(const std::string& path, Config& c) {
     }
     Reader r(j, "", path);
     r.reject_unknown({"listen", "threads", "tls", "keys_dir", "allow_insecure_key_permissions",
-                      "access_log", "limits", "default_policy", "keys", "admin",
-                      "drain_timeout_ms"});
+                      "access_log", "limits", "default_policy", "default_limits", "clients", "keys",
+                      "admin", "drain_timeout_ms"});
     r.string("listen", c.listen);
     r.number("threads", c.threads, 0, 256);
     r.string("keys_dir", c.keys_dir);
@@ -164,13 +179,31 @@ void load_config_file(const std::string& path, Config& c) {
         l.millis("handshake_timeout_ms", c.limits.handshake_timeout, 100, 600'000);
         l.millis("idle_timeout_ms", c.limits.idle_timeout, 100, 86'400'000);
     }
-    if (r.find("default_policy")) c.default_policy = read_policy(r.child("default_policy"));
+    if (r.find("default_policy")) c.default_policy = read_policy(r.child("default_policy"), false);
+    if (r.find("default_limits")) c.rate_limits.defaults = read_limits(r.child("default_limits"));
+    if (r.find("clients")) {
+        Reader clients = r.child("clients");
+        for (const auto& [selector, value] : clients.raw().items()) {
+            Reader entry(value, clients.path() + "." + selector, clients.file());
+            entry.reject_unknown({"limits"});
+            ClientSelector parsed;
+            try {
+                parsed = ClientSelector::parse(selector);
+            } catch (const std::invalid_argument& e) {
+                clients.fail(e.what(), selector);
+            }
+            RateLimit limit;
+            if (entry.find("limits")) limit = read_limits(entry.child("limits"));
+            c.rate_limits.clients.emplace_back(std::move(parsed), limit);
+        }
+    }
     if (r.find("keys")) {
         Reader keys = r.child("keys");
         for (const auto& [name, value] : keys.raw().items()) {
             if (!value.is_object()) keys.fail("must be an object", name);
-            c.key_policies[name] =
-                read_policy(Reader(value, keys.path() + "." + name, keys.file()));
+            Reader key(value, keys.path() + "." + name, keys.file());
+            c.key_policies[name] = read_policy(key, true);
+            if (key.find("limits")) c.rate_limits.keys[name] = read_limits(key.child("limits"));
         }
     }
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "policy.hpp"
+#include "rate_limits.hpp"
 
 #include <chrono>
 #include <map>
@@ -43,6 +44,7 @@ struct Config {
     Limits limits;
     KeyPolicy default_policy; // for keys without an entry in `keys`
     std::map<std::string, KeyPolicy> key_policies;
+    RateLimitPolicy rate_limits; // default_limits, keys.NAME.limits, clients.SELECTOR.limits
 
     const KeyPolicy& policy_for(const std::string& key_name) const {
         auto it = key_policies.find(key_name);

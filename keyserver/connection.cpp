@@ -184,19 +184,33 @@ void Connection::resume_reading() {
 }
 
 void Connection::dispatch(uint32_t id, protocol::Operation request, size_t frame_bytes) {
+    auto handler = shared_->handler();
+    // Fair share: over its client's or key's rate or in-flight limit, a request is answered
+    // Overloaded at once, never queued.
+    std::string why;
+    std::string key = handler->key_for(client_, request);
+    auto ticket = shared_->rate_limiter.admit(client_, key, std::chrono::steady_clock::now(), why);
+    if (!ticket) {
+        shared_->metrics.count_refusal("rate_limited");
+        Outcome shed = error_outcome(protocol::ErrorCode::Overloaded, std::move(why));
+        shed.operation = operation_name(request);
+        shed.key_name = key.empty() ? request.key_name : key;
+        reply(id, shed, std::chrono::steady_clock::now(), shared_->operations_in_flight.load());
+        return;
+    }
     ++in_flight_;
     account(frame_bytes, 0);
     // How many operations the whole server has in flight as this one starts (this one included):
     // the access log shows it, so concurrency is observable without timing anything.
     size_t server_in_flight = ++shared_->operations_in_flight;
     auto start = std::chrono::steady_clock::now();
-    auto handler = shared_->handler();
     // Private-key work runs on the pool, in parallel; the reply goes back through the
     // connection's strand, which owns the stream.
     asio::post(shared_->io, [self = shared_from_this(), handler, id, start, server_in_flight,
-                             frame_bytes, request = std::move(request)] {
+                             frame_bytes, ticket = *ticket, request = std::move(request)] {
         handler->answer(self->client_, request,
-                        [self, id, start, server_in_flight, frame_bytes](Outcome outcome) {
+                        [self, id, start, server_in_flight, frame_bytes, ticket](Outcome outcome) {
+                            RateLimiter::release(ticket);
                             asio::post(self->stream_.get_executor(),
                                        [self, id, start, server_in_flight, frame_bytes,
                                         outcome = std::move(outcome)] {

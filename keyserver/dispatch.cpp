@@ -53,6 +53,22 @@ std::string tls_refusal(const tls::Shape& shape, const tls::SchemeInfo& scheme, 
 
 } // namespace
 
+std::string operation_name(const Operation& request) {
+    if (!request.opcode) return "unknown";
+    uint8_t op = *request.opcode;
+    return is_known_request(op) ? std::string(protocol::to_string(Opcode(op)))
+                                : "opcode-" + std::to_string(op);
+}
+
+std::string Dispatcher::key_for(const ClientIdentity& client, const Operation& request) const {
+    std::shared_ptr<const Key> key = !request.key_name.empty()
+                                         ? state_->keys.by_name(request.key_name)
+                                     : request.ski ? state_->keys.by_ski(*request.ski)
+                                                   : nullptr;
+    if (!key || !state_->config.policy_for(key->name).client_allowed(client)) return {};
+    return key->name;
+}
+
 Outcome error_outcome(ErrorCode code, std::string reason) {
     return failed({}, code, std::move(reason));
 }
@@ -70,8 +86,7 @@ Outcome Dispatcher::handle(const ClientIdentity& client, const Operation& req) c
     Outcome out;
     if (!req.opcode) return failed(std::move(out), ErrorCode::Format, "no opcode");
     uint8_t op = *req.opcode;
-    out.operation = is_known_request(op) ? std::string(protocol::to_string(Opcode(op)))
-                                         : "opcode-" + std::to_string(op);
+    out.operation = operation_name(req);
     if (req.is(Opcode::Response) || req.is(Opcode::Pong) || req.is(Opcode::Error))
         return failed(std::move(out), ErrorCode::UnexpectedOpcode, "response opcode in a request");
     if (!is_known_request(op))

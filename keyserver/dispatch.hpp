@@ -35,6 +35,10 @@ class RequestHandler {
     // Answers `request` by calling `done` exactly once: at once on this thread, or later on any.
     virtual void answer(const ClientIdentity& client, const protocol::Operation& request,
                         std::function<void(Outcome)> done) const = 0;
+    // The name of the key `request` is for, when it exists and `client` may use it, else "":
+    // what rate limits charge (a client cannot spend another tenant's key budget).
+    virtual std::string key_for(const ClientIdentity& client,
+                                const protocol::Operation& request) const = 0;
 };
 
 class Dispatcher : public RequestHandler {
@@ -45,6 +49,8 @@ class Dispatcher : public RequestHandler {
                 std::function<void(Outcome)> done) const override {
         done(handle(client, request));
     }
+    std::string key_for(const ClientIdentity& client,
+                        const protocol::Operation& request) const override;
 
   private:
     std::shared_ptr<const ServingState> state_;
@@ -54,6 +60,8 @@ class Dispatcher : public RequestHandler {
 Outcome format_error(std::string reason);
 // An Error response with `code`, the reason kept for the access log.
 Outcome error_outcome(protocol::ErrorCode code, std::string reason);
+// How the access log and metrics name a request's operation ("sign-tls", "opcode-99", ...).
+std::string operation_name(const protocol::Operation& request);
 Outcome version_mismatch(uint8_t major);
 
 } // namespace keyless::keyserver

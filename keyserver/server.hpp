@@ -78,6 +78,7 @@ class ServerShared {
     std::atomic<size_t> buffered_bytes{0};       // requests in flight + unwritten replies
     RateLimitedLog overload_log{"overloaded"};
     Metrics metrics;
+    RateLimiter rate_limiter; // configured at start and on every reload
 
     // Authenticated connections, so a trust reload can re-check their clients.
     void track(const std::shared_ptr<Connection>& c);

@@ -82,6 +82,7 @@ Service::Service(ServiceSettings settings, std::shared_ptr<const ServingState> s
                               "token), or listen on 127.0.0.1");
         admin_ = std::make_unique<AdminServer>(io_, admin_at, token, admin_actions());
     }
+    shared_->rate_limiter.configure(c.rate_limits);
     shared_->metrics.count_reload(true); // the start counts as the first successful load
 }
 
@@ -155,6 +156,7 @@ Service::ReloadResult Service::reload() {
         auto next = load_state(fresh);
         auto next_tls = make_server_tls_context(fresh);
         shared_->replace_handler(handler_for(next, settings_.hooks));
+        shared_->rate_limiter.configure(fresh.rate_limits);
         server_->replace_tls(next_tls);
         {
             std::lock_guard lock(mutex_);

@@ -116,6 +116,11 @@ Bytes payload_or_throw(const KeyUri& uri, const client::Call& call, const char* 
     case ErrorCode::PolicyDenied:
         throw KeylessError(KEYLESS_R_DENIED, prefix + "denied by the keyserver's policy for key '" +
                                                  uri.key_id + "'" + where);
+    case ErrorCode::Overloaded:
+        throw KeylessError(KEYLESS_R_KEYSERVER_ERROR,
+                           prefix + "keyserver " + call.last_endpoint +
+                               " is overloaded (rate limit or full buffers; no other keyserver "
+                               "of the URI had room)");
     case ErrorCode::KeyMismatch:
         throw KeylessError(
             KEYLESS_R_KEY_MISMATCH,

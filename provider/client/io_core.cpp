@@ -399,6 +399,15 @@ bool IoCore::complete_replies(Connection& c) {
         if (it != c.pending.end()) {
             auto call = it->second;
             c.pending.erase(it);
+            // Shed by this keyserver (rate limit or full buffers): the next one of the URI's
+            // fleet may have room, while the deadline allows.
+            if (protocol::error_of(*op) == protocol::ErrorCode::Overloaded &&
+                call->endpoint_index + 1 < call->endpoints.size() &&
+                Clock::now() < call->deadline) {
+                ++call->endpoint_index;
+                route(call);
+                continue;
+            }
             call->complete(std::move(op), Failure::None, {});
         } else if (c.abandoned.erase(h.id) == 0) {
             fail(c, Failure::Protocol,

@@ -231,6 +231,36 @@ TEST_CASE("keyless-tool check proves the whole path, or fails with the provider'
     CHECK_THAT(out, Catch::StartsWith("keyless-tool 0."));
 }
 
+TEST_CASE("a keyserver that sheds a request (rate limit) sends it to the next of the fleet") {
+    // A: one signature per second for this edge; B: no limit.
+    KeyserverFixture a(R"({"default_limits": {"ops_per_second": 1, "burst": 1}})");
+    KeyserverFixture b;
+    TempDir dir;
+    std::string conf = write_openssl_conf(dir / "openssl.cnf");
+    std::string out;
+    for (auto [name, uri] : {std::pair{"fleet", "keyless:" + a.address() + "," + b.address()},
+                             std::pair{"alone", "keyless:" + a.address()}})
+        REQUIRE(run_with_conf(conf,
+                              keyless_tool() + " stub " + uri + "/p256 --from-cert " +
+                                  pki("certs/p256.crt") + " -o " +
+                                  (dir / (std::string(name) + ".pem")),
+                              &out) == 0);
+    {
+        Edge fleet(conf, dir / "fleet.pem", "p256", dir / "fleet.log");
+        for (int i = 0; i < 4; ++i)
+            CHECK(handshake_ok(s_client(fleet.port, "-tls1_3")));
+        CHECK_THAT(a.access_log(), Catch::Contains("\"error\":\"overloaded\""));
+        CHECK(count(b.access_log(), "sign-tls:ecdsa_secp256r1_sha256") >= 2);
+    }
+    Edge alone(conf, dir / "alone.pem", "p256", dir / "alone.log");
+    bool shed = false;
+    for (int i = 0; i < 4 && !shed; ++i)
+        shed = !handshake_ok(s_client(alone.port, "-tls1_3"));
+    CHECK(shed);
+    CHECK_THAT(read_file(dir / "alone.log"),
+               Catch::Contains("keyserver " + a.address() + " is overloaded (rate limit"));
+}
+
 TEST_CASE("keyless client certificates: s_client and curl under sign-tls-client only") {
     KeyserverFixture keyserver(R"({"keys": {
         "p384": {"allow": ["sign-tls-client"]},

@@ -49,6 +49,11 @@ class TestHandler : public RequestHandler {
         });
     }
 
+    std::string key_for(const ClientIdentity& client,
+                        const protocol::Operation& request) const override {
+        return inner_->key_for(client, request);
+    }
+
   private:
     std::shared_ptr<const Dispatcher> inner_;
     bool emulate_;
