@@ -30,6 +30,9 @@ void Connection::refuse() {
 void Connection::evict() {
     asio::post(stream_.get_executor(), [self = shared_from_this()] {
         self->budget_ticket_.reset(); // the budget already forgot it
+        // Its handshake may have completed meanwhile (same strand, so this is race-free): an
+        // authenticated edge is never evicted.
+        if (self->handshake_done_) return;
         self->close("");
     });
 }
