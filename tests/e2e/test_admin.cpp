@@ -35,19 +35,8 @@ std::string admin(KeyserverFixture& ks, const std::string& method, const std::st
     return out.substr(nl + 1) + "\n" + out.substr(0, nl);
 }
 
-Bytes tls13_input() {
-    Bytes m(64, 0x20);
-    for (char c : std::string_view("TLS 1.3, server CertificateVerify"))
-        m.push_back(static_cast<uint8_t>(c));
-    m.push_back(0);
-    Bytes hash(32);
-    RAND_bytes(hash.data(), 32);
-    m.insert(m.end(), hash.begin(), hash.end());
-    return m;
-}
-
 Operation sign(const std::string& key) {
-    Operation op = Operation::make(Opcode::SignTLS, tls13_input());
+    Operation op = Operation::make(Opcode::SignTLS, tls13_certificate_verify_input());
     op.key_name = key;
     op.signature_scheme = 0x0403;
     return op;

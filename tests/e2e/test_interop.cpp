@@ -54,13 +54,6 @@ struct Setup {
     EdgeKeys keys;
 };
 
-size_t count(const std::string& text, const std::string& needle) {
-    size_t n = 0;
-    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1))
-        ++n;
-    return n;
-}
-
 void check_matrix(Terminator& t, KeyserverFixture& keyserver) {
     struct Case {
         const char* name;
@@ -89,17 +82,17 @@ void check_matrix(Terminator& t, KeyserverFixture& keyserver) {
         INFO(t.name() << ": " << c.name);
         uint16_t port = c.rsa ? t.rsa_port() : t.ec_port();
         std::string op = "\"op\":\"" + std::string(c.op) + "\"";
-        size_t before = count(keyserver.access_log(), op);
+        size_t before = count_of(keyserver.access_log(), op);
         std::string out = s_client(port, c.client_args, "", kGet);
         INFO(out);
         CHECK(handshake_ok(out));
         CHECK_THAT(out, Catch::Contains(c.expect));
         CHECK_THAT(out, Catch::Contains(t.body()));
-        CHECK(count(keyserver.access_log(), op) == before + 1);
+        CHECK(count_of(keyserver.access_log(), op) == before + 1);
         std::string body = curl(port, c.curl_args);
         INFO(body);
         CHECK_THAT(body, Catch::Contains(t.body()));
-        CHECK(count(keyserver.access_log(), op) == before + 2);
+        CHECK(count_of(keyserver.access_log(), op) == before + 2);
     }
 }
 
@@ -185,12 +178,12 @@ TEST_CASE("nginx: an Ed25519 keyless key, and a keyless client certificate for i
     CHECK(handshake_ok(out));
     CHECK_THAT(out, Catch::Contains("Peer signature type: ed25519"));
     CHECK_THAT(out, Catch::Contains("keyless nginx ed25519 ok"));
-    CHECK(count(s.keyserver.access_log(), "sign-tls:ed25519") == 1);
+    CHECK(count_of(s.keyserver.access_log(), "sign-tls:ed25519") == 1);
 
     run_command("timeout 30 curl -sS http://127.0.0.1:" + std::to_string(proxy_port) + "/", &out);
     CHECK_THAT(out, Catch::Contains("s_server"));
     std::string log = s.keyserver.access_log();
-    CHECK(count(log, "\"shape\":\"tls13-client-cv\"") == 1);
+    CHECK(count_of(log, "\"shape\":\"tls13-client-cv\"") == 1);
     CHECK_THAT(log, Catch::Contains("\"key\":\"p384\""));
     CHECK(t->alive());
 }

@@ -98,17 +98,6 @@ bool verify_message(EVP_PKEY* pub, uint16_t scheme_code, ByteView msg, ByteView 
     return EVP_DigestVerify(ctx.get(), sig.data(), sig.size(), msg.data(), msg.size()) == 1;
 }
 
-Bytes tls13_certificate_verify_input(size_t hash_len) {
-    Bytes m(64, 0x20);
-    std::string ctx = "TLS 1.3, server CertificateVerify";
-    m.insert(m.end(), ctx.begin(), ctx.end());
-    m.push_back(0);
-    Bytes hash(hash_len);
-    RAND_bytes(hash.data(), static_cast<int>(hash.size()));
-    m.insert(m.end(), hash.begin(), hash.end());
-    return m;
-}
-
 Bytes tls12_server_key_exchange_input() {
     Bytes m(64);
     RAND_bytes(m.data(), 64);

@@ -23,13 +23,6 @@ const char* kConfig = R"({"keys": {
     "ed25519": {"allow": ["sign-tls", "sign-digest"]}
 }})";
 
-size_t count(const std::string& text, const std::string& needle) {
-    size_t n = 0;
-    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1))
-        ++n;
-    return n;
-}
-
 // One `openssl s_server -www` with a keyless key, on a free port.
 struct Edge {
     Edge(const std::string& conf, const std::string& key_arg, const std::string& key_name,
@@ -102,19 +95,19 @@ TEST_CASE("s_server with a keyless key (URI and stub): TLS 1.2/1.3, RSA/EC, RSA 
                                                   dir / (std::string(via) + "-" + c.key + ".log"));
                 std::string needle = "\"key\":\"" + std::string(c.key) + "\",\"latency_us\"";
                 std::string op_needle = "\"op\":\"" + std::string(c.expect_op) + "\"";
-                size_t before = count(keyserver.access_log(), op_needle);
+                size_t before = count_of(keyserver.access_log(), op_needle);
 
                 std::string out = s_client(edge->port, c.client_args, conf);
                 INFO(out);
                 CHECK(handshake_ok(out));
                 CHECK_THAT(out, Catch::Contains(c.expect_client));
                 // The keyserver did the private-key operation: the key stayed remote.
-                CHECK(count(keyserver.access_log(), op_needle) == before + 1);
-                size_t key_ops = count(keyserver.access_log(), needle);
+                CHECK(count_of(keyserver.access_log(), op_needle) == before + 1);
+                size_t key_ops = count_of(keyserver.access_log(), needle);
                 std::string body = curl(edge->port, c.curl_args);
                 INFO(body);
                 CHECK_THAT(body, Catch::Contains("s_server"));
-                CHECK(count(keyserver.access_log(), needle) == key_ops + 1); // curl's handshake
+                CHECK(count_of(keyserver.access_log(), needle) == key_ops + 1); // curl's handshake
                 CHECK(edge->proc.running());
             }
         }
@@ -250,7 +243,7 @@ TEST_CASE("a keyserver that sheds a request (rate limit) sends it to the next of
         for (int i = 0; i < 4; ++i)
             CHECK(handshake_ok(s_client(fleet.port, "-tls1_3")));
         CHECK_THAT(a.access_log(), Catch::Contains("\"error\":\"overloaded\""));
-        CHECK(count(b.access_log(), "sign-tls:ecdsa_secp256r1_sha256") >= 2);
+        CHECK(count_of(b.access_log(), "sign-tls:ecdsa_secp256r1_sha256") >= 2);
     }
     Edge alone(conf, dir / "alone.pem", "p256", dir / "alone.log");
     bool shed = false;
@@ -301,9 +294,9 @@ TEST_CASE("keyless client certificates: s_client and curl under sign-tls-client 
         CHECK_THAT(body, Catch::Contains("s_server"));
     }
     std::string log = keyserver.access_log();
-    CHECK(count(log, "\"shape\":\"tls13-client-cv\"") == 4);
-    CHECK(count(log, "sign-tls:rsa_pss_rsae_sha256") == 2);
-    CHECK(count(log, "sign-tls:ecdsa_secp384r1_sha384") == 2);
+    CHECK(count_of(log, "\"shape\":\"tls13-client-cv\"") == 4);
+    CHECK(count_of(log, "sign-tls:rsa_pss_rsae_sha256") == 2);
+    CHECK(count_of(log, "sign-tls:ecdsa_secp384r1_sha384") == 2);
     // A key with only sign-tls cannot authenticate as a client.
     out = s_client(port, client_args("p256"), conf, "GET / HTTP/1.0\\r\\n\\r\\n");
     CHECK_THAT(out, !Catch::Contains("s_server"));
@@ -429,7 +422,7 @@ TEST_CASE("a key replaced in place is caught as a stale stub; a refreshed stub w
                                          "key in this stub (rotated? refresh it with "
                                          "keyless-tool stub)"));
         CHECK_THAT(keyserver.access_log(), Catch::Contains("\"error\":\"key mismatch\""));
-        CHECK(count(keyserver.access_log(), "sign-tls:ecdsa_secp256r1_sha256\",\"peer") == 1);
+        CHECK(count_of(keyserver.access_log(), "sign-tls:ecdsa_secp256r1_sha256\",\"peer") == 1);
     }
     // A refreshed stub (and the certificate of the new key) works.
     make_stub(dir / "www-new.stub.pem");
@@ -594,11 +587,11 @@ TEST_CASE("against a stock gokeyless keyserver: digest signing and raw decryptio
     }
     std::string log = keyserver.access_log();
     INFO(log);
-    CHECK(count(log, "\"op\":\"rsa-pss-sign-sha256\"") == 2);
-    CHECK(count(log, "\"op\":\"rsa-decrypt-raw\"") == 2);
-    CHECK(count(log, "\"op\":\"ecdsa-sign-sha256\"") == 2);
+    CHECK(count_of(log, "\"op\":\"rsa-pss-sign-sha256\"") == 2);
+    CHECK(count_of(log, "\"op\":\"rsa-decrypt-raw\"") == 2);
+    CHECK(count_of(log, "\"op\":\"ecdsa-sign-sha256\"") == 2);
     // Each s_server asked once whether the keyserver knows keyless's extensions, then remembered.
-    CHECK(count(log, "\"error\":\"bad opcode\"") == 2);
+    CHECK(count_of(log, "\"error\":\"bad opcode\"") == 2);
 
     // The gokeyless server is replaced by a keyless one at the same address: the edges notice
     // on their new connection and use sign-TLS, with no restart of their own.
@@ -608,7 +601,7 @@ TEST_CASE("against a stock gokeyless keyserver: digest signing and raw decryptio
         CHECK(handshake_ok(s_client(ec.port, "-tls1_3", conf)));
     }
     log = keyserver.access_log();
-    CHECK(count(log, "sign-tls:rsa_pss_rsae_sha256") >= 1);
-    CHECK(count(log, "sign-tls:ecdsa_secp256r1_sha256") >= 1);
-    CHECK(count(log, "\"error\":\"bad opcode\"") == 2); // no new refusals
+    CHECK(count_of(log, "sign-tls:rsa_pss_rsae_sha256") >= 1);
+    CHECK(count_of(log, "sign-tls:ecdsa_secp256r1_sha256") >= 1);
+    CHECK(count_of(log, "\"error\":\"bad opcode\"") == 2); // no new refusals
 }

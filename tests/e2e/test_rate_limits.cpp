@@ -1,4 +1,5 @@
 // Fair share between clients and keys: token buckets and in-flight caps over real mTLS.
+#include "frames.hpp"
 #include "keyserver_fixture.hpp"
 
 #include <catch2/catch.hpp>
@@ -14,14 +15,7 @@ using namespace keyless::test;
 namespace {
 
 Operation sign(const std::string& key, uint16_t scheme) {
-    Bytes m(64, 0x20);
-    for (char c : std::string_view("TLS 1.3, server CertificateVerify"))
-        m.push_back(static_cast<uint8_t>(c));
-    m.push_back(0);
-    Bytes hash(32);
-    RAND_bytes(hash.data(), 32);
-    m.insert(m.end(), hash.begin(), hash.end());
-    Operation op = Operation::make(Opcode::SignTLS, m);
+    Operation op = Operation::make(Opcode::SignTLS, tls13_certificate_verify_input());
     op.key_name = key;
     op.signature_scheme = scheme;
     return op;
@@ -49,13 +43,6 @@ Tally burst(TestClient& c, int n, const Operation& op) {
     return t;
 }
 
-size_t count(const std::string& text, const std::string& needle) {
-    size_t n = 0;
-    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1))
-        ++n;
-    return n;
-}
-
 } // namespace
 
 TEST_CASE("rate limits: a client over its rate is shed; another client on the same key is not") {
@@ -72,8 +59,9 @@ TEST_CASE("rate limits: a client over its rate is shed; another client on the sa
     CHECK(free.ok == 40);
     // The access log counts exactly what the client saw, with the reason.
     std::string log = ks.access_log();
-    CHECK(count(log, "\"error\":\"overloaded\"") == static_cast<size_t>(limited.overloaded));
-    CHECK(count(log, "client cn:edge-1 over 1 ops/s") == static_cast<size_t>(limited.overloaded));
+    CHECK(count_of(log, "\"error\":\"overloaded\"") == static_cast<size_t>(limited.overloaded));
+    CHECK(count_of(log, "client cn:edge-1 over 1 ops/s") ==
+          static_cast<size_t>(limited.overloaded));
 }
 
 TEST_CASE("rate limits: a key over its rate does not slow another key") {

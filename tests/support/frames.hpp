@@ -3,7 +3,10 @@
 
 #include "bytes.hpp"
 
+#include <openssl/rand.h>
+
 #include <initializer_list>
+#include <string_view>
 
 namespace keyless::test {
 
@@ -33,6 +36,19 @@ inline Bytes raw_frame(uint8_t major, uint32_t id, const Bytes& body) {
               static_cast<uint8_t>(id)};
     out.insert(out.end(), body.begin(), body.end());
     return out;
+}
+
+// What a TLS 1.3 server signs in its CertificateVerify: 64 spaces, the context string, 0x00, and
+// a random transcript hash of `hash_len` bytes.
+inline Bytes tls13_certificate_verify_input(size_t hash_len = 32) {
+    Bytes m(64, 0x20);
+    for (char c : std::string_view("TLS 1.3, server CertificateVerify"))
+        m.push_back(static_cast<uint8_t>(c));
+    m.push_back(0);
+    Bytes hash(hash_len);
+    RAND_bytes(hash.data(), static_cast<int>(hash.size()));
+    m.insert(m.end(), hash.begin(), hash.end());
+    return m;
 }
 
 } // namespace keyless::test

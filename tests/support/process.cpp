@@ -104,6 +104,13 @@ int run_command(const std::string& cmd, std::string* output) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+size_t count_of(const std::string& text, const std::string& needle) {
+    size_t n = 0;
+    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1))
+        ++n;
+    return n;
+}
+
 std::string read_file(const std::string& path) {
     std::ifstream in(path);
     std::stringstream ss;

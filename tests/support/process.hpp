@@ -35,6 +35,8 @@ class Process {
 int run_command(const std::string& shell_command, std::string* output = nullptr);
 
 std::string read_file(const std::string& path);
+// How many times `needle` occurs in `text` (log lines, access log entries).
+size_t count_of(const std::string& text, const std::string& needle);
 void write_file(const std::string& path, const std::string& content);
 // A fresh directory under $TMPDIR, removed with its contents by the destructor.
 class TempDir {
