@@ -224,9 +224,12 @@ bool is_sha1(const SchemeInfo& s) {
 } // namespace
 
 std::string_view signed_asn1_prefix(ByteView m) {
-    // Every structure listed is a SEQUENCE or SET (universal tag 16 or 17; OpenSSL's parser also
-    // takes them without the constructed bit): skip the parser for anything else.
-    if (m.empty() || ((m[0] & 0xDF) != 0x10 && (m[0] & 0xDF) != 0x11)) return {};
+    // Every structure listed is a SEQUENCE or SET: universal class, tag 16 or 17, with or without
+    // the constructed bit (OpenSSL's parser takes both), or in the long tag form (first byte
+    // 0x1F/0x3F, which BER allows for any number). Anything else skips the parsers.
+    if (m.empty() || (m[0] & 0xC0) != 0) return {};
+    uint8_t tag = m[0] & 0x1F;
+    if (tag != 0x10 && tag != 0x11 && tag != 0x1F) return {};
     ossl::ErrorScope errors;
     for (const auto& t : kSignedAsn1) {
         const unsigned char* p = m.data();

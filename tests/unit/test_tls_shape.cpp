@@ -291,8 +291,13 @@ TEST_CASE("DER structures other formats sign are never TLS inputs") {
 
     SECTION("real TBSCertificate, CSR and CRL bodies") {
         auto cert = self_signed(attacker.get(), "Attacker CA");
-        CHECK(tls::parse_shape(der_encoded(cert.get(), i2d_re_X509_tbs)).name ==
-              "asn1:x509-tbs-certificate");
+        Bytes tbs = der_encoded(cert.get(), i2d_re_X509_tbs);
+        CHECK(tls::parse_shape(tbs).name == "asn1:x509-tbs-certificate");
+        // The same in BER's long tag form (0x3F 0x10 for SEQUENCE), which OpenSSL also parses:
+        // the fuzz target found a TLS-shaped message that does this.
+        Bytes long_form = {0x3F, 0x10};
+        long_form.insert(long_form.end(), tbs.begin() + 1, tbs.end());
+        CHECK(tls::parse_shape(long_form).name == "asn1:x509-tbs-certificate");
 
         std::unique_ptr<X509_REQ, ossl::Deleter<X509_REQ_free>> req(X509_REQ_new());
         X509_REQ_set_pubkey(req.get(), attacker.get());
