@@ -135,12 +135,6 @@ void Connection::on_frame() {
     size_t frame_bytes = protocol::kHeaderSize + body_.size();
     if (header_.major != protocol::kMajorVersion) {
         reply(id, version_mismatch(header_.major), start, in_flight);
-    } else if (shared_->buffered_bytes.load() >= shared_->limits.max_buffered_bytes) {
-        std::string why = "server-wide buffer budget max_buffered_bytes (" +
-                          std::to_string(shared_->limits.max_buffered_bytes) + ") is full";
-        shared_->metrics.count_refusal("overloaded");
-        shared_->overload_log.note(why, "request from " + peer_);
-        reply(id, error_outcome(protocol::ErrorCode::Overloaded, why), start, in_flight);
     } else {
         try {
             dispatch(id, protocol::decode_body(body_), frame_bytes);
@@ -164,8 +158,7 @@ bool Connection::saturated() const {
 
 void Connection::account(size_t add, size_t remove) {
     buffered_ = buffered_ + add - remove;
-    shared_->buffered_bytes += add;
-    shared_->buffered_bytes -= remove;
+    shared_->buffered_bytes += add - remove; // unsigned: wraps correctly when remove > add
 }
 
 // The client sent all it will send: answer everything already read, then close.
@@ -186,21 +179,30 @@ void Connection::resume_reading() {
     }
 }
 
+// Answers Overloaded at once: the request is shed, never queued.
+void Connection::shed(uint32_t id, const protocol::Operation& request, const std::string& key,
+                      std::string why, const char* metric_reason) {
+    shared_->metrics.count_refusal(metric_reason);
+    Outcome shed = error_outcome(protocol::ErrorCode::Overloaded, std::move(why));
+    shed.operation = operation_name(request);
+    shed.key_name = key.empty() ? request.key_name : key;
+    reply(id, shed, std::chrono::steady_clock::now(), shared_->operations_in_flight.load());
+}
+
 void Connection::dispatch(uint32_t id, protocol::Operation request, size_t frame_bytes) {
     auto handler = shared_->handler();
-    // Fair share: over its client's or key's rate or in-flight limit, a request is answered
-    // Overloaded at once, never queued.
-    std::string why;
-    std::string key = handler->key_for(client_, request);
-    auto ticket = shared_->rate_limiter.admit(client_, key, std::chrono::steady_clock::now(), why);
-    if (!ticket) {
-        shared_->metrics.count_refusal("rate_limited");
-        Outcome shed = error_outcome(protocol::ErrorCode::Overloaded, std::move(why));
-        shed.operation = operation_name(request);
-        shed.key_name = key.empty() ? request.key_name : key;
-        reply(id, shed, std::chrono::steady_clock::now(), shared_->operations_in_flight.load());
-        return;
+    if (shared_->buffered_bytes.load() >= shared_->limits.max_buffered_bytes) {
+        std::string why = "server-wide buffer budget max_buffered_bytes (" +
+                          std::to_string(shared_->limits.max_buffered_bytes) + ") is full";
+        shared_->overload_log.note(why, "request from " + peer_);
+        return shed(id, request, {}, std::move(why), "overloaded");
     }
+    // Fair share: over its client's or key's rate or in-flight limit. With no limit configured
+    // nothing is looked up.
+    std::string why;
+    std::string key = shared_->rate_limiter.active() ? handler->key_for(client_, request) : "";
+    auto ticket = shared_->rate_limiter.admit(client_, key, std::chrono::steady_clock::now(), why);
+    if (!ticket) return shed(id, request, key, std::move(why), "rate_limited");
     ++in_flight_;
     account(frame_bytes, 0);
     // How many operations the whole server has in flight as this one starts (this one included):

@@ -31,6 +31,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     void read_body();
     void on_frame();
     void dispatch(uint32_t id, protocol::Operation request, size_t frame_bytes);
+    void shed(uint32_t id, const protocol::Operation& request, const std::string& key,
+              std::string why, const char* metric_reason);
     void account(size_t add, size_t remove); // buffered bytes, here and server-wide
     void reply(uint32_t id, const Outcome& outcome, std::chrono::steady_clock::time_point start,
                size_t in_flight);

@@ -60,11 +60,13 @@ std::string operation_name(const Operation& request) {
                                 : "opcode-" + std::to_string(op);
 }
 
+std::shared_ptr<const Key> Dispatcher::find_key(const Operation& request) const {
+    if (!request.key_name.empty()) return state_->keys.by_name(request.key_name);
+    return request.ski ? state_->keys.by_ski(*request.ski) : nullptr;
+}
+
 std::string Dispatcher::key_for(const ClientIdentity& client, const Operation& request) const {
-    std::shared_ptr<const Key> key = !request.key_name.empty()
-                                         ? state_->keys.by_name(request.key_name)
-                                     : request.ski ? state_->keys.by_ski(*request.ski)
-                                                   : nullptr;
+    auto key = find_key(request);
     if (!key || !state_->config.policy_for(key->name).client_allowed(client)) return {};
     return key->name;
 }
@@ -101,17 +103,13 @@ Outcome Dispatcher::handle(const ClientIdentity& client, const Operation& req) c
         return out;
     }
 
-    // Find the key: by name (our extension) and/or by SKI (gokeyless).
-    std::shared_ptr<const Key> key;
-    if (!req.key_name.empty()) {
-        out.key_name = req.key_name;
-        key = state_->keys.by_name(req.key_name);
-    } else if (req.ski) {
-        key = state_->keys.by_ski(*req.ski);
-        out.key_name = key ? key->name : "ski:" + to_hex(*req.ski);
-    } else {
+    // Find the key: by name (our extension), else by SKI (gokeyless).
+    if (req.key_name.empty() && !req.ski)
         return failed(std::move(out), ErrorCode::Format, "no key name or SKI");
-    }
+    std::shared_ptr<const Key> key = find_key(req);
+    out.key_name = !req.key_name.empty() ? req.key_name
+                   : key                 ? key->name
+                                         : "ski:" + to_hex(*req.ski);
     if (!key) return failed(std::move(out), ErrorCode::KeyNotFound, "no such key");
 
     const KeyPolicy& policy = state_->config.policy_for(key->name);

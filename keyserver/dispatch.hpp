@@ -53,6 +53,8 @@ class Dispatcher : public RequestHandler {
                         const protocol::Operation& request) const override;
 
   private:
+    // By name when the request has one, else by SKI; null when there is no such key.
+    std::shared_ptr<const Key> find_key(const protocol::Operation& request) const;
     std::shared_ptr<const ServingState> state_;
 };
 

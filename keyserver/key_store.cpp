@@ -25,8 +25,6 @@ KeyStoreError::KeyStoreError(std::vector<std::string> problems)
       }()),
       problems_(std::move(problems)) {}
 
-namespace {
-
 bool is_encrypted_pem(const std::string& path) {
     std::ifstream in(path);
     std::string line;
@@ -34,6 +32,8 @@ bool is_encrypted_pem(const std::string& path) {
         if (line.find("ENCRYPTED") != std::string::npos) return true;
     return false;
 }
+
+namespace {
 
 // Fills kind, bits and description; returns an empty string or why the key is unsupported.
 std::string classify(Key& key) {

@@ -28,6 +28,10 @@ struct Key {
     Bytes spki; // DER SubjectPublicKeyInfo
 };
 
+// Whether a PEM file holds an encrypted private key ("BEGIN ENCRYPTED PRIVATE KEY" or a
+// "Proc-Type: 4,ENCRYPTED" header), which the keyserver refuses rather than prompt for.
+bool is_encrypted_pem(const std::string& path);
+
 // Every problem found while loading, one message per file, naming the file.
 class KeyStoreError : public std::runtime_error {
   public:

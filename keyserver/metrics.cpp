@@ -98,10 +98,10 @@ Metrics::Metrics() : start_time_(unix_now()) {}
 
 std::string Metrics::result_label(protocol::ErrorCode code) {
     if (code == protocol::ErrorCode::None) return "ok";
+    if (code == protocol::ErrorCode::PolicyDenied) return "policy_denied"; // not "denied_by_policy"
     std::string out;
     for (char c : protocol::to_string(code))
         out += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
-    if (code == protocol::ErrorCode::PolicyDenied) return "policy_denied";
     return out;
 }
 
@@ -193,6 +193,11 @@ std::string Metrics::exposition(const MetricsSnapshot& now) const {
     return w.str();
 }
 
+int64_t not_after(const X509* cert) {
+    std::tm tm{};
+    return ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) ? static_cast<int64_t>(::timegm(&tm)) : 0;
+}
+
 std::vector<std::pair<std::string, int64_t>> certificate_expiry(const std::string& file,
                                                                 const std::string& label) {
     std::vector<std::pair<std::string, int64_t>> out;
@@ -200,11 +205,11 @@ std::vector<std::pair<std::string, int64_t>> certificate_expiry(const std::strin
     while (bio) {
         ossl::X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
         if (!cert) break;
-        std::tm tm{};
-        if (!ASN1_TIME_to_tm(X509_get0_notAfter(cert.get()), &tm)) continue;
+        int64_t expires = not_after(cert.get());
+        if (!expires) continue;
         char cn[256] = "?";
         X509_NAME_get_text_by_NID(X509_get_subject_name(cert.get()), NID_commonName, cn, sizeof cn);
-        out.emplace_back(label + ":" + cn, static_cast<int64_t>(::timegm(&tm)));
+        out.emplace_back(label + ":" + cn, expires);
     }
     ERR_clear_error(); // the end of the file reads as an error
     return out;

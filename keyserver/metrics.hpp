@@ -60,6 +60,8 @@ class Metrics {
     const int64_t start_time_;
 };
 
+// A certificate's notAfter as Unix time (0 if unreadable).
+int64_t not_after(const X509* cert);
 // notAfter of every certificate in a PEM file, labelled by `label` and the subject CN; empty if
 // the file cannot be read.
 std::vector<std::pair<std::string, int64_t>> certificate_expiry(const std::string& file,

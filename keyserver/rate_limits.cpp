@@ -73,6 +73,12 @@ void RateLimiter::configure(const RateLimitPolicy& policy) {
     auto next = std::make_shared<const RateLimitPolicy>(policy);
     std::unique_lock lock(mutex_);
     policy_ = next;
+    bool any = policy.defaults.any();
+    for (const auto& [key, limit] : policy.keys)
+        any = any || limit.any();
+    for (const auto& [selector, limit] : policy.clients)
+        any = any || limit.any();
+    active_ = any;
     // Gates keep their tokens and in-flight counts and take their new limits; a gate no longer
     // limited is dropped (requests holding it still give it back).
     for (auto it = gates_.begin(); it != gates_.end();) {

@@ -6,6 +6,7 @@
 
 #include "policy.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -51,6 +52,8 @@ class RateLimiter {
                                 Clock::time_point now, std::string& why);
     // The request is answered.
     static void release(const Ticket& ticket);
+    // Whether any limit is configured (else admit() always passes and nothing need be looked up).
+    bool active() const { return active_.load(std::memory_order_relaxed); }
 
   private:
     std::shared_ptr<Gate> gate(bool is_key, const std::string& subject, const RateLimit& limit);
@@ -58,6 +61,7 @@ class RateLimiter {
     mutable std::shared_mutex mutex_; // guards the maps; gates lock themselves
     std::shared_ptr<const RateLimitPolicy> policy_ = std::make_shared<RateLimitPolicy>();
     std::map<std::string, std::shared_ptr<Gate>> gates_;
+    std::atomic<bool> active_{false};
 };
 
 } // namespace keyless::keyserver

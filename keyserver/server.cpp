@@ -14,8 +14,6 @@
 #include <charconv>
 #include <cstring>
 #include <ctime>
-#include <fstream>
-#include <sstream>
 
 namespace keyless::keyserver {
 
@@ -35,11 +33,6 @@ int no_passphrase(char*, int, int, void*) {
     return -1;
 }
 
-int64_t not_after(X509* cert) {
-    std::tm tm{};
-    return ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) ? static_cast<int64_t>(::timegm(&tm)) : 0;
-}
-
 // The keyserver's own certificate chain and key: readable, PEM, matching, not expired.
 void load_server_identity(SSL_CTX* native, const Config& config) {
     check_file("server certificate", config.cert_file);
@@ -53,8 +46,7 @@ void load_server_identity(SSL_CTX* native, const Config& config) {
     if (expires && expires < std::time(nullptr))
         throw ConfigError("server certificate " + config.cert_file + ": expired");
     check_file("server key", config.key_file);
-    std::string text = read_text(config.key_file);
-    if (text.find("ENCRYPTED") != std::string::npos)
+    if (is_encrypted_pem(config.key_file))
         throw ConfigError("server key " + config.key_file +
                           ": encrypted; the keyserver needs it unencrypted (mode 600)");
     ossl::Bio bio(BIO_new_file(config.key_file.c_str(), "r"));
@@ -72,13 +64,6 @@ void load_server_identity(SSL_CTX* native, const Config& config) {
 }
 
 } // namespace
-
-std::string read_text(const std::string& file) {
-    std::ifstream in(file, std::ios::binary);
-    std::ostringstream all;
-    all << in.rdbuf();
-    return all.str();
-}
 
 std::vector<std::string> tls_warnings(const Config& config) {
     std::vector<std::string> out;

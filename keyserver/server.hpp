@@ -100,8 +100,6 @@ std::shared_ptr<asio::ssl::context> make_server_tls_context(const Config& config
 // Warnings about the TLS files worth an operator's attention (certificates expiring within 30
 // days, an expired client CA), each naming the file.
 std::vector<std::string> tls_warnings(const Config& config);
-// A whole (small) file, or "" if unreadable.
-std::string read_text(const std::string& file);
 // Why a client certificate chain does not verify under `tls`'s trust (CA, CRL), or empty.
 std::string untrusted_because(asio::ssl::context& tls, X509* leaf, STACK_OF(X509) * chain);
 
