@@ -183,9 +183,12 @@ void Connection::resume_reading() {
 void Connection::shed(uint32_t id, const protocol::Operation& request, const std::string& key,
                       std::string why, const char* metric_reason) {
     shared_->metrics.count_refusal(metric_reason);
+    // Only a key that exists and that this client may use is named (in the log and as a metric
+    // label): a requested name is the client's text, and may be another tenant's secret.
+    if (key.empty() && !request.key_name.empty()) why += " (for a key this client cannot use)";
     Outcome shed = error_outcome(protocol::ErrorCode::Overloaded, std::move(why));
     shed.operation = operation_name(request);
-    shed.key_name = key.empty() ? request.key_name : key;
+    shed.key_name = key;
     reply(id, shed, std::chrono::steady_clock::now(), shared_->operations_in_flight.load());
 }
 
@@ -195,7 +198,7 @@ void Connection::dispatch(uint32_t id, protocol::Operation request, size_t frame
         std::string why = "server-wide buffer budget max_buffered_bytes (" +
                           std::to_string(shared_->limits.max_buffered_bytes) + ") is full";
         shared_->overload_log.note(why, "request from " + peer_);
-        return shed(id, request, {}, std::move(why), "overloaded");
+        return shed(id, request, handler->key_for(client_, request), std::move(why), "overloaded");
     }
     // Fair share: over its client's or key's rate or in-flight limit. With no limit configured
     // nothing is looked up.

@@ -110,12 +110,13 @@ void Metrics::observe(const Outcome& o, std::chrono::microseconds latency) {
     std::string key = o.error == protocol::ErrorCode::KeyNotFound ? "-" : o.key_name;
     std::string op = o.operation.empty() ? "unknown" : o.operation;
     double seconds = static_cast<double>(latency.count()) / 1e6;
+    std::string result = result_label(o.error);
     size_t bucket = 0;
     while (bucket < kBuckets.size() && seconds > kBuckets[bucket])
         ++bucket;
     std::lock_guard lock(mutex_);
-    ++requests_[{op, key, result_label(o.error)}];
-    Histogram& h = durations_[op];
+    ++requests_[{std::move(op), std::move(key), std::move(result)}];
+    Histogram& h = durations_[o.operation.empty() ? "unknown" : o.operation];
     if (bucket < kBuckets.size()) ++h.buckets[bucket];
     ++h.count;
     h.sum += seconds;

@@ -184,16 +184,22 @@ Bytes sign_digest(const SignatureContext& ctx, const DigestInfo& d, ByteView dig
 }
 
 // Signs a whole message: as sign-TLS when it is a TLS handshake signature input, else by digest.
+// A TLS handshake input goes whole to the keyserver as sign-TLS (it checks what it signs).
+// nullopt when the message is no such input, or the keyserver does not know sign-TLS (gokeyless):
+// then the caller uses the gokeyless operation.
+std::optional<Bytes> sign_as_tls(const SignatureContext& ctx, ByteView message, uint16_t scheme) {
+    if (!tls::parse_shape(message).valid()) return std::nullopt;
+    Operation req = Operation::make(Opcode::SignTLS, Bytes(message.begin(), message.end()));
+    req.signature_scheme = scheme;
+    return ctx.key->extension(std::move(req), "signing");
+}
+
 Bytes sign_message(const SignatureContext& ctx, ByteView message, const Bytes* digest_if_known) {
     tls::Padding padding = padding_of(ctx);
     if (padding == tls::Padding::PSS) check_pss(ctx, *ctx.digest); // what the keyserver can do
     auto scheme = tls::scheme_for(ctx.kind, padding, ctx.digest->name);
-    if (scheme && tls::parse_shape(message).valid()) {
-        Operation req = Operation::make(Opcode::SignTLS, Bytes(message.begin(), message.end()));
-        req.signature_scheme = *scheme;
-        // A gokeyless keyserver does not know sign-TLS: then digest signing, below.
-        if (auto sig = ctx.key->extension(std::move(req), "signing")) return *sig;
-    }
+    if (scheme)
+        if (auto sig = sign_as_tls(ctx, message, *scheme)) return *sig;
     if (digest_if_known) return sign_digest(ctx, *ctx.digest, *digest_if_known);
     Bytes digest(EVP_MAX_MD_SIZE);
     unsigned int len = 0;
@@ -466,11 +472,9 @@ int sig_get_ctx_params(void* vctx, OSSL_PARAM params[]) {
 // ---- Ed25519: one-shot signatures over whole messages (no digest, no streaming) ----
 
 Bytes sign_ed25519(const SignatureContext& ctx, ByteView message) {
-    if (tls::parse_shape(message).valid()) {
-        Operation req = Operation::make(Opcode::SignTLS, Bytes(message.begin(), message.end()));
-        req.signature_scheme = *tls::scheme_for(tls::KeyKind::Ed25519, tls::Padding::None, "");
-        if (auto sig = ctx.key->extension(std::move(req), "signing")) return *sig;
-    }
+    if (auto sig = sign_as_tls(ctx, message,
+                               *tls::scheme_for(tls::KeyKind::Ed25519, tls::Padding::None, "")))
+        return *sig;
     // Anything else (or a gokeyless keyserver): gokeyless's Ed25519 operation, which signs the
     // whole message and needs sign-digest on our keyserver.
     return ctx.key->call(

@@ -62,6 +62,10 @@ TEST_CASE("rate limits: a client over its rate is shed; another client on the sa
     CHECK(count_of(log, "\"error\":\"overloaded\"") == static_cast<size_t>(limited.overloaded));
     CHECK(count_of(log, "client cn:edge-1 over 1 ops/s") ==
           static_cast<size_t>(limited.overloaded));
+    // A shed request for a name the client cannot use does not echo the name (log, metrics).
+    REQUIRE(error_of(edge1.call(sign("someone-elses-key", 0x0403))) == ErrorCode::Overloaded);
+    CHECK_THAT(ks.access_log(), Catch::Contains("(for a key this client cannot use)"));
+    CHECK(ks.access_log().find("someone-elses-key") == std::string::npos);
 }
 
 TEST_CASE("rate limits: a key over its rate does not slow another key") {
