@@ -13,6 +13,14 @@ std::shared_ptr<const ServingState> make_state() {
     Config config;
     config.default_policy.allow = {Permission::SignTLS, Permission::SignDigest,
                                    Permission::RSADecryptTLS, Permission::RSADecryptRaw};
+    // Keys without sign-digest, so the strict sign-TLS checks (shape, scheme, DHE and SHA-1
+    // opt-ins, client CertificateVerify) are reached too; and one hidden from this client.
+    config.key_policies["p256"].allow = {Permission::SignTLS, Permission::SignTLSClient};
+    config.key_policies["p256"].tls12_dhe = true;
+    config.key_policies["rsa-default"].allow = {Permission::SignTLS};
+    config.key_policies["rsa-default"].allow_sha1 = true;
+    config.key_policies["ed25519"].allow = {Permission::SignTLS};
+    config.key_policies["ec-restricted"].clients = {ClientSelector::parse("cn:someone-else")};
     const char* pki = std::getenv("KEYLESS_TEST_PKI");
     KeyStore keys;
     if (pki) keys = KeyStore::load_directory(std::string(pki) + "/keys", false);
@@ -29,6 +37,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     try {
         auto op = protocol::decode_body(ByteView(data, size));
         auto outcome = dispatcher.handle(client, op);
+        (void)dispatcher.key_for(client, op); // what rate limits charge
         if (!outcome.response.opcode) std::abort();
         (void)protocol::encode(1, outcome.response);
     } catch (const protocol::FormatError&) {
