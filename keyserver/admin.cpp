@@ -26,7 +26,11 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
         stream_.expires_after(std::chrono::seconds(5));
         http::async_read(stream_, buffer_, parser_,
                          [self = shared_from_this()](beast::error_code ec, size_t) {
-                             if (!ec) self->respond();
+                             if (!ec) return self->respond();
+                             if (ec == http::error::body_limit || ec == http::error::header_limit)
+                                 self->send({413, "text/plain; charset=utf-8",
+                                             "request too large (4 KiB body, 8 KiB headers)\n"},
+                                            false);
                          });
     }
 
@@ -58,11 +62,15 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
         } catch (const std::exception& e) {
             r = {500, "text/plain; charset=utf-8", std::string(e.what()) + "\n"};
         }
+        send(std::move(r), req.method() == http::verb::head);
+    }
+
+    void send(AdminResponse r, bool head) {
         response_.result(r.status);
-        response_.version(req.version());
+        response_.version(11);
         response_.set(http::field::content_type, r.content_type);
         response_.set(http::field::connection, "close");
-        response_.body() = req.method() == http::verb::head ? std::string() : std::move(r.body);
+        response_.body() = head ? std::string() : std::move(r.body);
         response_.prepare_payload();
         http::async_write(stream_, response_,
                           [self = shared_from_this()](beast::error_code, size_t) {

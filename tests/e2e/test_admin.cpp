@@ -102,6 +102,10 @@ TEST_CASE("admin /healthz turns 503 on /drain; open connections are still served
     }
     CHECK(refused);
     CHECK(admin(ks, "GET", "/nope").rfind("404\n", 0) == 0);
+    // Requests are bounded: a body over 4 KiB is refused, not read.
+    TempDir dir;
+    write_file(dir / "big", std::string(8192, 'x'));
+    CHECK(admin(ks, "POST", "/reload", "--data-binary @" + (dir / "big")).rfind("413\n", 0) == 0);
 }
 
 TEST_CASE("admin /reload picks up a new key, and reports a broken one keeping the old keys") {
