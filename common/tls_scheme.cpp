@@ -33,6 +33,14 @@ std::optional<SchemeInfo> scheme_info(uint16_t code) {
     return std::nullopt;
 }
 
+static_assert(kSchemes.size() == kSchemeCount);
+
+std::optional<size_t> scheme_slot(uint16_t code) {
+    for (size_t i = 0; i < kSchemes.size(); ++i)
+        if (kSchemes[i].code == code) return i;
+    return std::nullopt;
+}
+
 std::optional<uint16_t> scheme_for(KeyKind key, Padding padding, std::string_view digest) {
     const algorithms::Digest* wanted = algorithms::digest_named(digest);
     if (!wanted && !digest.empty()) return std::nullopt;

@@ -22,6 +22,9 @@ struct SchemeInfo {
 };
 
 std::optional<SchemeInfo> scheme_info(uint16_t code);
+// Every scheme has a fixed slot in [0, kSchemeCount), for per-scheme tables.
+inline constexpr size_t kSchemeCount = 14;
+std::optional<size_t> scheme_slot(uint16_t code);
 // The scheme for a (key, padding, digest) combination, e.g. (RSA, PSS, "SHA256") -> 0x0804.
 std::optional<uint16_t> scheme_for(KeyKind key, Padding padding, std::string_view digest);
 

@@ -2,6 +2,8 @@
 
 #include "log.hpp"
 
+#include <cstring>
+
 namespace keyless::keyserver {
 
 using protocol::FormatError;
@@ -95,64 +97,85 @@ void Connection::on_handshake(const boost::system::error_code& ec) {
     shared_->track(shared_from_this());
     X509* cert = SSL_get0_peer_certificate(stream_.native_handle());
     client_ = ClientIdentity::from_certificate(cert);
-    read_header();
-}
-
-void Connection::read_header() {
-    if (closed_) return;
+    last_activity_ = std::chrono::steady_clock::now();
     arm_timer(shared_->limits.idle_timeout);
-    asio::async_read(stream_, asio::buffer(header_bytes_),
-                     [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
-                         if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated)
-                             return self->end_of_input(); // close_notify, or a bare FIN
-                         if (ec) return self->close(ec.message());
-                         self->header_ = protocol::decode_header(self->header_bytes_);
-                         self->read_body();
-                     });
+    read_more();
 }
 
-void Connection::read_body() {
-    size_t frame = protocol::kHeaderSize + header_.body_length;
-    if (frame > shared_->limits.max_frame_bytes) {
-        // The frame cannot be read within our limits: there is no safe place to resume, so the
-        // connection goes, and only this one.
-        close("frame of " + std::to_string(frame) + " bytes exceeds max_frame_bytes " +
-              std::to_string(shared_->limits.max_frame_bytes));
-        return;
-    }
-    body_.resize(header_.body_length);
-    asio::async_read(stream_, asio::buffer(body_),
-                     [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
-                         if (ec) return self->close("connection lost mid-frame: " + ec.message());
-                         self->on_frame();
-                     });
+// Frames are parsed from what one read brought (often several); a frame larger than a read chunk
+// grows the buffer to exactly its size, which max_frame_bytes bounds.
+constexpr size_t kReadChunk = 16384;
+
+void Connection::read_more() {
+    if (closed_) return;
+    size_t room = std::max(kReadChunk, next_frame_ > in_used_ ? next_frame_ - in_used_ : 0);
+    if (in_.size() < in_used_ + room) in_.resize(in_used_ + room);
+    stream_.async_read_some(
+        asio::buffer(in_.data() + in_used_, room),
+        [self = shared_from_this()](const boost::system::error_code& ec, size_t got) {
+            if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated)
+                return self->end_of_input(); // close_notify, or a bare FIN
+            if (ec)
+                return self->close(self->next_frame_ ? "connection lost mid-frame: " + ec.message()
+                                                     : ec.message());
+            self->last_activity_ = std::chrono::steady_clock::now();
+            self->in_used_ += got;
+            self->process_input();
+        });
 }
 
-void Connection::on_frame() {
-    auto start = std::chrono::steady_clock::now();
-    uint32_t id = header_.id;
-    size_t in_flight = shared_->operations_in_flight.load();
-    size_t frame_bytes = protocol::kHeaderSize + body_.size();
-    if (header_.major != protocol::kMajorVersion) {
-        reply(id, version_mismatch(header_.major), start, in_flight);
-    } else {
-        try {
-            dispatch(id, protocol::decode_body(body_), frame_bytes);
-        } catch (const FormatError& e) {
-            reply(id, format_error(e.what()), start, in_flight);
+// Answers every complete frame received, then reads on unless the connection is saturated (its
+// remaining input then waits in in_ until replies are written).
+void Connection::process_input() {
+    size_t at = 0;
+    batching_ = true;
+    while (!closed_ && !saturated() && in_used_ - at >= protocol::kHeaderSize) {
+        ByteView rest = ByteView(in_).subspan(at, in_used_ - at);
+        protocol::Header header = protocol::decode_header(rest);
+        next_frame_ = protocol::kHeaderSize + header.body_length;
+        if (next_frame_ > shared_->limits.max_frame_bytes) {
+            // The frame cannot be read within our limits: there is no safe place to resume, so
+            // the connection goes, and only this one.
+            close("frame of " + std::to_string(next_frame_) + " bytes exceeds max_frame_bytes " +
+                  std::to_string(shared_->limits.max_frame_bytes));
+            break;
         }
+        if (rest.size() < next_frame_) break;
+        on_frame(header, rest.subspan(protocol::kHeaderSize, header.body_length));
+        at += next_frame_;
+        next_frame_ = 0;
     }
+    batching_ = false;
+    if (at > 0) {
+        std::memmove(in_.data(), in_.data() + at, in_used_ - at);
+        in_used_ -= at;
+    }
+    flush_replies();
+    if (closed_) return;
     if (saturated())
         reading_paused_ = true;
-    else
-        read_header();
+    else if (!input_ended_)
+        read_more();
+}
+
+void Connection::on_frame(const protocol::Header& header, ByteView body) {
+    auto start = std::chrono::steady_clock::now();
+    size_t in_flight = shared_->operations_in_flight.load();
+    size_t frame_bytes = protocol::kHeaderSize + body.size();
+    if (header.major != protocol::kMajorVersion)
+        return reply(header.id, version_mismatch(header.major), start, in_flight);
+    try {
+        dispatch(header.id, protocol::decode_body(body), frame_bytes);
+    } catch (const FormatError& e) {
+        reply(header.id, format_error(e.what()), start, in_flight);
+    }
 }
 
 // Back-pressure: a connection stops being read while its requests in flight plus replies not yet
 // written reach max_in_flight_per_connection, or their bytes max_buffered_bytes_per_connection,
 // so a client that sends without reading cannot make the server buffer without bound.
 bool Connection::saturated() const {
-    return in_flight_ + writes_.size() >= shared_->limits.max_in_flight_per_connection ||
+    return in_flight_ + replies_unwritten_ >= shared_->limits.max_in_flight_per_connection ||
            buffered_ >= shared_->limits.max_buffered_bytes_per_connection;
 }
 
@@ -168,15 +191,15 @@ void Connection::end_of_input() {
 }
 
 void Connection::close_when_drained() {
-    if (input_ended_ && in_flight_ == 0 && writes_.empty()) close("");
+    if (input_ended_ && in_flight_ == 0 && replies_unwritten_ == 0 && !reading_paused_) close("");
 }
 
 void Connection::resume_reading() {
-    close_when_drained();
-    if (reading_paused_ && !closed_ && !input_ended_ && !saturated()) {
+    if (reading_paused_ && !batching_ && !closed_ && !saturated()) {
         reading_paused_ = false;
-        read_header();
+        process_input(); // what already arrived first, even after the client half-closed
     }
+    close_when_drained();
 }
 
 // Answers Overloaded at once: the request is shed, never queued.
@@ -212,45 +235,75 @@ void Connection::dispatch(uint32_t id, protocol::Operation request, size_t frame
     // the access log shows it, so concurrency is observable without timing anything.
     size_t server_in_flight = ++shared_->operations_in_flight;
     auto start = std::chrono::steady_clock::now();
-    // Private-key work runs on the pool, in parallel; the reply goes back through the
-    // connection's strand, which owns the stream.
-    asio::post(shared_->io, [self = shared_from_this(), handler, id, start, server_in_flight,
-                             frame_bytes, ticket = *ticket, request = std::move(request)] {
-        handler->answer(self->client_, request,
-                        [self, id, start, server_in_flight, frame_bytes, ticket](Outcome outcome) {
-                            RateLimiter::release(ticket);
-                            asio::post(self->stream_.get_executor(),
-                                       [self, id, start, server_in_flight, frame_bytes,
-                                        outcome = std::move(outcome)] {
-                                           --self->in_flight_;
-                                           self->account(0, frame_bytes);
-                                           --self->shared_->operations_in_flight;
-                                           self->reply(id, outcome, start, server_in_flight);
-                                           self->resume_reading();
-                                       });
-                        });
+    // The answer comes back through the connection's strand, which owns the stream: at once when
+    // the handler answers inline here, else posted from the thread that answered.
+    auto done = [self = shared_from_this(), id, start, server_in_flight, frame_bytes,
+                 ticket = *ticket](Outcome outcome) {
+        RateLimiter::release(ticket);
+        asio::dispatch(self->stream_.get_executor(), [self, id, start, server_in_flight,
+                                                      frame_bytes, outcome = std::move(outcome)] {
+            self->finish(id, outcome, start, server_in_flight, frame_bytes);
+        });
+    };
+    // An EC or Ed25519 signature costs less than a hop to another thread and back: it runs here.
+    // RSA runs on the pool, in parallel, so one slow signature does not hold up a connection's
+    // cheap ones.
+    if (handler->runs_inline(request)) return handler->answer(client_, request, std::move(done));
+    asio::post(shared_->io, [self = shared_from_this(), handler, request = std::move(request),
+                             done = std::move(done)]() mutable {
+        handler->answer(self->client_, request, std::move(done));
     });
+}
+
+void Connection::finish(uint32_t id, const Outcome& outcome,
+                        std::chrono::steady_clock::time_point start, size_t server_in_flight,
+                        size_t frame_bytes) {
+    --in_flight_;
+    account(0, frame_bytes);
+    --shared_->operations_in_flight;
+    reply(id, outcome, start, server_in_flight);
+    resume_reading();
 }
 
 void Connection::reply(uint32_t id, const Outcome& outcome,
                        std::chrono::steady_clock::time_point start, size_t in_flight) {
     auto latency = std::chrono::duration_cast<std::chrono::microseconds>(
         std::chrono::steady_clock::now() - start);
-    shared_->log.record(id, client_.display(), peer_, outcome, latency, in_flight);
+    shared_->log.format(log_batch_, id, client_.display(), peer_, outcome, latency, in_flight);
     shared_->metrics.observe(outcome, latency);
-    if (closed_) return;
-    writes_.push_back(protocol::encode(id, outcome.response));
-    account(writes_.back().size(), 0);
-    if (writes_.size() == 1) write_next();
+    if (closed_) return write_log();
+    Bytes frame = protocol::encode(id, outcome.response);
+    out_.insert(out_.end(), frame.begin(), frame.end());
+    account(frame.size(), 0);
+    ++replies_unwritten_;
+    if (!batching_) flush_replies();
 }
 
-void Connection::write_next() {
-    asio::async_write(stream_, asio::buffer(writes_.front()),
+// Every reply's access-log line is written before the reply can leave: what an edge obtained is
+// always on record. The lines of one batch go out in one write.
+void Connection::write_log() {
+    if (log_batch_.empty()) return;
+    shared_->log.write(log_batch_);
+    log_batch_.clear();
+}
+
+// Starts one TLS write with every reply ready now, unless one is in progress (its completion
+// sends what gathered meanwhile).
+void Connection::flush_replies() {
+    write_log();
+    if (writing_in_progress_ || out_.empty() || closed_) return;
+    writing_.swap(out_);
+    replies_writing_ = replies_unwritten_;
+    writing_in_progress_ = true;
+    asio::async_write(stream_, asio::buffer(writing_),
                       [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
+                          self->writing_in_progress_ = false;
                           if (ec) return self->close("write failed: " + ec.message());
-                          self->account(0, self->writes_.front().size());
-                          self->writes_.pop_front();
-                          if (!self->writes_.empty()) self->write_next();
+                          self->account(0, self->writing_.size());
+                          self->replies_unwritten_ -= self->replies_writing_;
+                          self->replies_writing_ = 0;
+                          self->writing_.clear();
+                          self->flush_replies();
                           self->resume_reading();
                       });
 }
@@ -268,7 +321,11 @@ void Connection::on_timeout() {
         shared_->handshake_failures.note("timed out", "from " + peer_);
         return close("");
     }
-    if (in_flight_ > 0 || !writes_.empty()) return arm_timer(shared_->limits.idle_timeout);
+    if (in_flight_ > 0 || replies_unwritten_ > 0) return arm_timer(shared_->limits.idle_timeout);
+    // Reads move last_activity_ instead of re-arming the timer for every frame.
+    auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - last_activity_);
+    if (idle < shared_->limits.idle_timeout) return arm_timer(shared_->limits.idle_timeout - idle);
     log_line(Level::Info, "connection from " + peer_ + " closed: idle timeout");
     close("");
 }
@@ -276,6 +333,7 @@ void Connection::on_timeout() {
 void Connection::close(const std::string& why) {
     if (closed_) return;
     closed_ = true;
+    write_log();
     if (!why.empty()) log_line(Level::Warn, "connection from " + peer_ + " closed: " + why);
     boost::system::error_code ignored;
     timer_.cancel();

@@ -71,6 +71,12 @@ std::string Dispatcher::key_for(const ClientIdentity& client, const Operation& r
     return key->name;
 }
 
+bool Dispatcher::runs_inline(const Operation& request) const {
+    if (request.is(Opcode::Ping) || request.is(Opcode::GetPublicKey)) return true;
+    auto key = find_key(request);
+    return !key || key->kind != tls::KeyKind::RSA;
+}
+
 Outcome error_outcome(ErrorCode code, std::string reason) {
     return failed({}, code, std::move(reason));
 }

@@ -39,6 +39,9 @@ class RequestHandler {
     // what rate limits charge (a client cannot spend another tenant's key budget).
     virtual std::string key_for(const ClientIdentity& client,
                                 const protocol::Operation& request) const = 0;
+    // Whether answering costs less than handing the request to another thread (EC and Ed25519
+    // signatures, pings, public keys, errors): the transport then answers on its own thread.
+    virtual bool runs_inline(const protocol::Operation& request) const = 0;
 };
 
 class Dispatcher : public RequestHandler {
@@ -51,6 +54,7 @@ class Dispatcher : public RequestHandler {
     }
     std::string key_for(const ClientIdentity& client,
                         const protocol::Operation& request) const override;
+    bool runs_inline(const protocol::Operation& request) const override;
 
   private:
     // By name when the request has one, else by SKI; null when there is no such key.

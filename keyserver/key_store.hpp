@@ -7,8 +7,10 @@
 #include "tls_scheme.hpp"
 #include "uri.hpp"
 
+#include <array>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -26,6 +28,15 @@ struct Key {
     Bytes rejection_secret;  // RSA keys: keys rsa-decrypt-tls's implicit rejection (never logged)
     Ski ski{};
     Bytes spki; // DER SubjectPublicKeyInfo
+
+    // Per signature scheme, a signing context initialised on first use and copied for every
+    // signature (signer.cpp): initialising one fetches algorithms, which costs OpenSSL 3.0 more
+    // than a quarter of a P-256 signature; copying does not.
+    struct SignTemplate {
+        std::once_flag once;
+        ossl::MdCtx ctx;
+    };
+    mutable std::array<SignTemplate, tls::kSchemeCount> sign_templates;
 };
 
 // Whether a PEM file holds an encrypted private key ("BEGIN ENCRYPTED PRIVATE KEY" or a

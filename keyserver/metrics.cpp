@@ -182,6 +182,9 @@ std::string Metrics::exposition(const MetricsSnapshot& now) const {
     w.header("keyless_buffered_bytes", "gauge",
              "Bytes of requests in flight and replies not yet written.");
     w.sample("keyless_buffered_bytes", {}, now.buffered_bytes);
+    w.header("keyless_access_log_lost_lines_total", "counter",
+             "Access-log lines that could not be written (disk full, I/O error).");
+    w.sample("keyless_access_log_lost_lines_total", {}, now.access_log_lost_lines);
     w.header("keyless_keys", "gauge", "Keys being served.");
     w.sample("keyless_keys", {}, now.keys);
     w.header("keyless_draining", "gauge", "1 while the keyserver drains (no new connections).");

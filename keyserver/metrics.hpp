@@ -23,6 +23,7 @@ struct MetricsSnapshot {
     size_t authenticated = 0;
     size_t keys = 0;
     size_t buffered_bytes = 0;
+    uint64_t access_log_lost_lines = 0;
     bool draining = false;
     // (label, notAfter as Unix time): the server certificate and each client CA
     std::vector<std::pair<std::string, int64_t>> certificate_expiry;

@@ -65,8 +65,9 @@ Bytes sign_digest(const Key& key, tls::Padding padding, std::string_view digest_
     return sig;
 }
 
-Bytes sign_message(const Key& key, const tls::SchemeInfo& scheme, ByteView message) {
-    check_kind(key, scheme.key);
+namespace {
+
+ossl::MdCtx new_sign_context(const Key& key, const tls::SchemeInfo& scheme) {
     ossl::MdCtx mctx(EVP_MD_CTX_new());
     EVP_PKEY_CTX* pctx = nullptr; // owned by mctx
     std::string md = std::string(scheme.digest);
@@ -74,6 +75,27 @@ Bytes sign_message(const Key& key, const tls::SchemeInfo& scheme, ByteView messa
                                        nullptr, nullptr, key.pkey.get(), nullptr) <= 0)
         fail(key, "cannot start signing");
     set_rsa_padding(key, pctx, scheme.padding);
+    return mctx;
+}
+
+// A fresh copy of the key's context for `scheme`, made once (threads may sign with the same
+// key at once: each signs with its own copy; the template is only read).
+ossl::MdCtx sign_context(const Key& key, const tls::SchemeInfo& scheme) {
+    auto slot = tls::scheme_slot(scheme.code);
+    if (!slot) return new_sign_context(key, scheme);
+    Key::SignTemplate& t = key.sign_templates[*slot];
+    std::call_once(t.once, [&] { t.ctx = new_sign_context(key, scheme); });
+    ossl::MdCtx mctx(EVP_MD_CTX_new());
+    if (!mctx || EVP_MD_CTX_copy_ex(mctx.get(), t.ctx.get()) != 1)
+        fail(key, "cannot start signing");
+    return mctx;
+}
+
+} // namespace
+
+Bytes sign_message(const Key& key, const tls::SchemeInfo& scheme, ByteView message) {
+    check_kind(key, scheme.key);
+    ossl::MdCtx mctx = sign_context(key, scheme);
     size_t len = 0;
     if (EVP_DigestSign(mctx.get(), nullptr, &len, message.data(), message.size()) <= 0)
         fail(key, "cannot size signature");

@@ -1,8 +1,8 @@
 // keyless-tool: operator commands around a keyless key URI, built on the provider and its client.
-#include "client/client.hpp"
 #include "key_stub.hpp"
 #include "ossl.hpp"
 #include "ski.hpp"
+#include "tool.hpp"
 #include "uri.hpp"
 #include "version.hpp"
 
@@ -24,6 +24,7 @@
 #include <vector>
 
 using namespace keyless;
+using namespace keyless::tool;
 
 namespace {
 
@@ -38,8 +39,9 @@ Commands:
                 needs no permission on any key); prints min/avg/max milliseconds
   pubkey URI    prints the key's public key (PEM), fetched through the keyless provider
   stub URI      writes a key stub PEM (the URI and the public key) for nginx, haproxy, stunnel
-  bench URI     keeps --concurrency TLS 1.3 signatures in flight for --seconds; prints ops/s and
-                latency percentiles (the key's policy must allow sign-tls)
+  bench URI     keeps --concurrency TLS 1.3 signatures in flight for --seconds over
+                --connections connections; prints ops/s, latency percentiles and this
+                process's CPU per operation (the key's policy must allow sign-tls)
 
 URI is keyless:HOST:PORT[,HOST:PORT...]/KEYID.
 
@@ -50,6 +52,11 @@ Options:
   --count N            ping: number of pings (default 10)
   --seconds N          bench: duration (default 5)
   --concurrency N      bench: requests in flight (default 32)
+  --connections N      bench: connections to the keyserver, each with its own client I/O
+                       thread, as N terminator processes would have (default 1)
+  --threads N          bench: calling threads, each keeping its share of --concurrency in
+                       flight (default: one per request in flight, as a terminator's workers)
+  --json               bench: one JSON object instead of text and the live progress line
   -o FILE              stub: write to FILE (mode 644) instead of standard output
   --from-cert FILE     stub: take the public key from this certificate (or PUBLIC KEY PEM)
                        instead of asking the keyserver (works offline)
@@ -61,17 +68,14 @@ Settings not given as options come from the KEYLESS_* environment variables, or 
 section of the openssl.cnf that OPENSSL_CONF names (pubkey, stub).
 )";
 
-struct Options {
-    std::string command, uri, cert, key, ca, out, from_cert, provider_dir = KEYLESS_PROVIDER_DIR;
-    int count = 10;
-    int seconds = 5;
-    int concurrency = 32;
-};
+} // namespace
 
-[[noreturn]] void die(const std::string& message) {
+[[noreturn]] void keyless::tool::die(const std::string& message) {
     std::cerr << "keyless-tool: " << message << "\n";
     std::exit(1);
 }
+
+namespace {
 
 Options parse(int argc, char** argv) {
     Options o;
@@ -106,10 +110,16 @@ Options parse(int argc, char** argv) {
             std::string v = value();
             o.count = std::atoi(v.c_str());
             if (o.count < 1 || o.count > 100000) die("--count needs a number from 1 to 100000");
-        } else if (a == "--seconds" || a == "--concurrency") {
+        } else if (a == "--seconds" || a == "--concurrency" || a == "--connections" ||
+                   a == "--threads") {
             int v = std::atoi(value().c_str());
             if (v < 1 || v > 10000) die(a + " needs a number from 1 to 10000");
-            (a == "--seconds" ? o.seconds : o.concurrency) = v;
+            (a == "--seconds"       ? o.seconds
+             : a == "--concurrency" ? o.concurrency
+             : a == "--connections" ? o.connections
+                                    : o.threads) = v;
+        } else if (a == "--json") {
+            o.json = true;
         } else if (!a.empty() && a[0] == '-')
             die("unknown option '" + a + "' (see --help)");
         else
@@ -155,8 +165,9 @@ std::string conf_setting(const char* key) {
     return it == values.end() ? std::string() : it->second;
 }
 
-// A prepared keyserver client with the provider's settings, for commands that talk directly.
-std::unique_ptr<client::Client> direct_client(const Options& o, KeyUri& uri) {
+} // namespace
+
+std::unique_ptr<client::Client> keyless::tool::direct_client(const Options& o, KeyUri& uri) {
     try {
         uri = parse_key_uri(o.uri);
         auto c = std::make_unique<client::Client>(client::resolve_settings(conf_setting));
@@ -168,6 +179,8 @@ std::unique_ptr<client::Client> direct_client(const Options& o, KeyUri& uri) {
         die(e.what());
     }
 }
+
+namespace {
 
 int ping(const Options& o) {
     // The same library initialisation a terminator gets: a config that names keyless.so but
@@ -333,72 +346,15 @@ int check(const Options& o) {
     return 0;
 }
 
-Bytes reply_or_die(const client::Call& call, const std::string& what) {
+} // namespace
+
+Bytes keyless::tool::reply_or_die(const client::Call& call, const std::string& what) {
     if (call.failure != client::Failure::None) die(what + " failed: " + call.message);
     if (!call.response->is(protocol::Opcode::Response))
         die(what + " failed: keyserver answered " +
             std::string(protocol::to_string(protocol::error_of(*call.response))));
     return call.response->payload;
 }
-
-int bench(const Options& o) {
-    KeyUri uri;
-    auto client = direct_client(o, uri);
-    Bytes spki =
-        reply_or_die(*client->run(uri, protocol::Operation::make(protocol::Opcode::GetPublicKey)),
-                     o.uri + ": fetching the public key");
-    const unsigned char* p = spki.data();
-    ossl::Pkey pub(d2i_PUBKEY(nullptr, &p, static_cast<long>(spki.size())));
-    if (!pub) die(o.uri + ": the keyserver sent an unreadable public key");
-    bool rsa = EVP_PKEY_is_a(pub.get(), "RSA");
-    // What a TLS 1.3 server signs: 64 spaces, the context string, 0, a SHA-256 transcript hash.
-    std::string message = std::string(64, ' ') + "TLS 1.3, server CertificateVerify";
-    message.push_back('\0');
-    message.append(32, 'Z');
-    Bytes tbs(message.begin(), message.end());
-    protocol::Operation req = protocol::Operation::make(protocol::Opcode::SignTLS, tbs);
-    req.signature_scheme = rsa ? 0x0804 : 0x0403;
-    reply_or_die(*client->run(uri, req), o.uri + ": signing"); // warm-up, and policy check
-
-    std::vector<std::vector<double>> latencies(static_cast<size_t>(o.concurrency));
-    std::atomic<bool> failed{false};
-    auto end = std::chrono::steady_clock::now() + std::chrono::seconds(o.seconds);
-    std::vector<std::thread> workers;
-    for (int w = 0; w < o.concurrency; ++w)
-        workers.emplace_back([&, w] {
-            while (std::chrono::steady_clock::now() < end && !failed) {
-                auto start = std::chrono::steady_clock::now();
-                auto call = client->run(uri, req);
-                if (call->failure != client::Failure::None ||
-                    !call->response->is(protocol::Opcode::Response)) {
-                    failed = true;
-                    return;
-                }
-                latencies[static_cast<size_t>(w)].push_back(
-                    std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                              start)
-                        .count());
-            }
-        });
-    for (auto& t : workers)
-        t.join();
-    if (failed) die(o.uri + ": a signature failed during the benchmark");
-    std::vector<double> all;
-    for (auto& l : latencies)
-        all.insert(all.end(), l.begin(), l.end());
-    std::sort(all.begin(), all.end());
-    auto pct = [&](double q) {
-        return all[std::min(all.size() - 1,
-                            static_cast<size_t>(q * static_cast<double>(all.size())))];
-    };
-    std::printf(
-        "%s: %s sign-tls, %d in flight, %d s: %.0f ops/s, latency p50 %.3f ms, p99 %.3f ms\n",
-        o.uri.c_str(), rsa ? "RSA-PSS" : "ECDSA", o.concurrency, o.seconds,
-        static_cast<double>(all.size()) / o.seconds, pct(0.50), pct(0.99));
-    return 0;
-}
-
-} // namespace
 
 int main(int argc, char** argv) {
     Options o = parse(argc, argv);

@@ -55,6 +55,7 @@ class Call {
     std::optional<protocol::Operation> response;
     Failure failure = Failure::None;
     std::string message;
+    std::chrono::steady_clock::time_point completed_at; // when complete() ran (latency figures)
 
   private:
     mutable std::mutex mutex_;

@@ -53,6 +53,7 @@ void Call::complete(std::optional<protocol::Operation> r, Failure f, std::string
         response = std::move(r);
         failure = f;
         message = std::move(m);
+        completed_at = Clock::now();
         done_ = true;
     }
     cv_.notify_all();
@@ -115,6 +116,7 @@ void IoCore::child_after_fork() {
 }
 
 void IoCore::submit(std::shared_ptr<Call> call) {
+    bool wake = false;
     {
         std::lock_guard lock(mutex_);
         if (stop_) {
@@ -122,7 +124,10 @@ void IoCore::submit(std::shared_ptr<Call> call) {
             return;
         }
         incoming_.push_back(std::move(call));
+        wake = polling_;
+        polling_ = false;
     }
+    if (!wake) return; // the I/O thread is awake and will see the call before it sleeps
     uint64_t one = 1;
     ssize_t ignored = ::write(wake_fd_, &one, sizeof one);
     (void)ignored;
@@ -153,8 +158,12 @@ void IoCore::run() {
             if (stop_) break;
             fresh.swap(incoming_);
         }
+        // Every request that arrived since the last turn is framed first, then each connection
+        // sends them in one TLS write.
         for (auto& call : fresh)
             route(call);
+        for (auto& [name, c] : connections_)
+            if (!c->dead && c->state == Connection::State::Ready && !c->out.empty()) flush(*c);
 
         // Drop connections that failed, then wait for I/O or the nearest deadline.
         graveyard_.clear();
@@ -178,7 +187,19 @@ void IoCore::run() {
                 next = std::min(next, call->deadline);
         }
         auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count();
-        ::poll(fds.data(), fds.size(), static_cast<int>(std::max<long>(0, wait_ms) + 1));
+        {
+            // Callers write the eventfd only while this thread sleeps in poll(), once per sleep.
+            std::lock_guard lock(mutex_);
+            if (incoming_.empty())
+                polling_ = true;
+            else
+                wait_ms = -1; // more work already: look again without sleeping
+        }
+        ::poll(fds.data(), fds.size(), static_cast<int>(std::max<long>(-1, wait_ms) + 1));
+        {
+            std::lock_guard lock(mutex_);
+            polling_ = false;
+        }
 
         if (fds[0].revents & POLLIN) {
             uint64_t drained;
@@ -326,7 +347,6 @@ void IoCore::send(Connection& c, const std::shared_ptr<Call>& call) {
     Bytes frame = protocol::encode(id, call->request);
     c.out.insert(c.out.end(), frame.begin(), frame.end());
     c.pending[id] = call;
-    flush(c);
 }
 
 bool IoCore::flush(Connection& c) {

@@ -56,8 +56,9 @@ class IoCore {
     SSL_CTX* tls_; // owned by the Client; outlives the core
     const Settings settings_;
 
-    std::mutex mutex_; // guards incoming_, open_fds_, stop_
+    std::mutex mutex_; // guards incoming_, polling_, open_fds_, stop_
     std::deque<std::shared_ptr<Call>> incoming_;
+    bool polling_ = false; // the I/O thread sleeps in poll(): a submit must wake it
     std::vector<int> open_fds_;
     bool stop_ = false;
     bool forked_ = false;

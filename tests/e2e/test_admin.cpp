@@ -232,3 +232,17 @@ TEST_CASE("--version names the version and the revision; stderr lines carry time
     CHECK(line[10] == 'T');
     CHECK(line[23] == 'Z');
 }
+
+TEST_CASE("an access log that cannot be written is counted and reported, never silently lost") {
+    // /dev/full accepts the open and fails every write with ENOSPC, as a full disk would.
+    KeyserverFixture ks(kConfig, {"--access-log", "/dev/full"});
+    TestClient edge(ks.client());
+    for (int i = 0; i < 3; ++i)
+        REQUIRE(edge.call(sign("p256")).is(Opcode::Response)); // serving goes on
+    std::string reply = admin(ks, "GET", "/metrics");
+    REQUIRE(reply.rfind("200\n", 0) == 0);
+    CHECK(sample(reply.substr(4), "keyless_access_log_lost_lines_total") == 3);
+    // One complaint for the first failure, then at most one per 10 s.
+    CHECK(count_of(ks.stderr_text(),
+                   "access log /dev/full: write failed: No space left on device") == 1);
+}

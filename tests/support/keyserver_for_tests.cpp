@@ -54,6 +54,10 @@ class TestHandler : public RequestHandler {
         return inner_->key_for(client, request);
     }
 
+    bool runs_inline(const protocol::Operation& request) const override {
+        return inner_->runs_inline(request);
+    }
+
   private:
     std::shared_ptr<const Dispatcher> inner_;
     bool emulate_;

@@ -1,0 +1,187 @@
+// keyless-tool bench: TLS 1.3 CertificateVerify signatures kept in flight against a keyserver,
+// through the same client code keyless.so runs.
+#include "ossl.hpp"
+#include "tool.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <deque>
+#include <iostream>
+#include <thread>
+#include <vector>
+
+namespace keyless::tool {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// What a TLS 1.3 server signs: 64 spaces, the context string, 0, a SHA-256 transcript hash.
+protocol::Operation certificate_verify_request(bool rsa) {
+    std::string message = std::string(64, ' ') + "TLS 1.3, server CertificateVerify";
+    message.push_back('\0');
+    message.append(32, 'Z');
+    protocol::Operation req =
+        protocol::Operation::make(protocol::Opcode::SignTLS, Bytes(message.begin(), message.end()));
+    req.signature_scheme = rsa ? 0x0804 : 0x0403;
+    return req;
+}
+
+double cpu_seconds() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    auto secs = [](const timeval& t) {
+        return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+    };
+    return secs(u.ru_utime) + secs(u.ru_stime);
+}
+
+struct Load {
+    std::vector<std::unique_ptr<client::Client>> clients;
+    KeyUri uri;
+    protocol::Operation request;
+    Clock::time_point end;
+    std::atomic<uint64_t> done{0};
+    std::atomic<bool> failed{false};
+    std::string failure;
+    std::mutex failure_mutex;
+};
+
+// One calling thread keeping `depth` requests in flight, spread over the connections from
+// `first_slot` on; each latency is from start to the I/O thread's completion.
+void drive(Load& load, int first_slot, int depth, std::vector<double>& latencies) {
+    struct InFlight {
+        std::shared_ptr<client::Call> call;
+        Clock::time_point start;
+    };
+    auto start_one = [&](int slot) {
+        auto& c = *load.clients[static_cast<size_t>(slot) % load.clients.size()];
+        return InFlight{c.start(load.uri, load.request), Clock::now()};
+    };
+    std::deque<InFlight> queue;
+    for (int i = 0; i < depth; ++i)
+        queue.push_back(start_one(first_slot + i));
+    int next_slot = first_slot;
+    while (!queue.empty()) {
+        InFlight f = std::move(queue.front());
+        queue.pop_front();
+        f.call->wait();
+        if (f.call->failure != client::Failure::None ||
+            !f.call->response->is(protocol::Opcode::Response)) {
+            std::lock_guard lock(load.failure_mutex);
+            load.failed = true;
+            load.failure =
+                f.call->failure != client::Failure::None
+                    ? f.call->message
+                    : "keyserver answered " +
+                          std::string(protocol::to_string(protocol::error_of(*f.call->response)));
+            return;
+        }
+        latencies.push_back(
+            std::chrono::duration<double, std::milli>(f.call->completed_at - f.start).count());
+        ++load.done;
+        if (Clock::now() < load.end && !load.failed)
+            queue.push_back(start_one(next_slot++ % depth + first_slot));
+    }
+}
+
+} // namespace
+
+int bench(const Options& o) {
+    Load load;
+    auto first = direct_client(o, load.uri);
+    Bytes spki = reply_or_die(
+        *first->run(load.uri, protocol::Operation::make(protocol::Opcode::GetPublicKey)),
+        o.uri + ": fetching the public key");
+    const unsigned char* p = spki.data();
+    ossl::Pkey pub(d2i_PUBKEY(nullptr, &p, static_cast<long>(spki.size())));
+    if (!pub) die(o.uri + ": the keyserver sent an unreadable public key");
+    bool rsa = EVP_PKEY_is_a(pub.get(), "RSA");
+    load.request = certificate_verify_request(rsa);
+    load.clients.push_back(std::move(first));
+    for (int i = 1; i < o.connections; ++i) {
+        KeyUri ignored;
+        load.clients.push_back(direct_client(o, ignored));
+    }
+    // Warm-up: every connection's mTLS handshake, and the policy check.
+    for (auto& c : load.clients)
+        reply_or_die(*c->run(load.uri, load.request), o.uri + ": signing");
+
+    int threads = o.threads ? std::min(o.threads, o.concurrency) : o.concurrency;
+    std::vector<std::vector<double>> latencies(static_cast<size_t>(threads));
+    double cpu_before = cpu_seconds();
+    auto begin = Clock::now();
+    load.end = begin + std::chrono::seconds(o.seconds);
+    std::vector<std::thread> workers;
+    for (int t = 0, slot = 0; t < threads; ++t) {
+        int depth = o.concurrency / threads + (t < o.concurrency % threads ? 1 : 0);
+        workers.emplace_back(drive, std::ref(load), slot, depth,
+                             std::ref(latencies[static_cast<size_t>(t)]));
+        slot += depth;
+    }
+    // A live progress line while it runs, on a terminal only.
+    bool progress = !o.json && isatty(STDERR_FILENO);
+    uint64_t last = 0;
+    for (int s = 1; progress && s <= o.seconds && !load.failed; ++s) {
+        std::this_thread::sleep_until(begin + std::chrono::seconds(s));
+        uint64_t now = load.done;
+        std::fprintf(stderr, "\r%3d/%d s: %8.0f ops/s", s, o.seconds,
+                     static_cast<double>(now - last));
+        last = now;
+    }
+    for (auto& t : workers)
+        t.join();
+    double elapsed = std::chrono::duration<double>(Clock::now() - begin).count();
+    double cpu = cpu_seconds() - cpu_before;
+    if (progress) std::fprintf(stderr, "\r%40s\r", "");
+    if (load.failed) die(o.uri + ": a signature failed during the benchmark: " + load.failure);
+
+    std::vector<double> all;
+    for (auto& l : latencies)
+        all.insert(all.end(), l.begin(), l.end());
+    std::sort(all.begin(), all.end());
+    auto pct = [&](double q) {
+        return all[std::min(all.size() - 1,
+                            static_cast<size_t>(q * static_cast<double>(all.size())))];
+    };
+    double ops = static_cast<double>(all.size());
+    double rate = ops / elapsed;
+    double cpu_us = cpu * 1e6 / ops;
+    const char* algorithm = rsa ? "RSA-PSS" : "ECDSA";
+    if (o.json) {
+        nlohmann::json out = {
+            {"uri", o.uri},
+            {"algorithm", algorithm},
+            {"in_flight", o.concurrency},
+            {"connections", o.connections},
+            {"threads", threads},
+            {"seconds", elapsed},
+            {"operations", all.size()},
+            {"ops_per_second", rate},
+            {"latency_ms",
+             {{"p50", pct(0.50)},
+              {"p90", pct(0.90)},
+              {"p99", pct(0.99)},
+              {"p99_9", pct(0.999)},
+              {"max", all.back()}}},
+            {"client_cpu_us_per_op", cpu_us},
+        };
+        std::cout << out.dump() << "\n";
+        return 0;
+    }
+    std::printf("%s: %s sign-tls, %d in flight over %d connection(s), %d thread(s), %.1f s: "
+                "%.0f ops/s\n  latency ms: p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n"
+                "  this client's CPU: %.1f us per operation\n",
+                o.uri.c_str(), algorithm, o.concurrency, o.connections, threads, elapsed, rate,
+                pct(0.50), pct(0.90), pct(0.99), pct(0.999), all.back(), cpu_us);
+    return 0;
+}
+
+} // namespace keyless::tool

@@ -1,0 +1,32 @@
+// What keyless-tool's commands share: the parsed options, fatal errors, and a keyserver client
+// with the provider's settings.
+#pragma once
+
+#include "client/client.hpp"
+#include "uri.hpp"
+
+#include <memory>
+#include <string>
+
+namespace keyless::tool {
+
+struct Options {
+    std::string command, uri, cert, key, ca, out, from_cert, provider_dir = KEYLESS_PROVIDER_DIR;
+    int count = 10;
+    int seconds = 5;
+    int concurrency = 32;
+    int connections = 1;
+    int threads = 0; // bench: 0 = one per request in flight
+    bool json = false;
+};
+
+// Prints "keyless-tool: MESSAGE" and exits 1.
+[[noreturn]] void die(const std::string& message);
+// A prepared keyserver client with the provider's settings, for commands that talk directly.
+std::unique_ptr<client::Client> direct_client(const Options& o, KeyUri& uri);
+// The payload of a successful Response, else dies naming `what` and the failure.
+Bytes reply_or_die(const client::Call& call, const std::string& what);
+
+int bench(const Options& o);
+
+} // namespace keyless::tool
