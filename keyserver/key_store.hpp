@@ -25,7 +25,6 @@ struct Key {
     int bits = 0;
     std::string description; // e.g. "RSA-2048", "EC P-256"
     std::string curve;       // EC keys: "P-256", "P-384" or "P-521"
-    Bytes rejection_secret;  // RSA keys: keys rsa-decrypt-tls's implicit rejection (never logged)
     Ski ski{};
     Bytes spki; // DER SubjectPublicKeyInfo
 
@@ -37,6 +36,10 @@ struct Key {
         ossl::MdCtx ctx;
     };
     mutable std::array<SignTemplate, tls::kSchemeCount> sign_templates;
+    // RSA keys: what keys rsa-decrypt-tls's implicit rejection (never logged). Derived on first
+    // use, not at load: it costs an RSA signature, and most keys are never asked to decrypt.
+    mutable std::once_flag rejection_once;
+    mutable Bytes rejection_secret;
 };
 
 // Whether a PEM file holds an encrypted private key ("BEGIN ENCRYPTED PRIVATE KEY" or a

@@ -80,7 +80,7 @@ Service::Service(ServiceSettings settings, std::shared_ptr<const ServingState> s
             throw ConfigError("admin listener " + c.admin_listen +
                               " is not a loopback address: set admin.token_file (a bearer "
                               "token), or listen on 127.0.0.1");
-        admin_ = std::make_unique<AdminServer>(io_, admin_at, token, admin_actions());
+        admin_ = std::make_unique<AdminServer>(admin_io_, admin_at, token, admin_actions());
     }
     shared_->rate_limiter.configure(c.rate_limits);
     shared_->metrics.count_reload(true); // the start counts as the first successful load
@@ -109,9 +109,14 @@ int Service::run() {
     std::vector<std::thread> pool;
     for (unsigned i = 1; i < threads; ++i)
         pool.emplace_back([this] { io_.run(); });
+    std::thread admin_thread;
+    if (admin_) admin_thread = std::thread([this] { admin_io_.run(); });
     io_.run();
     for (auto& t : pool)
         t.join();
+    admin_io_.stop();
+    if (admin_thread.joinable()) admin_thread.join();
+    if (reloader_.joinable()) reloader_.join();
     log_line(Level::Info, "stopped");
     return 0;
 }
@@ -119,7 +124,7 @@ int Service::run() {
 void Service::on_signal(const boost::system::error_code& ec, int sig) {
     if (ec) return;
     if (sig == SIGHUP) {
-        reload();
+        reload_in_background();
     } else if (sig == SIGUSR1) {
         try {
             log_.reopen();
@@ -142,6 +147,27 @@ void Service::on_signal(const boost::system::error_code& ec, int sig) {
         stop("signal " + std::to_string(sig));
     }
     signals_.async_wait([this](const boost::system::error_code& e, int s) { on_signal(e, s); });
+}
+
+void Service::reload_in_background() {
+    std::lock_guard lock(mutex_);
+    if (reload_running_) {
+        reload_again_ = true;
+        return;
+    }
+    reload_running_ = true;
+    if (reloader_.joinable()) reloader_.join(); // finished: it cleared reload_running_ last
+    reloader_ = std::thread([this] {
+        while (true) {
+            reload();
+            std::lock_guard again(mutex_);
+            if (!reload_again_) {
+                reload_running_ = false;
+                return;
+            }
+            reload_again_ = false;
+        }
+    });
 }
 
 Service::ReloadResult Service::reload() {
@@ -223,8 +249,8 @@ void Service::watch_drain() {
             log_line(Level::Warn, "drain timed out: closing " +
                                       std::to_string(shared_->tracked().size()) +
                                       " connection(s) with requests still open");
-        if (admin_) admin_->stop();
-        io_.stop();
+        io_.stop(); // run() then stops the admin listener
+
         return;
     }
     drain_timer_.expires_after(std::chrono::milliseconds(20));

@@ -153,9 +153,14 @@ Bytes derive_rejection_secret(const Key& key) {
     return sha256(sign_digest(key, tls::Padding::PKCS1, "SHA256", label_hash));
 }
 
+const Bytes& rejection_secret(const Key& key) {
+    std::call_once(key.rejection_once,
+                   [&] { key.rejection_secret = derive_rejection_secret(key); });
+    return key.rejection_secret;
+}
+
 Bytes rsa_decrypt_tls(const Key& key, ByteView ciphertext, uint16_t client_version) {
-    if (key.rejection_secret.empty())
-        throw CryptoError("key '" + key.name + "' has no implicit-rejection secret");
+    const Bytes& secret = rejection_secret(key);
     // Raw RSA (blinded, constant time in OpenSSL); the padding is checked here, also in constant
     // time. An error here depends only on the ciphertext's size or range, never its padding.
     Bytes em = rsa_decrypt_raw(key, ciphertext);
@@ -167,9 +172,9 @@ Bytes rsa_decrypt_tls(const Key& key, ByteView ciphertext, uint16_t client_versi
     message.insert(message.end(), ciphertext.begin(), ciphertext.end());
     Bytes synthetic(EVP_MAX_MD_SIZE);
     size_t synthetic_len = 0;
-    if (!EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA384", nullptr, key.rejection_secret.data(),
-                   key.rejection_secret.size(), message.data(), message.size(), synthetic.data(),
-                   synthetic.size(), &synthetic_len) ||
+    if (!EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA384", nullptr, secret.data(), secret.size(),
+                   message.data(), message.size(), synthetic.data(), synthetic.size(),
+                   &synthetic_len) ||
         synthetic_len != kPremasterSize)
         throw CryptoError("implicit rejection HMAC failed: " + ossl::last_error());
 

@@ -32,5 +32,7 @@ Bytes rsa_decrypt_tls(const Key& key, ByteView ciphertext, uint16_t client_versi
 // over a fixed label. Only the private key can compute it, and it needs nothing but a signature
 // (so an HSM key gets one too).
 Bytes derive_rejection_secret(const Key& key);
+// derive_rejection_secret(), once per key (thread-safe); throws CryptoError if it cannot.
+const Bytes& rejection_secret(const Key& key);
 
 } // namespace keyless::keyserver

@@ -273,11 +273,12 @@ TEST_CASE("dispatcher: sign-TLS takes strict shapes, each with its own permissio
 TEST_CASE("rsa-decrypt-tls: implicit rejection is deterministic, per key and per ciphertext") {
     auto keys = KeyStore::load_directory(test::pki("keys"), false);
     auto key = keys.by_name("rsa2048");
-    REQUIRE(key->rejection_secret.size() == 32);
-    CHECK(key->rejection_secret != keys.by_name("rsa3072")->rejection_secret);
+    REQUIRE(rejection_secret(*key).size() == 32);
+    CHECK(rejection_secret(*key) != rejection_secret(*keys.by_name("rsa3072")));
     // Reloading the same file derives the same secret: answers survive a restart.
-    CHECK(KeyStore::load_directory(test::pki("keys"), false).by_name("rsa2048")->rejection_secret ==
-          key->rejection_secret);
+    CHECK(
+        rejection_secret(*KeyStore::load_directory(test::pki("keys"), false).by_name("rsa2048")) ==
+        rejection_secret(*key));
 
     auto encrypt = [&](ByteView plain, int padding) {
         ossl::PkeyCtx ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, key->pkey.get(), nullptr));

@@ -48,6 +48,34 @@ TEST_CASE("SKI of an RSA key is SHA-1 of the DER RSAPublicKey") {
     CHECK_THROWS(compute_ski_from_spki(Bytes{0x30, 0x00}));
 }
 
+TEST_CASE("spki_der builds exactly what i2d_PUBKEY encodes, for every key type served") {
+    std::vector<ossl::Pkey> keys;
+    for (const char* curve : {"P-256", "P-384", "P-521"})
+        keys.push_back(generate("EC", OSSL_PKEY_PARAM_GROUP_NAME, curve));
+    keys.push_back(generate("ED25519", nullptr, nullptr));
+    keys.push_back(generate("RSA", nullptr, nullptr));
+    for (const auto& key : keys) {
+        INFO(EVP_PKEY_get0_type_name(key.get()) << " " << EVP_PKEY_get_bits(key.get()));
+        unsigned char* der = nullptr;
+        int len = i2d_PUBKEY(key.get(), &der);
+        REQUIRE(len > 0);
+        Bytes reference(der, der + len);
+        OPENSSL_free(der);
+        CHECK(spki_der(key.get()) == reference);
+        CHECK(compute_ski_from_own_spki(reference) == compute_ski_from_spki(reference));
+    }
+    // Anything else still gets a SubjectPublicKeyInfo, the slow way.
+    auto x25519 = generate("X25519", nullptr, nullptr);
+    CHECK(compute_ski_from_spki(spki_der(x25519.get())) == compute_ski(x25519.get()));
+    // Structure is checked: truncated, trailing bytes, wrong tags.
+    Bytes good = spki_der(keys[0].get());
+    CHECK_THROWS(compute_ski_from_own_spki(Bytes(good.begin(), good.end() - 1)));
+    Bytes trailing = good;
+    trailing.push_back(0);
+    CHECK_THROWS(compute_ski_from_own_spki(trailing));
+    CHECK_THROWS(compute_ski_from_own_spki(Bytes{0x30, 0x03, 0x02, 0x01, 0x00}));
+}
+
 TEST_CASE("TLS signature schemes map both ways") {
     auto pss = tls::scheme_info(0x0804);
     REQUIRE(pss);
