@@ -1,67 +1,236 @@
 #!/usr/bin/env bash
-# keyless benchmarks, every ratio measured in this one run on this machine:
-#  1. keyserver signatures/s (one worker thread) vs `openssl speed` on one core;
-#  2. full TLS 1.3 handshakes/s through `openssl s_server`, local key vs keyless key, with the
-#     server-side CPU per handshake (s_server + keyserver).
-# Usage: scripts/bench.sh [SECONDS]   (default 5 per measurement; about 12 x SECONDS in all)
+# keyless benchmarks. Every target of docs/benchmarks.md is printed as a ratio against a baseline
+# measured in this same run on this machine, with "meets" or "misses":
+#   1. keyserver CPU per signature vs `openssl speed` (P-256 at 1, 4, 32, 128 in flight; RSA-2048)
+#   2. keyserver thread scaling vs `openssl speed -multi N`
+#   3. the edge: the client library's CPU per remote operation, and nginx (1 worker, no session
+#      cache or tickets) CPU per full TLS 1.3 handshake, local key vs keyless, with the
+#      keyserver's CPU per handshake beside it
+#   4. unloaded loopback round trip
+#   5. 10,000 keys: start, SIGHUP reload while serving, memory
+# and draws latency percentiles against requests in flight into docs/bench-latency.png.
+# The keyserver runs on core 0 (`--threads 1`), load generators on the other cores.
+# Usage: scripts/bench.sh [SECONDS]   (default 5 per measurement; about 25 x SECONDS in all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-5}
 source scripts/lib.sh
 setup bench
+scripts/install-deps.sh --bench >/dev/null
+tick=$(getconf CLK_TCK)
+cores=$(nproc)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; }
+field() { sed -E "s/.*\"$1\":([0-9.e+-]+).*/\1/" <<<"$2"; }
+
+results=()
+# verdict NAME MEASURED LIMIT DETAIL: "meets" when MEASURED <= LIMIT
+verdict() {
+    local v; v=$(awk -v m="$2" -v l="$3" 'BEGIN { print (m <= l) ? "meets " : "MISSES" }')
+    results+=("$(printf '%s  %-58s %8s (target <= %s)  %s' "$v" "$1" "$2" "$3" "$4")")
+    echo "   $v $1: $2 (target <= $3) $4"
+}
 
 tests/gen-pki.sh "$work/pki" >/dev/null
 pki=$work/pki
 echo '{"keys": {"rsa2048": {"allow": ["sign-tls"]}, "p256": {"allow": ["sign-tls"]}}}' > "$work/ks.json"
-start_keyserver "$work/ks.json" --threads 1
 write_openssl_conf "$work/openssl.cnf"
-
-echo "machine: $(nproc) cores, $(openssl version), ${secs}s per measurement"
-echo
-echo "1. keyserver (1 worker thread, 32 requests in flight over mTLS) vs openssl speed (1 core)"
-speed=$(openssl speed -seconds "$secs" rsa2048 ecdsap256 2>/dev/null)
-rsa_speed=$(awk '/^rsa 2048 bits/ {print $6}' <<<"$speed")
-ec_speed=$(awk '/nistp256/ {print $7}' <<<"$speed")
-rsa_ks=$(OPENSSL_CONF=$work/openssl.cnf build/tools/keyless-tool bench "keyless:$ks/rsa2048" --seconds "$secs" | sed -E 's/.* ([0-9]+) ops\/s.*/\1/')
-ec_ks=$(OPENSSL_CONF=$work/openssl.cnf build/tools/keyless-tool bench "keyless:$ks/p256" --seconds "$secs" | sed -E 's/.* ([0-9]+) ops\/s.*/\1/')
-printf '   %-10s openssl speed %8.0f sign/s   keyserver %8.0f sign/s   ratio %s\n' \
-    RSA-2048 "$rsa_speed" "$rsa_ks" "$(ratio "$rsa_ks" "$rsa_speed")" \
-    P-256 "$ec_speed" "$ec_ks" "$(ratio "$ec_ks" "$ec_speed")"
+tool() { OPENSSL_CONF=$work/openssl.cnf build/tools/keyless-tool "$@"; }
+echo "machine: $cores cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(openssl version), ${secs}s per measurement"
 
 echo
-echo "2. TLS 1.3 full handshakes (openssl s_time -new, no resumption): local key vs keyless key"
-handshakes() { # port -> "connections seconds"
-    openssl s_time -connect "127.0.0.1:$1" -new -time "$secs" -CAfile "$pki/ca.crt" 2>/dev/null |
-        awk '/connections in [0-9]+ real seconds/ {print $1, $4}'
+echo "1. keyserver CPU per signature (--threads 1 on core 0) vs openssl speed on core 0"
+speed=$(taskset -c 0 openssl speed -seconds "$secs" rsa2048 ecdsap256 2>/dev/null)
+rsa_us=$(awk '/^rsa 2048 bits/ {printf "%.2f", 1e6 / $6}' <<<"$speed")
+ec_us=$(awk '/nistp256/ {printf "%.2f", 1e6 / $7}' <<<"$speed")
+echo "   openssl speed: P-256 $ec_us us/sign, RSA-2048 $rsa_us us/sign"
+start_keyserver "$work/ks.json" --threads 1 --access-log "$work/access.log"
+taskset -pc 0 "$ks_pid" >/dev/null
+load_cpus=1-$((cores - 1))
+[[ $cores -lt 2 ]] && load_cpus=0
+# run_bench KEY IN_FLIGHT [more bench flags]: sets json and ks_us (keyserver CPU us per op)
+run_bench() {
+    local key=$1 n=$2; shift 2
+    local k0 k1; k0=$(cpu_ticks "$ks_pid")
+    json=$(taskset -c "$load_cpus" env OPENSSL_CONF="$work/openssl.cnf" build/tools/keyless-tool \
+        bench "keyless:$ks/$key" --seconds "$secs" --concurrency "$n" --json "$@")
+    k1=$(cpu_ticks "$ks_pid")
+    ks_us=$(calc "($k1 - $k0) * 1e6 / $tick / $(field operations "$json")" 1)
 }
-tick=$(getconf CLK_TCK)
-for key in rsa2048 p256; do
-    OPENSSL_CONF=$work/openssl.cnf build/tools/keyless-tool stub "keyless:$ks/$key" \
-        -o "$work/$key.stub.pem" 2>/dev/null
-    declare -A rate cpu
-    for mode in local keyless; do
-        port=$(free_port)
-        if [[ $mode == local ]]; then keyarg=$pki/keys/$key.pem; conf=/dev/null; else keyarg=$work/$key.stub.pem; conf=$work/openssl.cnf; fi
-        OPENSSL_CONF=$conf openssl s_server -accept "127.0.0.1:$port" -cert "$pki/certs/$key.crt" \
-            -key "$keyarg" -tls1_3 -no_cache -num_tickets 0 -quiet >/dev/null 2>&1 &
-        srv=$!
-        pids+=("$srv")
-        wait_port "$port"
-        s0=$(cpu_ticks "$srv"); k0=$(cpu_ticks "$ks_pid")
-        read -r n t < <(handshakes "$port")
-        s1=$(cpu_ticks "$srv"); k1=$(cpu_ticks "$ks_pid")
-        kill "$srv"
-        rate[$mode]=$(awk -v n="$n" -v t="$t" 'BEGIN { printf "%.0f", n / t }')
-        used=$(( s1 - s0 ))
-        [[ $mode == keyless ]] && used=$(( used + k1 - k0 ))
-        cpu[$mode]=$(awk -v u="$used" -v n="$n" -v h="$tick" 'BEGIN { printf "%.3f", u * 1000 / h / n }')
-    done
-    printf '   %-8s local %6s hs/s (%s ms CPU/hs)   keyless %6s hs/s (%s ms CPU/hs, s_server + keyserver)   rate ratio %s\n' \
-        "$key" "${rate[local]}" "${cpu[local]}" "${rate[keyless]}" "${cpu[keyless]}" "$(ratio "${rate[keyless]}" "${rate[local]}")"
-    unset rate cpu
+: > "$work/latency.dat"
+declare -A edge_us
+for n in 1 4 32 128; do
+    run_bench p256 "$n"
+    ratio=$(calc "$ks_us / $ec_us")
+    limit=1.25; [[ $n -le 4 ]] && limit=1.6
+    printf '   P-256, %3d in flight: %6.0f ops/s, keyserver %5.1f us CPU/op, latency ms p50 %s p99 %s\n' \
+        "$n" "$(field ops_per_second "$json")" "$ks_us" "$(field p50 "$json")" "$(field p99 "$json")"
+    verdict "keyserver CPU per P-256 sign, $n in flight / openssl speed" "$ratio" "$limit" "($ks_us vs $ec_us us)"
+    echo "$n $(field p50 "$json") $(field p90 "$json") $(field p99 "$json") $(field p99_9 "$json")" >> "$work/latency.dat"
+    edge_us[$n]=$(calc "$(field client_cpu_us_per_op "$json")" 1)
+    [[ $n == 1 ]] && { rtt50=$(calc "$(field p50 "$json") * 1000" 0); rtt99=$(calc "$(field p99 "$json") * 1000" 0); }
 done
+run_bench rsa2048 32
+printf '   RSA-2048, 32 in flight: %6.0f ops/s, keyserver %5.1f us CPU/op\n' "$(field ops_per_second "$json")" "$ks_us"
+verdict "keyserver CPU per RSA-2048 sign, 32 in flight / openssl speed" "$(calc "$ks_us / $rsa_us")" 1.05 "($ks_us vs $rsa_us us)"
+
 echo
-echo "On a 2-core machine the s_time client shares the cores with the server and the keyserver:"
-echo "compare CPU per handshake as well as the rates."
+echo "2. keyserver --threads $cores on every core vs openssl speed -multi $cores"
+kill "$ks_pid"; wait "$ks_pid" 2>/dev/null || true
+multi=$(openssl speed -multi "$cores" -seconds "$secs" ecdsap256 2>/dev/null | awk '/nistp256/ {print $7}')
+start_keyserver "$work/ks.json" --threads "$cores"
+k0=$(cpu_ticks "$ks_pid")
+json=$(tool bench "keyless:$ks/p256" --seconds "$secs" --concurrency 128 --connections "$cores" --threads "$cores" --json)
+k1=$(cpu_ticks "$ks_pid")
+ops=$(field operations "$json")
+rate=$(field ops_per_second "$json")
+ks_us=$(calc "($k1 - $k0) * 1e6 / $tick / $ops" 1)
+printf '   %d connections: %.0f ops/s vs openssl speed -multi %d: %.0f ops/s (ratio %s); keyserver %s us CPU/op\n' \
+    "$cores" "$rate" "$cores" "$multi" "$(calc "$rate / $multi")" "$ks_us"
+echo "   (the load generator runs on the same $cores cores and takes $(calc "$(field client_cpu_us_per_op "$json")" 1) us CPU/op of them)"
+# Throughput the keyserver's own CPU use would give on N cores, against speed's: what threads cost.
+verdict "openssl speed -multi $cores / keyserver ops per core-second" "$(calc "$multi / (1e6 / $ks_us * $cores)")" 1.25 "(raw throughput ratio $(calc "$rate / $multi"), load generator on the same cores)"
+
+echo
+echo "3. the edge"
+verdict "client CPU per remote op, 1 in flight (a terminator worker)" "${edge_us[1]}" 15 "us"
+verdict "client CPU per remote op, 32 in flight" "${edge_us[32]}" 15 "us"
+kill "$ks_pid"; wait "$ks_pid" 2>/dev/null || true
+start_keyserver "$work/ks.json" --threads 1
+taskset -pc 0 "$ks_pid" >/dev/null
+for key in rsa2048 p256; do
+    tool stub "keyless:$ks/$key" -o "$work/$key.stub.pem" 2>/dev/null
+done
+# nginx_handshakes KEYFILE CERT CONF: sets hs (handshakes), ng_us and ks_hs_us (CPU us per handshake)
+nginx_handshakes() {
+    local dir=$work/nginx port; port=$(free_port)
+    rm -rf "$dir"; mkdir -p "$dir/tmp"
+    cat > "$dir/nginx.conf" <<NGINX
+daemon off;
+master_process on;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $dir/tmp;
+    ssl_session_cache off;
+    ssl_session_tickets off;
+    server {
+        listen 127.0.0.1:$port ssl;
+        ssl_protocols TLSv1.3;
+        ssl_certificate $2;
+        ssl_certificate_key $1;
+        location / { return 200 "ok\n"; }
+    }
+}
+NGINX
+    OPENSSL_CONF=$3 /usr/sbin/nginx -c "$dir/nginx.conf" -p "$dir" -e "$dir/error.log" &
+    local master=$! worker=""
+    pids+=("$master")
+    wait_port "$port"
+    for _ in $(seq 100); do worker=$(pgrep -P "$master" | head -1); [[ -n $worker ]] && break; sleep 0.05; done
+    taskset -pc 1 "$worker" >/dev/null 2>&1 || true
+    local w0 k0 w1 k1 out total=0 i clients=()
+    w0=$(cpu_ticks "$worker"); k0=$(cpu_ticks "$ks_pid")
+    # Three clients keep the worker busy (s_time makes one full handshake at a time).
+    for i in 1 2 3; do
+        openssl s_time -connect "127.0.0.1:$port" -new -time "$secs" -CAfile "$pki/ca.crt" > "$work/s_time.$i" 2>/dev/null &
+        clients+=($!)
+    done
+    wait "${clients[@]}"
+    for i in 1 2 3; do
+        out=$(awk '/connections in [0-9]+ real seconds/ {print $1}' "$work/s_time.$i" | head -1)
+        total=$((total + ${out:-0}))
+    done
+    w1=$(cpu_ticks "$worker"); k1=$(cpu_ticks "$ks_pid")
+    kill "$master"; wait "$master" 2>/dev/null || true
+    hs=$total
+    ng_us=$(calc "($w1 - $w0) * 1e6 / $tick / $hs" 0)
+    ks_hs_us=$(calc "($k1 - $k0) * 1e6 / $tick / $hs" 0)
+}
+for key in p256 rsa2048; do
+    nginx_handshakes "$pki/keys/$key.pem" "$pki/certs/$key.crt" /dev/null
+    local_us=$ng_us; local_hs=$hs
+    nginx_handshakes "$work/$key.stub.pem" "$pki/certs/$key.crt" "$work/openssl.cnf"
+    printf '   nginx %-8s local key: %5d handshakes, worker %4s us CPU/hs;  keyless: %5d handshakes, worker %4s us CPU/hs + keyserver %s us\n' \
+        "$key" "$local_hs" "$local_us" "$hs" "$ng_us" "$ks_hs_us"
+    limit=1.0; [[ $key == rsa2048 ]] && limit=0.55
+    verdict "nginx worker CPU per $key handshake, keyless / local key" "$(calc "$ng_us / $local_us")" "$limit" "($ng_us vs $local_us us)"
+done
+
+echo
+echo "4. unloaded loopback round trip (one P-256 sign-tls at a time, signature included)"
+verdict "round trip p50, us" "$rtt50" 40 ""
+verdict "round trip p99, us" "$rtt99" 100 ""
+
+echo
+echo "5. 10,000 keys (5,000 RSA-2048 + 5,000 P-256; 20 distinct keys, copied)"
+kill "$ks_pid"; wait "$ks_pid" 2>/dev/null || true
+many=$work/many
+mkdir -p "$many/src" "$many/keys"
+chmod 700 "$many/keys"
+for i in $(seq 0 9); do
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$many/src/r$i.pem" 2>/dev/null &
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$many/src/e$i.pem" 2>/dev/null
+done
+wait
+for i in $(seq 1 5000); do
+    ln "$many/src/r$((i % 10)).pem" "$many/keys/rsa-$i.pem"
+    ln "$many/src/e$((i % 10)).pem" "$many/keys/ec-$i.pem"
+done
+chmod 600 "$many/src/"*
+echo '{"default_policy": {"allow": ["sign-tls"]}}' > "$work/many.json"
+rm -f "$work/ready"
+t0=$(date +%s%N)
+build/keyserver/keyserver --config "$work/many.json" --keys "$many/keys" --cert "$pki/keyserver.crt" \
+    --key "$pki/keyserver.key" --client-ca "$pki/ca.crt" --listen 127.0.0.1:0 --threads 1 \
+    --ready-file "$work/ready" 2> "$work/many.err" &
+ks_pid=$!
+pids+=("$ks_pid")
+while [[ ! -s $work/ready ]]; do kill -0 "$ks_pid"; sleep 0.01; done
+start_s=$(calc "($(date +%s%N) - $t0) / 1e9")
+ks=$(sed -n 1p "$work/ready")
+rss_start=$(awk '/VmRSS/ {print $2}' "/proc/$ks_pid/status")
+# Reload while a benchmark runs: every signature must succeed throughout.
+tool bench "keyless:$ks/ec-1" --seconds 3 --concurrency 8 --json > "$work/during.json" &
+bench_pid=$!
+sleep 1
+t0=$(date +%s%N)
+kill -HUP "$ks_pid"
+until grep -q "reloaded" "$work/many.err"; do
+    grep -q "reload failed" "$work/many.err" && { cat "$work/many.err"; exit 1; }
+    sleep 0.01
+done
+reload_s=$(calc "($(date +%s%N) - $t0) / 1e9")
+rss_peak=$(awk '/VmHWM/ {print $2}' "/proc/$ks_pid/status")
+if wait "$bench_pid"; then serving="served $(calc "$(field ops_per_second "$(cat "$work/during.json")")" 0) ops/s across the reload, none failed"; else serving="SIGNATURES FAILED during the reload"; fi
+echo "   start ${start_s} s (RSS $((rss_start / 1024)) MiB); SIGHUP reload ${reload_s} s (peak RSS $((rss_peak / 1024)) MiB); $serving"
+verdict "start with 10,000 keys, s" "$start_s" 3 ""
+verdict "SIGHUP reload of 10,000 keys, s" "$reload_s" 3 "$serving"
+verdict "peak RSS with 10,000 keys (through a reload), MiB" "$((rss_peak / 1024))" 300 ""
+[[ $serving == served* ]] || results+=("MISSES  serving throughout the reload")
+
+if command -v gnuplot >/dev/null; then
+    gnuplot <<PLOT
+set terminal pngcairo size 800,480
+set output "docs/bench-latency.png"
+set title "keyserver (1 thread) P-256 sign-tls latency vs requests in flight"
+set xlabel "requests in flight (one connection)"
+set ylabel "latency (ms)"
+set logscale xy
+set key top left
+set grid
+plot "$work/latency.dat" using 1:2 with linespoints title "p50", \
+     "" using 1:3 with linespoints title "p90", \
+     "" using 1:4 with linespoints title "p99", \
+     "" using 1:5 with linespoints title "p99.9"
+PLOT
+    echo
+    echo "latency plot: docs/bench-latency.png"
+fi
+
+echo
+echo "summary ($(date -u +%Y-%m-%d), $cores cores, ${secs}s per measurement):"
+printf '  %s\n' "${results[@]}"

@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages keyless needs to build and test, only when one is missing
 # (prometheus is there for promtool, which checks the /metrics output).
-# Usage: scripts/install-deps.sh [--interop]   (--interop adds nginx, haproxy, stunnel4)
+# Usage: scripts/install-deps.sh [--interop] [--bench]
+#   --interop adds nginx, haproxy, stunnel4; --bench adds those and gnuplot (scripts/bench.sh)
 set -euo pipefail
 pkgs=(g++ cmake make ccache pkg-config openssl libssl-dev libboost-dev nlohmann-json3-dev catch2 curl procps
       clang libclang-rt-14-dev prometheus)
-if [[ "${1:-}" == "--interop" ]]; then pkgs+=(nginx haproxy stunnel4); fi
+for flag in "$@"; do
+    case $flag in
+    --interop) pkgs+=(nginx haproxy stunnel4) ;;
+    --bench) pkgs+=(nginx haproxy stunnel4 gnuplot-nox) ;;
+    *) echo "install-deps.sh: unknown flag $flag" >&2; exit 2 ;;
+    esac
+done
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

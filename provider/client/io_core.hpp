@@ -1,8 +1,10 @@
-// The client's I/O thread and its connections to keyservers. Requests from any thread are queued
-// here; the thread multiplexes them over one mTLS connection per keyserver endpoint, matches
-// replies by id, enforces connect and request deadlines, and fails over along a URI's endpoint
-// list. Callers never touch a socket, so a slow keyserver never blocks more than its own callers
-// (and an OpenSSL ASYNC job's small stack never runs network code).
+// The client's I/O thread and its connections to keyservers. The thread multiplexes requests over
+// one mTLS connection per keyserver endpoint, reads and matches replies by id, connects, enforces
+// connect and request deadlines, and fails over along a URI's endpoint list. A caller whose
+// keyserver connection is ready writes its own request (one write, never blocking: the socket is
+// non-blocking and what does not fit is left to the I/O thread); any other request, and every
+// request from an OpenSSL ASYNC job (whose small stack runs no network code), is queued for the
+// I/O thread. So a slow keyserver never blocks more than its own callers.
 #pragma once
 
 #include "call.hpp"
@@ -41,6 +43,8 @@ class IoCore {
 
   private:
     void run();
+    bool send_directly(const std::shared_ptr<Call>& call);
+    void wake();
     void route(const std::shared_ptr<Call>& call);
     Connection& connection_for(const Endpoint& ep);
     void start_connect(Connection& c);
@@ -65,7 +69,14 @@ class IoCore {
     int wake_fd_ = -1;
     std::thread thread_;
 
-    // Only the I/O thread touches these.
+    // Held by whoever touches the connections below and their TLS state: the I/O thread for a
+    // turn of its loop (never while it sleeps in poll()), or a caller writing its own request.
+    std::mutex io_mutex_;
+    // When the sleeping I/O thread wakes by itself (max() while it is awake).
+    std::chrono::steady_clock::time_point poll_deadline_ =
+        std::chrono::steady_clock::time_point::max();
+    bool stopped_ = false; // the I/O thread has ended
+
     std::map<std::string, std::unique_ptr<Connection>> connections_;
     std::vector<std::unique_ptr<Connection>> graveyard_; // failed, freed on the loop's next turn
     uint64_t connections_made_ = 0;
