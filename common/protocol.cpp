@@ -267,51 +267,65 @@ ByteView view(const std::string& s) {
 }
 
 void append_u16_item(Bytes& out, Tag tag, uint16_t v) {
-    Bytes b;
-    append_be16(b, v);
+    std::array<uint8_t, 2> b{static_cast<uint8_t>(v >> 8), static_cast<uint8_t>(v)};
     append_item(out, tag, b);
 }
 
 } // namespace
 
-Bytes encode(uint32_t id, const Operation& op) {
-    Bytes body;
+void encode_into(Bytes& out, uint32_t id, const Operation& op) {
+    // The header first, its length filled in once the body is there; the body is appended in
+    // place (a reply is encoded straight into the connection's write buffer).
+    const size_t start = out.size();
+    out.push_back(kMajorVersion);
+    out.push_back(kMinorVersion);
+    append_be16(out, 0);
+    append_be32(out, id);
     // Item order follows gokeyless's encoder, our extension tags last.
-    if (op.opcode) append_item(body, Tag::Opcode, Bytes{*op.opcode});
-    if (!op.payload.empty()) append_item(body, Tag::Payload, op.payload);
-    if (!op.extra.empty()) append_item(body, Tag::Extra, op.extra);
-    if (op.ski) append_item(body, Tag::SubjectKeyIdentifier, *op.ski);
-    if (op.cert_digest) append_item(body, Tag::CertificateDigest, *op.cert_digest);
-    if (!op.client_ip.empty()) append_item(body, Tag::ClientIP, op.client_ip);
-    if (!op.server_ip.empty()) append_item(body, Tag::ServerIP, op.server_ip);
-    if (!op.server_name.empty()) append_item(body, Tag::ServerName, view(op.server_name));
-    if (!op.cert_id.empty()) append_item(body, Tag::CertID, view(op.cert_id));
+    if (op.opcode) {
+        const uint8_t code = *op.opcode;
+        append_item(out, Tag::Opcode, ByteView(&code, 1));
+    }
+    if (!op.payload.empty()) append_item(out, Tag::Payload, op.payload);
+    if (!op.extra.empty()) append_item(out, Tag::Extra, op.extra);
+    if (op.ski) append_item(out, Tag::SubjectKeyIdentifier, *op.ski);
+    if (op.cert_digest) append_item(out, Tag::CertificateDigest, *op.cert_digest);
+    if (!op.client_ip.empty()) append_item(out, Tag::ClientIP, op.client_ip);
+    if (!op.server_ip.empty()) append_item(out, Tag::ServerIP, op.server_ip);
+    if (!op.server_name.empty()) append_item(out, Tag::ServerName, view(op.server_name));
+    if (!op.cert_id.empty()) append_item(out, Tag::CertID, view(op.cert_id));
     if (!op.custom_func_name.empty())
-        append_item(body, Tag::CustomFuncName, view(op.custom_func_name));
-    if (!op.jaeger_span.empty()) append_item(body, Tag::JaegerSpan, op.jaeger_span);
-    if (!op.req_context.empty()) append_item(body, Tag::ReqContext, view(op.req_context));
+        append_item(out, Tag::CustomFuncName, view(op.custom_func_name));
+    if (!op.jaeger_span.empty()) append_item(out, Tag::JaegerSpan, op.jaeger_span);
+    if (!op.req_context.empty()) append_item(out, Tag::ReqContext, view(op.req_context));
     if (op.compliance_region != 0)
-        append_item(body, Tag::ComplianceRegion, Bytes{op.compliance_region});
-    if (!op.key_name.empty()) append_item(body, Tag::KeyName, view(op.key_name));
-    if (op.signature_scheme) append_u16_item(body, Tag::SignatureScheme, *op.signature_scheme);
-    if (op.client_version) append_u16_item(body, Tag::ClientVersion, *op.client_version);
+        append_item(out, Tag::ComplianceRegion, ByteView(&op.compliance_region, 1));
+    if (!op.key_name.empty()) append_item(out, Tag::KeyName, view(op.key_name));
+    if (op.signature_scheme) append_u16_item(out, Tag::SignatureScheme, *op.signature_scheme);
+    if (op.client_version) append_u16_item(out, Tag::ClientVersion, *op.client_version);
 
     // Pad so that header + body reaches kPaddedLength; within an item header of it, the padding
     // item is empty (the message then ends 1-2 bytes past 1024), exactly as gokeyless does.
-    size_t unpadded = kHeaderSize + body.size();
+    size_t unpadded = out.size() - start;
     if (unpadded < kPaddedLength) {
         size_t pad = kPaddedLength - std::min(kPaddedLength, unpadded + kItemHeaderSize);
-        append_item(body, Tag::Padding, Bytes(pad, 0));
+        out.push_back(static_cast<uint8_t>(Tag::Padding));
+        append_be16(out, static_cast<uint16_t>(pad));
+        out.resize(out.size() + pad, 0);
     }
-    if (body.size() > kMaxBody) throw std::length_error("message body exceeds 65535 bytes");
+    size_t body_size = out.size() - start - kHeaderSize;
+    if (body_size > kMaxBody) {
+        out.resize(start);
+        throw std::length_error("message body exceeds 65535 bytes");
+    }
+    out[start + 2] = static_cast<uint8_t>(body_size >> 8);
+    out[start + 3] = static_cast<uint8_t>(body_size);
+}
 
+Bytes encode(uint32_t id, const Operation& op) {
     Bytes out;
-    out.reserve(kHeaderSize + body.size());
-    out.push_back(kMajorVersion);
-    out.push_back(kMinorVersion);
-    append_be16(out, static_cast<uint16_t>(body.size()));
-    append_be32(out, id);
-    out.insert(out.end(), body.begin(), body.end());
+    out.reserve(kPaddedLength + 8);
+    encode_into(out, id, op);
     return out;
 }
 

@@ -137,6 +137,8 @@ Operation decode_body(ByteView body);
 
 // Encodes a whole message (header + body, padded to kPaddedLength).
 Bytes encode(uint32_t id, const Operation& op);
+// The same, appended to `out` (left as it was if the message is too large to encode).
+void encode_into(Bytes& out, uint32_t id, const Operation& op);
 
 // The error carried by an Error response, or None for any other message.
 ErrorCode error_of(const Operation& op);

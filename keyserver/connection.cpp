@@ -272,9 +272,9 @@ void Connection::reply(uint32_t id, const Outcome& outcome,
     shared_->log.format(log_batch_, id, client_.display(), peer_, outcome, latency, in_flight);
     shared_->metrics.observe(outcome, latency);
     if (closed_) return write_log();
-    Bytes frame = protocol::encode(id, outcome.response);
-    out_.insert(out_.end(), frame.begin(), frame.end());
-    account(frame.size(), 0);
+    size_t before = out_.size();
+    protocol::encode_into(out_, id, outcome.response);
+    account(out_.size() - before, 0);
     ++replies_unwritten_;
     if (!batching_) flush_replies();
 }

@@ -11,6 +11,8 @@
 # and draws latency percentiles against requests in flight into docs/bench-latency.png.
 # The keyserver runs on core 0 (`--threads 1`), load generators on the other cores.
 # Usage: scripts/bench.sh [SECONDS]   (default 5 per measurement; about 25 x SECONDS in all)
+#   KEYLESS_BENCH_BUILD=DIR scripts/bench.sh   measures the keyserver and keyless.so of another
+#   build tree (say, a previous commit's) with this tree's tools, for before/after tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-5}
@@ -184,7 +186,7 @@ chmod 600 "$many/src/"*
 echo '{"default_policy": {"allow": ["sign-tls"]}}' > "$work/many.json"
 rm -f "$work/ready"
 t0=$(date +%s%N)
-build/keyserver/keyserver --config "$work/many.json" --keys "$many/keys" --cert "$pki/keyserver.crt" \
+"${KEYLESS_BENCH_BUILD:-build}/keyserver/keyserver" --config "$work/many.json" --keys "$many/keys" --cert "$pki/keyserver.crt" \
     --key "$pki/keyserver.key" --client-ca "$pki/ca.crt" --listen 127.0.0.1:0 --threads 1 \
     --ready-file "$work/ready" 2> "$work/many.err" &
 ks_pid=$!

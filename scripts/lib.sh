@@ -21,10 +21,12 @@ free_port() { # a port nothing listens on
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 
 # start_keyserver CONFIG_JSON [FLAGS...]: keys and TLS from $pki; sets ks (IP:PORT), ks_admin
-# (the admin listener's IP:PORT) and ks_pid.
+# (the admin listener's IP:PORT) and ks_pid. KEYLESS_BENCH_BUILD (default build) is the build
+# tree whose keyserver and keyless.so are run, here and in write_openssl_conf.
 start_keyserver() {
     local config=$1; shift
-    build/keyserver/keyserver --config "$config" --keys "$pki/keys" --cert "$pki/keyserver.crt" \
+    rm -f "$work/ready"
+    "${KEYLESS_BENCH_BUILD:-build}/keyserver/keyserver" --config "$config" --keys "$pki/keys" --cert "$pki/keyserver.crt" \
         --key "$pki/keyserver.key" --client-ca "$pki/ca.crt" --listen 127.0.0.1:0 \
         --admin 127.0.0.1:0 --ready-file "$work/ready" "$@" 2> "$work/keyserver.err" &
     ks_pid=$!
@@ -46,7 +48,7 @@ keyless = keyless_sect
 [default_sect]
 activate = 1
 [keyless_sect]
-module = $PWD/build/provider/keyless.so
+module = $(realpath "${KEYLESS_BENCH_BUILD:-build}")/provider/keyless.so
 activate = 1
 client_cert = $pki/edge-1.crt
 client_key = $pki/edge-1.key
