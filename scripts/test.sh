@@ -2,7 +2,9 @@
 # Runs every test: installs missing Debian packages, builds (Release, ccache), runs ctest, then
 # runs the libFuzzer targets for a bounded time when clang is available.
 # Environment: JOBS (parallel build/test jobs, default: cores), FUZZ_SECONDS (default 20; 0 skips),
-# SANITIZE (default 1: also run the codec, policy and keyserver tests under ASan+UBSan; 0 skips).
+# SANITIZE (default 1: also run the codec, policy and keyserver tests under ASan+UBSan; 0 skips),
+# PACKAGES (default 1: as root, build the .deb files, install them and follow docs/deploy.md
+# through to a handshake via nginx, then purge; 0 skips).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --interop
@@ -37,3 +39,10 @@ fi
 
 echo "== every test (release build)"
 ctest --test-dir build --output-on-failure -j "$jobs"
+
+if [[ "${PACKAGES:-1}" != 0 && $(id -u) -eq 0 ]]; then
+    echo "== Debian packages: build, install, follow docs/deploy.md to a handshake, purge"
+    scripts/test-deploy-guide.sh
+elif [[ "${PACKAGES:-1}" != 0 ]]; then
+    echo "== NOT RUN: the packages and deploy-guide test needs root (it installs packages)"
+fi
