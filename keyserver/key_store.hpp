@@ -2,12 +2,12 @@
 // and indexed by name and by SKI.
 #pragma once
 
+#include "key_operations.hpp"
 #include "ossl.hpp"
 #include "ski.hpp"
 #include "tls_scheme.hpp"
 #include "uri.hpp"
 
-#include <array>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -19,28 +19,27 @@ namespace keyless::keyserver {
 
 struct Key {
     std::string name;
-    std::string path;
-    ossl::Pkey pkey; // never logged, never serialised except as its public part
+    std::string path; // the PEM file, or the PKCS#11 URI
+    // The public key, and what it is. For a file key the same object its FileKey signs with;
+    // never logged, never serialised except as its public part.
+    ossl::Pkey pkey;
     tls::KeyKind kind;
     int bits = 0;
     std::string description; // e.g. "RSA-2048", "EC P-256"
     std::string curve;       // EC keys: "P-256", "P-384" or "P-521"
     Ski ski{};
-    Bytes spki; // DER SubjectPublicKeyInfo
+    Bytes spki;                               // DER SubjectPublicKeyInfo
+    std::shared_ptr<const KeyOperations> ops; // where its private operations run
 
-    // Per signature scheme, a signing context initialised on first use and copied for every
-    // signature (signer.cpp): initialising one fetches algorithms, which costs OpenSSL 3.0 more
-    // than a quarter of a P-256 signature; copying does not.
-    struct SignTemplate {
-        std::once_flag once;
-        ossl::MdCtx ctx;
-    };
-    mutable std::array<SignTemplate, tls::kSchemeCount> sign_templates;
     // RSA keys: what keys rsa-decrypt-tls's implicit rejection (never logged). Derived on first
     // use, not at load: it costs an RSA signature, and most keys are never asked to decrypt.
     mutable std::once_flag rejection_once;
     mutable Bytes rejection_secret;
 };
+
+// Sets kind, bits, description, curve, spki and ski from `key.pkey`; returns why the key cannot
+// be served (an unsupported type or size), or "".
+std::string describe_key(Key& key);
 
 // Whether a PEM file holds an encrypted private key ("BEGIN ENCRYPTED PRIVATE KEY" or a
 // "Proc-Type: 4,ENCRYPTED" header), which the keyserver refuses rather than prompt for.

@@ -1,30 +1,10 @@
 #include "signer.hpp"
 
-#include <openssl/core_names.h>
-#include <openssl/rsa.h>
+#include <openssl/evp.h>
 
 namespace keyless::keyserver {
 
 namespace {
-
-[[noreturn]] void fail(const Key& key, std::string_view what) {
-    throw CryptoError(std::string(what) + " with key '" + key.name + "': " + ossl::last_error());
-}
-
-ossl::PkeyCtx new_ctx(const Key& key) {
-    ossl::PkeyCtx ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, key.pkey.get(), nullptr));
-    if (!ctx) fail(key, "cannot create context");
-    return ctx;
-}
-
-void set_rsa_padding(const Key& key, EVP_PKEY_CTX* ctx, tls::Padding padding) {
-    if (key.kind != tls::KeyKind::RSA) return;
-    int mode = padding == tls::Padding::PSS ? RSA_PKCS1_PSS_PADDING : RSA_PKCS1_PADDING;
-    if (EVP_PKEY_CTX_set_rsa_padding(ctx, mode) <= 0) fail(key, "cannot set RSA padding");
-    if (padding == tls::Padding::PSS &&
-        EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, RSA_PSS_SALTLEN_DIGEST) <= 0)
-        fail(key, "cannot set PSS salt length");
-}
 
 void check_kind(const Key& key, tls::KeyKind wanted) {
     if (key.kind != wanted)
@@ -32,95 +12,26 @@ void check_kind(const Key& key, tls::KeyKind wanted) {
                           ")");
 }
 
-// The modulus size in bytes, after checking that the ciphertext has exactly that size.
-size_t modulus_size_for(const Key& key, ByteView ciphertext) {
-    size_t k = static_cast<size_t>(EVP_PKEY_get_size(key.pkey.get()));
-    if (ciphertext.size() != k)
-        throw CryptoError("ciphertext is " + std::to_string(ciphertext.size()) + " bytes, key '" +
-                          key.name + "' needs " + std::to_string(k));
-    return k;
-}
-
 } // namespace
 
 Bytes sign_digest(const Key& key, tls::Padding padding, std::string_view digest_name,
                   ByteView digest) {
     check_kind(key, padding == tls::Padding::None ? tls::KeyKind::EC : tls::KeyKind::RSA);
-    ossl::Md md(EVP_MD_fetch(nullptr, std::string(digest_name).c_str(), nullptr));
-    if (!md) fail(key, "unknown digest");
-    if (static_cast<size_t>(EVP_MD_get_size(md.get())) != digest.size())
-        throw CryptoError("digest length " + std::to_string(digest.size()) + " does not fit " +
-                          std::string(digest_name));
-    auto ctx = new_ctx(key);
-    if (EVP_PKEY_sign_init(ctx.get()) <= 0) fail(key, "cannot start signing");
-    set_rsa_padding(key, ctx.get(), padding);
-    if (EVP_PKEY_CTX_set_signature_md(ctx.get(), md.get()) <= 0) fail(key, "cannot set digest");
-    size_t len = 0;
-    if (EVP_PKEY_sign(ctx.get(), nullptr, &len, digest.data(), digest.size()) <= 0)
-        fail(key, "cannot size signature");
-    Bytes sig(len);
-    if (EVP_PKEY_sign(ctx.get(), sig.data(), &len, digest.data(), digest.size()) <= 0)
-        fail(key, "signing failed");
-    sig.resize(len);
-    return sig;
+    return key.ops->sign_digest(padding, digest_name, digest);
 }
-
-namespace {
-
-ossl::MdCtx new_sign_context(const Key& key, const tls::SchemeInfo& scheme) {
-    ossl::MdCtx mctx(EVP_MD_CTX_new());
-    EVP_PKEY_CTX* pctx = nullptr; // owned by mctx
-    std::string md = std::string(scheme.digest);
-    if (!mctx || EVP_DigestSignInit_ex(mctx.get(), &pctx, md.empty() ? nullptr : md.c_str(),
-                                       nullptr, nullptr, key.pkey.get(), nullptr) <= 0)
-        fail(key, "cannot start signing");
-    set_rsa_padding(key, pctx, scheme.padding);
-    return mctx;
-}
-
-// A fresh copy of the key's context for `scheme`, made once (threads may sign with the same
-// key at once: each signs with its own copy; the template is only read).
-ossl::MdCtx sign_context(const Key& key, const tls::SchemeInfo& scheme) {
-    auto slot = tls::scheme_slot(scheme.code);
-    if (!slot) return new_sign_context(key, scheme);
-    Key::SignTemplate& t = key.sign_templates[*slot];
-    std::call_once(t.once, [&] { t.ctx = new_sign_context(key, scheme); });
-    ossl::MdCtx mctx(EVP_MD_CTX_new());
-    if (!mctx || EVP_MD_CTX_copy_ex(mctx.get(), t.ctx.get()) != 1)
-        fail(key, "cannot start signing");
-    return mctx;
-}
-
-} // namespace
 
 Bytes sign_message(const Key& key, const tls::SchemeInfo& scheme, ByteView message) {
     check_kind(key, scheme.key);
-    ossl::MdCtx mctx = sign_context(key, scheme);
-    size_t len = 0;
-    if (EVP_DigestSign(mctx.get(), nullptr, &len, message.data(), message.size()) <= 0)
-        fail(key, "cannot size signature");
-    Bytes sig(len);
-    if (EVP_DigestSign(mctx.get(), sig.data(), &len, message.data(), message.size()) <= 0)
-        fail(key, "signing failed");
-    sig.resize(len);
-    return sig;
+    return key.ops->sign_message(scheme, message);
 }
 
 Bytes rsa_decrypt_raw(const Key& key, ByteView ciphertext) {
     check_kind(key, tls::KeyKind::RSA);
-    size_t k = modulus_size_for(key, ciphertext);
-    auto ctx = new_ctx(key);
-    if (EVP_PKEY_decrypt_init(ctx.get()) <= 0 ||
-        EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_NO_PADDING) <= 0)
-        fail(key, "cannot start decryption");
-    Bytes out(k);
-    size_t len = k;
-    if (EVP_PKEY_decrypt(ctx.get(), out.data(), &len, ciphertext.data(), ciphertext.size()) <= 0)
-        fail(key, "decryption failed");
-    // Left-pad to the modulus size, as gokeyless returns it.
-    out.resize(len);
-    out.insert(out.begin(), k - len, 0);
-    return out;
+    size_t k = static_cast<size_t>(EVP_PKEY_get_size(key.pkey.get()));
+    if (ciphertext.size() != k)
+        throw CryptoError("ciphertext is " + std::to_string(ciphertext.size()) + " bytes, key '" +
+                          key.name + "' needs " + std::to_string(k));
+    return key.ops->decrypt_raw(ciphertext);
 }
 
 namespace {

@@ -2,6 +2,7 @@
 // that never contains key material.
 #pragma once
 
+#include "key_operations.hpp"
 #include "key_store.hpp"
 #include "tls_scheme.hpp"
 
@@ -9,11 +10,6 @@
 #include <string_view>
 
 namespace keyless::keyserver {
-
-class CryptoError : public std::runtime_error {
-  public:
-    using std::runtime_error::runtime_error;
-};
 
 // Signs a precomputed digest. `digest_name` is an OpenSSL name ("SHA256", "MD5-SHA1", ...).
 Bytes sign_digest(const Key& key, tls::Padding padding, std::string_view digest_name,

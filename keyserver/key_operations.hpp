@@ -1,0 +1,44 @@
+// What performs a key's private operations: this process, for a PEM file (file_key.hpp), or a
+// PKCS#11 token (pkcs11_key.hpp). The signer (signer.hpp) checks what is asked against the key's
+// kind and then calls these; so a key is served the same way whichever source holds it.
+#pragma once
+
+#include "bytes.hpp"
+#include "tls_scheme.hpp"
+
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace keyless::keyserver {
+
+// A private-key operation failed; the message never contains key material.
+class CryptoError : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
+class KeyOperations {
+  public:
+    virtual ~KeyOperations() = default;
+    // Signs a precomputed digest; `digest_name` is an OpenSSL name ("SHA256", "MD5-SHA1", ...).
+    virtual Bytes sign_digest(tls::Padding padding, std::string_view digest_name,
+                              ByteView digest) const = 0;
+    // Hashes and signs a whole message as the TLS SignatureScheme says.
+    virtual Bytes sign_message(const tls::SchemeInfo& scheme, ByteView message) const = 0;
+    // Textbook RSA: c^d mod n, left-padded to the modulus size (the size is checked by the caller).
+    virtual Bytes decrypt_raw(ByteView ciphertext) const = 0;
+    // Where the key lives, for --check and errors: "file /etc/keyless/keys/www.pem",
+    // "pkcs11:token=edge;object=www".
+    virtual std::string where() const = 0;
+    // Runs `work` where this key's operations should run, off the network threads (a token's
+    // own workers), or returns false when that queue is full. Keys whose operations are
+    // cheap in this process return false without running it: the caller runs it.
+    virtual bool run_elsewhere(std::function<void()>& work) const {
+        (void)work;
+        return false;
+    }
+};
+
+} // namespace keyless::keyserver
