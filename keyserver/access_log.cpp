@@ -78,7 +78,9 @@ void AccessLog::format(std::string& out, uint32_t request_id, const std::string&
     append_json_string(out, client);
     if (failed) {
         append_key(out, "error");
-        append_json_string(out, protocol::to_string(o.error));
+        append_json_string(out, o.hsm_failure && o.error != protocol::ErrorCode::Overloaded
+                                    ? "hsm error"
+                                    : protocol::to_string(o.error));
     }
     append_key(out, "id");
     append_number(out, request_id);

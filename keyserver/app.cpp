@@ -140,6 +140,8 @@ void print_summary(const ServingState& state) {
         std::cout << "  " << key->name << ": " << key->description
                   << " ski=" << keyless::to_hex(key->ski) << " allow=" << allow
                   << " clients=" << clients << "\n";
+        if (!key->source_details.empty())
+            std::cout << "    " << key->path << " in " << key->source_details << "\n";
     }
 }
 
@@ -162,7 +164,8 @@ int run(const std::vector<std::string>& args, const AppHooks& hooks) {
             log_line(Level::Error, p);
         return 2;
     }
-    auto state = load_state(config);
+    auto tokens = std::make_shared<Pkcs11Registry>();
+    auto state = load_state(config, *tokens);
     auto tls = make_server_tls_context(config);
     parse_listen_address(config.listen); // both addresses are checked before anything starts
     if (config.admin_listen != "off") parse_listen_address(config.admin_listen);
@@ -185,6 +188,7 @@ int run(const std::vector<std::string>& args, const AppHooks& hooks) {
     settings.allow_core_dumps = options.allow_core_dumps;
     settings.reread_config = [args] { return parse_args(args).config; };
     settings.hooks = hooks;
+    settings.tokens = tokens;
     Service service(std::move(settings), state, tls);
     return service.run();
 }

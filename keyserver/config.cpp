@@ -88,7 +88,7 @@ RateLimit read_limits(const Reader& r) {
 
 KeyPolicy read_policy(const Reader& r, bool with_limits) {
     if (with_limits)
-        r.reject_unknown({"allow", "clients", "tls12_dhe", "allow_sha1", "limits"});
+        r.reject_unknown({"allow", "clients", "tls12_dhe", "allow_sha1", "limits", "pkcs11"});
     else
         r.reject_unknown({"allow", "clients", "tls12_dhe", "allow_sha1"});
     KeyPolicy policy;
@@ -140,7 +140,7 @@ void load_config_file(const std::string& path, Config& c) {
     Reader r(j, "", path);
     r.reject_unknown({"listen", "threads", "tls", "keys_dir", "allow_insecure_key_permissions",
                       "access_log", "limits", "default_policy", "default_limits", "clients", "keys",
-                      "admin", "drain_timeout_ms"});
+                      "admin", "drain_timeout_ms", "pkcs11"});
     r.string("listen", c.listen);
     r.number("threads", c.threads, 0, 256);
     r.string("keys_dir", c.keys_dir);
@@ -179,6 +179,15 @@ void load_config_file(const std::string& path, Config& c) {
         l.millis("handshake_timeout_ms", c.limits.handshake_timeout, 100, 600'000);
         l.millis("idle_timeout_ms", c.limits.idle_timeout, 100, 86'400'000);
     }
+    if (r.find("pkcs11")) {
+        Reader p = r.child("pkcs11");
+        p.reject_unknown({"module", "pin_file", "max_sessions", "session_wait_ms", "max_queue"});
+        p.string("module", c.pkcs11.module);
+        p.string("pin_file", c.pkcs11.pin_file);
+        p.number("max_sessions", c.pkcs11.max_sessions, 1, 1024);
+        p.millis("session_wait_ms", c.pkcs11.session_wait, 1, 600'000);
+        p.number("max_queue", c.pkcs11.max_queue, 1, 1'000'000);
+    }
     if (r.find("default_policy")) c.default_policy = read_policy(r.child("default_policy"), false);
     if (r.find("default_limits")) c.rate_limits.defaults = read_limits(r.child("default_limits"));
     if (r.find("clients")) {
@@ -203,6 +212,9 @@ void load_config_file(const std::string& path, Config& c) {
             if (!value.is_object()) keys.fail("must be an object", name);
             Reader key(value, keys.path() + "." + name, keys.file());
             c.key_policies[name] = read_policy(key, true);
+            std::string uri;
+            key.string("pkcs11", uri);
+            if (!uri.empty()) c.pkcs11_keys[name] = uri;
             if (key.find("limits")) c.rate_limits.keys[name] = read_limits(key.child("limits"));
         }
     }
@@ -216,7 +228,7 @@ std::vector<std::string> missing_settings(const Config& c) {
     need(c.cert_file, "server certificate (--cert or tls.cert)");
     need(c.key_file, "server private key (--key or tls.key)");
     need(c.client_ca_file, "client CA (--client-ca or tls.client_ca): mTLS is mandatory");
-    need(c.keys_dir, "key directory (--keys or keys_dir)");
+    if (c.pkcs11_keys.empty()) need(c.keys_dir, "key directory (--keys or keys_dir)");
     return problems;
 }
 

@@ -1,6 +1,7 @@
 // Keyserver settings: from a JSON file (--config), overridden by command-line flags.
 #pragma once
 
+#include "pkcs11_settings.hpp"
 #include "policy.hpp"
 #include "rate_limits.hpp"
 
@@ -45,6 +46,8 @@ struct Config {
     KeyPolicy default_policy; // for keys without an entry in `keys`
     std::map<std::string, KeyPolicy> key_policies;
     RateLimitPolicy rate_limits; // default_limits, keys.NAME.limits, clients.SELECTOR.limits
+    Pkcs11Settings pkcs11;       // the pkcs11 object
+    std::map<std::string, std::string> pkcs11_keys; // keys.NAME.pkcs11: name -> RFC 7512 URI
 
     const KeyPolicy& policy_for(const std::string& key_name) const {
         auto it = key_policies.find(key_name);

@@ -1,6 +1,7 @@
 #include "dispatch.hpp"
 
 #include "algorithms.hpp"
+#include "pkcs11_module.hpp"
 #include "signer.hpp"
 #include "tls_shape.hpp"
 
@@ -74,7 +75,37 @@ std::string Dispatcher::key_for(const ClientIdentity& client, const Operation& r
 bool Dispatcher::runs_inline(const Operation& request) const {
     if (request.is(Opcode::Ping) || request.is(Opcode::GetPublicKey)) return true;
     auto key = find_key(request);
-    return !key || key->kind != tls::KeyKind::RSA;
+    // A token key's request is only queued here (answer() hands it to the token's workers).
+    return !key || key->kind != tls::KeyKind::RSA || key->ops->has_own_workers();
+}
+
+void Dispatcher::answer(const ClientIdentity& client, const Operation& request,
+                        std::function<void(Outcome)> done) const {
+    auto key = find_key(request);
+    // Only a key the client may use is queued: others are refused here, as missing keys are.
+    if (key && !request.is(Opcode::Ping) && !request.is(Opcode::GetPublicKey) &&
+        state_->config.policy_for(key->name).client_allowed(client)) {
+        std::function<void()> work = [state = state_, client, request, done] {
+            done(Dispatcher(state).handle(client, request));
+        };
+        switch (key->ops->place(work)) {
+        case KeyOperations::Placement::Queued:
+            return;
+        case KeyOperations::Placement::Full: {
+            Outcome busy =
+                error_outcome(protocol::ErrorCode::Overloaded,
+                              "the token of key '" + key->name +
+                                  "' has too many operations waiting (pkcs11.max_queue)");
+            busy.operation = operation_name(request);
+            busy.key_name = key->name;
+            busy.hsm_failure = true;
+            return done(std::move(busy));
+        }
+        case KeyOperations::Placement::Here:
+            break;
+        }
+    }
+    done(handle(client, request));
 }
 
 Outcome error_outcome(ErrorCode code, std::string reason) {
@@ -191,6 +222,9 @@ Outcome Dispatcher::handle(const ClientIdentity& client, const Operation& req) c
         out.response = Operation::make(Opcode::Response,
                                        sign_digest(*key, d->padding, d->digest->name, req.payload));
         return out;
+    } catch (const HsmError& e) {
+        out.hsm_failure = true;
+        return failed(std::move(out), ErrorCode::Internal, e.what());
     } catch (const CryptoError& e) {
         return failed(std::move(out), ErrorCode::Crypto, e.what());
     }

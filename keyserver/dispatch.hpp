@@ -19,6 +19,9 @@ struct Outcome {
     std::string reason; // why it failed, for the access log (never key material)
     std::string shape;  // sign-TLS: what the message is (tls::Shape::name), accepted or not
     size_t size = 0;    // sign-TLS: the message's size in bytes
+    // The key's token failed (HsmError): the client gets Internal, the access log "hsm error"
+    // and the metrics result="hsm_error", so HSM trouble is not mistaken for bad requests.
+    bool hsm_failure = false;
 };
 
 // What a dispatcher serves; swapped whole on reload.
@@ -48,10 +51,9 @@ class Dispatcher : public RequestHandler {
   public:
     explicit Dispatcher(std::shared_ptr<const ServingState> state) : state_(std::move(state)) {}
     Outcome handle(const ClientIdentity& client, const protocol::Operation& request) const;
+    // Answers at once, or, for a key in a token, on the token's own workers.
     void answer(const ClientIdentity& client, const protocol::Operation& request,
-                std::function<void(Outcome)> done) const override {
-        done(handle(client, request));
-    }
+                std::function<void(Outcome)> done) const override;
     std::string key_for(const ClientIdentity& client,
                         const protocol::Operation& request) const override;
     bool runs_inline(const protocol::Operation& request) const override;

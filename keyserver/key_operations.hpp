@@ -32,12 +32,14 @@ class KeyOperations {
     // Where the key lives, for --check and errors: "file /etc/keyless/keys/www.pem",
     // "pkcs11:token=edge;object=www".
     virtual std::string where() const = 0;
-    // Runs `work` where this key's operations should run, off the network threads (a token's
-    // own workers), or returns false when that queue is full. Keys whose operations are
-    // cheap in this process return false without running it: the caller runs it.
-    virtual bool run_elsewhere(std::function<void()>& work) const {
+    // Where an operation on this key runs. Here: on the caller's thread (keys in this process);
+    // Queued: `work` was handed to the key's own workers (a token's), which run it later; Full:
+    // those workers' queue is full, `work` was not taken.
+    enum class Placement { Here, Queued, Full };
+    virtual bool has_own_workers() const { return false; }
+    virtual Placement place(std::function<void()>& work) const {
         (void)work;
-        return false;
+        return Placement::Here;
     }
 };
 

@@ -194,6 +194,15 @@ KeyStore KeyStore::load_directory(const std::string& dir, bool allow_insecure_pe
     return store;
 }
 
+void KeyStore::add(std::shared_ptr<const Key> key) {
+    if (by_name_.count(key->name))
+        throw KeyStoreError(
+            {"key '" + key->name + "' (" + key->path + "): a key file has the same name"});
+    by_name_[key->name] = key;
+    by_ski_[key->ski] = key;
+    keys_.push_back(std::move(key));
+}
+
 std::shared_ptr<const Key> KeyStore::by_name(const std::string& name) const {
     auto it = by_name_.find(name);
     return it == by_name_.end() ? nullptr : it->second;

@@ -30,6 +30,8 @@ struct Key {
     Ski ski{};
     Bytes spki;                               // DER SubjectPublicKeyInfo
     std::shared_ptr<const KeyOperations> ops; // where its private operations run
+    std::string source_details;               // PKCS#11: the token and its mechanisms (--check)
+    bool raw_decrypt_unavailable = false;     // the token does not decrypt raw RSA with it
 
     // RSA keys: what keys rsa-decrypt-tls's implicit rejection (never logged). Derived on first
     // use, not at load: it costs an RSA signature, and most keys are never asked to decrypt.
@@ -63,6 +65,9 @@ class KeyStore {
     // allowed).
     static KeyStore load_directory(const std::string& dir, bool allow_insecure_permissions);
 
+    // Adds a key from another source (a PKCS#11 token); throws KeyStoreError if its name is
+    // taken.
+    void add(std::shared_ptr<const Key> key);
     std::shared_ptr<const Key> by_name(const std::string& name) const;
     std::shared_ptr<const Key> by_ski(const Ski& ski) const;
     const std::vector<std::shared_ptr<const Key>>& keys() const { return keys_; }

@@ -110,7 +110,9 @@ void Metrics::observe(const Outcome& o, std::chrono::microseconds latency) {
     std::string key = o.error == protocol::ErrorCode::KeyNotFound ? "-" : o.key_name;
     std::string op = o.operation.empty() ? "unknown" : o.operation;
     double seconds = static_cast<double>(latency.count()) / 1e6;
-    std::string result = result_label(o.error);
+    std::string result = o.hsm_failure && o.error != protocol::ErrorCode::Overloaded
+                             ? "hsm_error"
+                             : result_label(o.error);
     size_t bucket = 0;
     while (bucket < kBuckets.size() && seconds > kBuckets[bucket])
         ++bucket;

@@ -51,12 +51,34 @@ AdminResponse json(unsigned status, const nlohmann::json& body) {
 
 } // namespace
 
-std::shared_ptr<const ServingState> load_state(const Config& config) {
-    auto keys = KeyStore::load_directory(config.keys_dir, config.allow_insecure_key_permissions);
+std::shared_ptr<const ServingState> load_state(const Config& config, Pkcs11Registry& tokens) {
+    KeyStore keys;
+    if (!config.keys_dir.empty())
+        keys = KeyStore::load_directory(config.keys_dir, config.allow_insecure_key_permissions);
+    // Every token key is tried, so one run names every problem.
+    std::vector<std::string> problems;
+    for (const auto& [name, uri] : config.pkcs11_keys) {
+        try {
+            auto key = tokens.load(name, uri, config.pkcs11);
+            const KeyPolicy& policy = config.policy_for(name);
+            if (key->raw_decrypt_unavailable && (policy.allow.count(Permission::RSADecryptTLS) ||
+                                                 policy.allow.count(Permission::RSADecryptRaw)))
+                throw std::runtime_error(uri +
+                                         ": the token does not decrypt raw RSA (CKM_RSA_X_509 "
+                                         "with CKA_DECRYPT) with this key, which "
+                                         "rsa-decrypt-tls needs: remove that permission");
+            keys.add(std::move(key));
+        } catch (const KeyStoreError& e) {
+            problems.insert(problems.end(), e.problems().begin(), e.problems().end());
+        } catch (const std::exception& e) {
+            problems.push_back("key '" + name + "': " + e.what());
+        }
+    }
+    if (!problems.empty()) throw KeyStoreError(std::move(problems));
     for (const auto& [name, policy] : config.key_policies)
         if (!keys.by_name(name))
             throw ConfigError("'keys." + name + "': no key file named " + name + ".pem or " + name +
-                              ".key in " + config.keys_dir);
+                              ".key in " + config.keys_dir + ", and no pkcs11 URI");
     return std::make_shared<const ServingState>(ServingState{std::move(keys), config});
 }
 
@@ -179,7 +201,7 @@ Service::ReloadResult Service::reload() {
         // nothing.
         fresh.listen = settings_.config.listen;
         fresh.limits = settings_.config.limits;
-        auto next = load_state(fresh);
+        auto next = load_state(fresh, *settings_.tokens);
         auto next_tls = make_server_tls_context(fresh);
         shared_->replace_handler(handler_for(next, settings_.hooks));
         shared_->rate_limiter.configure(fresh.rate_limits);

@@ -6,6 +6,7 @@
 #include "admin.hpp"
 #include "app.hpp"
 #include "metrics.hpp"
+#include "pkcs11_source.hpp"
 #include "server.hpp"
 
 #include <functional>
@@ -21,10 +22,12 @@ struct ServiceSettings {
     bool allow_core_dumps = false;
     std::function<Config()> reread_config; // the config as it would load now (file + flags)
     AppHooks hooks;
+    std::shared_ptr<Pkcs11Registry> tokens; // the modules and tokens loaded at start, reused
 };
 
-// Loads the keys and checks that every policy names one; throws KeyStoreError or ConfigError.
-std::shared_ptr<const ServingState> load_state(const Config& config);
+// Loads the keys (the PEM directory, and PKCS#11 keys through `tokens`) and checks that every
+// policy names one; throws KeyStoreError (every problem, each naming its key) or ConfigError.
+std::shared_ptr<const ServingState> load_state(const Config& config, Pkcs11Registry& tokens);
 
 class Service {
   public:

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages keyless needs to build and test, only when one is missing
 # (prometheus is there for promtool, which checks the /metrics output; scdoc renders the man
-# pages; dpkg-dev lets CPack compute the packages' dependencies).
+# pages; dpkg-dev lets CPack compute the packages' dependencies; softhsm2 and opensc's pkcs11-tool
+# make the HSM the PKCS#11 tests use).
 # Usage: scripts/install-deps.sh [--interop] [--bench]
 #   --interop adds nginx, haproxy, stunnel4; --bench adds those and gnuplot (scripts/bench.sh)
 set -euo pipefail
 pkgs=(g++ cmake make ccache pkg-config openssl libssl-dev libboost-dev nlohmann-json3-dev catch2 curl procps
-      clang libclang-rt-14-dev prometheus scdoc dpkg-dev)
+      clang libclang-rt-14-dev prometheus scdoc dpkg-dev libp11-kit-dev softhsm2 opensc)
 for flag in "$@"; do
     case $flag in
     --interop) pkgs+=(nginx haproxy stunnel4) ;;
