@@ -1,0 +1,172 @@
+// Keys inside a SoftHSM2 token, never extractable, served by the keyserver through PKCS#11: the
+// TLS matrix through openssl s_server and nginx with no key file anywhere, and the failures an
+// operator must see clearly (wrong PIN, missing module, a token that loses its keys) while file
+// keys keep being served.
+#include "frames.hpp"
+#include "provider_env.hpp"
+#include "softhsm.hpp"
+#include "terminator_checks.hpp"
+#include "terminators.hpp"
+#include "test_client.hpp"
+#include "tls_clients.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace keyless::test;
+using keyless::protocol::ErrorCode;
+using keyless::protocol::Opcode;
+using keyless::protocol::Operation;
+
+namespace {
+
+// A token with an RSA-2048 and a P-256 key, and the keyserver config that serves them next to
+// the test PKI's key files.
+struct HsmSetup {
+    HsmSetup() {
+        hsm.generate("rsa:2048", "www-rsa", "01");
+        hsm.generate("EC:prime256v1", "www-ec", "02");
+    }
+    std::string config(const std::string& pin_file = "", const std::string& module = "") const {
+        return R"({"pkcs11": {"module": ")" + (module.empty() ? SoftHsm::module() : module) +
+               R"(", "pin_file": ")" + (pin_file.empty() ? hsm.pin_file() : pin_file) + R"("},
+            "keys": {
+              "hsm-rsa": {"pkcs11": "pkcs11:token=edge;object=www-rsa",
+                          "allow": ["sign-tls", "rsa-decrypt-tls"]},
+              "hsm-ec": {"pkcs11": "pkcs11:token=edge;id=%02", "allow": ["sign-tls"]},
+              "p256": {"allow": ["sign-tls"]}}})";
+    }
+    SoftHsm hsm;
+};
+
+// The keyserver's --check output and exit status for `config`.
+int check(const std::string& config, std::string& out) {
+    TempDir dir;
+    write_file(dir / "ks.json", config);
+    return run_command(keyserver_binary() + " --check --config " + (dir / "ks.json") + " --keys " +
+                           pki("keys") + " --cert " + pki("keyserver.crt") + " --key " +
+                           pki("keyserver.key") + " --client-ca " + pki("ca.crt"),
+                       &out);
+}
+
+Operation sign_p256(const std::string& key) {
+    Operation op = Operation::make(Opcode::SignTLS, tls13_certificate_verify_input());
+    op.key_name = key;
+    op.signature_scheme = 0x0403;
+    return op;
+}
+
+} // namespace
+
+TEST_CASE("keys inside SoftHSM2 serve s_server's and nginx's TLS matrix; no key file anywhere") {
+    HsmSetup s;
+    std::string objects;
+    REQUIRE(run_command("pkcs11-tool --module " + SoftHsm::module() +
+                            " --token-label edge --login --pin 1234 --list-objects --type privkey",
+                        &objects) == 0);
+    CHECK(count_of(objects, "never extractable") == 2); // the keys cannot leave the token
+
+    std::string summary;
+    REQUIRE(check(s.config(), summary) == 0);
+    INFO(summary);
+    CHECK_THAT(summary, Catch::Contains("hsm-ec: EC P-256"));
+    CHECK_THAT(summary, Catch::Contains("hsm-rsa: RSA-2048"));
+    CHECK_THAT(summary, Catch::Contains("in token 'edge'"));
+    CHECK_THAT(summary, Catch::Contains("mechanisms: ECDSA (sign)"));
+    CHECK_THAT(summary, Catch::Contains("RSA-X-509 (sign+decrypt)"));
+
+    KeyserverFixture keyserver(s.config());
+    TempDir dir;
+    std::string conf = write_openssl_conf(dir / "openssl.cnf");
+    // Certificates for the token's public keys (fetched through the provider), issued by the
+    // test CA, and the stubs nginx loads as its keys.
+    EdgeKeys keys;
+    write_file(dir / "ext.cnf", "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                                "extendedKeyUsage=serverAuth\n");
+    for (const char* key : {"hsm-rsa", "hsm-ec"}) {
+        std::string uri = "keyless:" + keyserver.address() + "/" + key;
+        std::string base = dir / key, out;
+        REQUIRE(run_with_conf(conf, keyless_tool() + " pubkey " + uri + " > " + base + ".pub",
+                              &out) == 0);
+        REQUIRE(run_command("openssl x509 -new -subj /CN=localhost -force_pubkey " + base +
+                                ".pub -CA " + pki("ca.crt") + " -CAkey " + pki("ca.key") +
+                                " -days 2 -extfile " + (dir / "ext.cnf") + " -out " + base +
+                                ".crt 2>&1",
+                            &out) == 0);
+        REQUIRE(run_with_conf(conf, keyless_tool() + " stub " + uri + " -o " + base + ".stub",
+                              &out) == 0);
+    }
+    keys = {dir / "hsm-rsa.crt", dir / "hsm-rsa.stub", dir / "hsm-ec.crt", dir / "hsm-ec.stub"};
+
+    SECTION("openssl s_server") {
+        for (const char* key : {"hsm-rsa", "hsm-ec"}) {
+            uint16_t port = free_port();
+            Process server({"/usr/bin/openssl", "s_server", "-accept",
+                            "127.0.0.1:" + std::to_string(port), "-cert",
+                            dir / (std::string(key) + ".crt"), "-key",
+                            dir / (std::string(key) + ".stub"), "-www"},
+                           {{"OPENSSL_CONF", conf}}, dir / "s_server.log", dir / "s_server.log");
+            wait_for_port(port, std::chrono::seconds(10));
+            for (const char* args : {"-tls1_3", "-tls1_2"}) {
+                std::string out = s_client(port, args);
+                INFO(key << " " << args << "\n" << out);
+                CHECK(handshake_ok(out));
+            }
+        }
+        CHECK(count_of(keyserver.access_log(), "\"key\":\"hsm-") >= 4);
+    }
+    SECTION("nginx, the full matrix (TLS 1.3 and 1.2, RSA and EC, RSA key exchange)") {
+        run_command("mkdir -p " + (dir / "nginx"));
+        auto nginx = start_nginx(dir / "nginx", conf, keys);
+        check_matrix(*nginx, keyserver);
+        CHECK(nginx->alive());
+        // Every private-key operation went to the token.
+        std::string log = keyserver.access_log();
+        CHECK(count_of(log, "\"key\":\"hsm-rsa\"") >= 6);
+        CHECK(count_of(log, "\"key\":\"hsm-ec\"") >= 4);
+        CHECK(count_of(log, "\"op\":\"rsa-decrypt-tls\"") >= 2);
+        CHECK(count_of(log, "\"error\"") == 0);
+    }
+}
+
+TEST_CASE("HSM failures are clear, and file keys keep being served") {
+    HsmSetup s;
+    std::string out;
+    SECTION("a wrong PIN stops the start, naming the token and CKR_PIN_INCORRECT") {
+        TempDir dir;
+        write_file(dir / "pin", "0000\n");
+        CHECK(check(s.config(dir / "pin"), out) == 1);
+        CHECK_THAT(out, Catch::Contains("token 'edge'"));
+        CHECK_THAT(out, Catch::Contains("login failed (CKR_PIN_INCORRECT)"));
+        CHECK_THAT(out, Catch::Contains("key 'hsm-rsa'"));
+    }
+    SECTION("a missing module is named") {
+        CHECK(check(s.config("", "/usr/lib/no-such-pkcs11.so"), out) == 1);
+        CHECK_THAT(out, Catch::Contains("PKCS#11 module /usr/lib/no-such-pkcs11.so: cannot load"));
+    }
+    SECTION("a URI that matches no token lists the tokens there are") {
+        std::string config = s.config();
+        config.replace(config.find("token=edge;object=www-rsa"), 25, "token=other;object=www-rsa");
+        CHECK(check(config, out) == 1);
+        CHECK_THAT(out, Catch::Contains("no token in /usr/lib/softhsm/libsofthsm2.so matches "
+                                        "(tokens present: 'edge'"));
+    }
+    SECTION("a token that loses its keys: hsm errors for its keys, file keys unaffected") {
+        KeyserverFixture keyserver(s.config());
+        TestClient edge(keyserver.client());
+        REQUIRE(edge.call(sign_p256("hsm-ec")).is(Opcode::Response));
+        s.hsm.lose_objects();
+        Operation reply = edge.call(sign_p256("hsm-ec"));
+        CHECK(error_of(reply) == ErrorCode::Internal);
+        CHECK(edge.call(sign_p256("p256")).is(Opcode::Response));
+        std::string log = keyserver.access_log();
+        CHECK_THAT(log, Catch::Contains("\"error\":\"hsm error\""));
+        CHECK_THAT(log, Catch::Contains("token 'edge'"));
+        CHECK_THAT(log, Catch::Contains("(CKR_"));
+        std::string metrics;
+        run_command("curl -s http://127.0.0.1:" + std::to_string(keyserver.admin_port()) +
+                        "/metrics",
+                    &metrics);
+        CHECK_THAT(metrics, Catch::Contains("key=\"hsm-ec\",result=\"hsm_error\"} 1"));
+        CHECK_THAT(metrics, Catch::Contains("key=\"p256\",result=\"ok\"} 1"));
+    }
+}
