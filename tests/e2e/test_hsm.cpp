@@ -128,6 +128,41 @@ TEST_CASE("keys inside SoftHSM2 serve s_server's and nginx's TLS matrix; no key 
     }
 }
 
+TEST_CASE("scripts/hsm-new-key.sh makes (or imports) a key the keyserver serves, and its stub") {
+    SoftHsm hsm;
+    TempDir dir;
+    std::string tools = keyless_tool().substr(0, keyless_tool().rfind('/'));
+    std::string script = std::string(std::getenv("KEYLESS_SOURCE_DIR")) + "/scripts/hsm-new-key.sh";
+    std::string out;
+    for (std::string how : {std::string("--type ec"), "--import " + pki("keys/rsa2048.pem")}) {
+        std::string name = how == "--type ec" ? "made" : "imported";
+        INFO(how);
+        REQUIRE(run_command("PATH=" + tools + ":$PATH " + script + " --token edge --pin-file " +
+                                hsm.pin_file() + " --name " + name + " " + how + " --out " +
+                                dir.path() + " --keyserver 127.0.0.1:2407",
+                            &out) == 0);
+        CHECK_THAT(out, Catch::Contains("\"pkcs11\": \"pkcs11:token=edge;object=" + name + "\""));
+    }
+    KeyserverFixture keyserver(R"({"pkcs11": {"module": ")" + SoftHsm::module() +
+                               R"(", "pin_file": ")" + hsm.pin_file() + R"("},
+        "keys": {"made": {"pkcs11": "pkcs11:token=edge;object=made"},
+                 "imported": {"pkcs11": "pkcs11:token=edge;object=imported"}}})");
+    TestClient edge(keyserver.client());
+    CHECK(edge.call(sign_p256("made")).is(Opcode::Response));
+    // The stub and the keyserver describe the same public key.
+    TempDir conf_dir;
+    std::string conf = write_openssl_conf(conf_dir / "openssl.cnf");
+    for (const char* name : {"made", "imported"}) {
+        std::string served;
+        REQUIRE(run_with_conf(
+                    conf, keyless_tool() + " pubkey keyless:" + keyserver.address() + "/" + name,
+                    &served) == 0);
+        CHECK(served == read_file(dir / (std::string(name) + ".pub.pem")));
+        CHECK_THAT(read_file(dir / (std::string(name) + ".stub.pem")),
+                   Catch::Contains("BEGIN KEYLESS KEY"));
+    }
+}
+
 TEST_CASE("HSM failures are clear, and file keys keep being served") {
     HsmSetup s;
     std::string out;
