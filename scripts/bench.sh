@@ -8,6 +8,7 @@
 #      keyserver's CPU per handshake beside it
 #   4. unloaded loopback round trip
 #   5. 10,000 keys: start, SIGHUP reload while serving, memory
+#   6. the same keys in SoftHSM2 (PKCS#11) and as files (informational, no target)
 # and draws latency percentiles against requests in flight into docs/bench-latency.png.
 # The keyserver runs on core 0 (`--threads 1`), load generators on the other cores.
 # Usage: scripts/bench.sh [SECONDS]   (default 5 per measurement; about 25 x SECONDS in all)
@@ -213,6 +214,36 @@ verdict "start with 10,000 keys, s" "$start_s" 3 ""
 verdict "SIGHUP reload of 10,000 keys, s" "$reload_s" 3 "$serving"
 verdict "peak RSS with 10,000 keys (through a reload), MiB" "$((rss_peak / 1024))" 300 ""
 [[ $serving == served* ]] || results+=("MISSES  serving throughout the reload")
+
+echo
+echo "6. keys in SoftHSM2 (PKCS#11) vs the same keys as files, 32 in flight, keyserver on every core"
+kill "$ks_pid"; wait "$ks_pid" 2>/dev/null || true
+export SOFTHSM2_CONF=$work/softhsm2.conf
+mkdir -p "$work/tokens"
+printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$work/tokens" > "$SOFTHSM2_CONF"
+softhsm2-util --init-token --free --label bench --pin 1234 --so-pin 87654321 >/dev/null
+echo 1234 > "$work/pin"
+for key in p256 rsa2048; do
+    pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --token-label bench --login --pin 1234 \
+        --write-object "$pki/keys/$key.pem" --type privkey --label "$key" --usage-sign --sensitive >/dev/null
+    openssl pkey -in "$pki/keys/$key.pem" -pubout -out "$work/$key.pub.pem"
+    pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --token-label bench --login --pin 1234 \
+        --write-object "$work/$key.pub.pem" --type pubkey --label "$key" >/dev/null
+done
+cat > "$work/hsm.json" <<JSON
+{"pkcs11": {"module": "/usr/lib/softhsm/libsofthsm2.so", "pin_file": "$work/pin"},
+ "keys": {"rsa2048": {"allow": ["sign-tls"]}, "p256": {"allow": ["sign-tls"]},
+          "hsm-rsa2048": {"pkcs11": "pkcs11:token=bench;object=rsa2048", "allow": ["sign-tls"]},
+          "hsm-p256": {"pkcs11": "pkcs11:token=bench;object=p256", "allow": ["sign-tls"]}}}
+JSON
+start_keyserver "$work/hsm.json"
+for key in p256 rsa2048; do
+    file_rate=$(field ops_per_second "$(tool bench "keyless:$ks/$key" --seconds "$secs" --json)")
+    hsm_rate=$(field ops_per_second "$(tool bench "keyless:$ks/hsm-$key" --seconds "$secs" --json)")
+    printf '   %-8s file %7.0f ops/s   SoftHSM2 (pkcs11.max_sessions 4) %7.0f ops/s   ratio %s\n' \
+        "$key" "$file_rate" "$hsm_rate" "$(calc "$hsm_rate / $file_rate")"
+done
+unset SOFTHSM2_CONF
 
 if command -v gnuplot >/dev/null; then
     gnuplot <<PLOT
