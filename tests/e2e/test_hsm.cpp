@@ -26,25 +26,28 @@ struct HsmSetup {
         hsm.generate("rsa:2048", "www-rsa", "01");
         hsm.generate("EC:prime256v1", "www-ec", "02");
     }
-    std::string config(const std::string& pin_file = "", const std::string& module = "") const {
-        return R"({"pkcs11": {"module": ")" + (module.empty() ? SoftHsm::module() : module) +
-               R"(", "pin_file": ")" + (pin_file.empty() ? hsm.pin_file() : pin_file) + R"("},
+    // `keys_dir`: the key files served beside (an empty directory: none).
+    std::string config(const std::string& keys_dir, const std::string& pin_file = "",
+                       const std::string& module = "") const {
+        return R"({"keys_dir": ")" + keys_dir + R"(", "pkcs11": {"module": ")" +
+               (module.empty() ? SoftHsm::module() : module) + R"(", "pin_file": ")" +
+               (pin_file.empty() ? hsm.pin_file() : pin_file) + R"("},
             "keys": {
               "hsm-rsa": {"pkcs11": "pkcs11:token=edge;object=www-rsa",
                           "allow": ["sign-tls", "rsa-decrypt-tls"]},
-              "hsm-ec": {"pkcs11": "pkcs11:token=edge;id=%02", "allow": ["sign-tls"]},
-              "p256": {"allow": ["sign-tls"]}}})";
+              "hsm-ec": {"pkcs11": "pkcs11:token=edge;id=%02", "allow": ["sign-tls"]}}})";
     }
     SoftHsm hsm;
+    TempDir no_key_files;
 };
 
 // The keyserver's --check output and exit status for `config`.
 int check(const std::string& config, std::string& out) {
     TempDir dir;
     write_file(dir / "ks.json", config);
-    return run_command(keyserver_binary() + " --check --config " + (dir / "ks.json") + " --keys " +
-                           pki("keys") + " --cert " + pki("keyserver.crt") + " --key " +
-                           pki("keyserver.key") + " --client-ca " + pki("ca.crt"),
+    return run_command(keyserver_binary() + " --check --config " + (dir / "ks.json") + " --cert " +
+                           pki("keyserver.crt") + " --key " + pki("keyserver.key") +
+                           " --client-ca " + pki("ca.crt"),
                        &out);
 }
 
@@ -66,7 +69,7 @@ TEST_CASE("keys inside SoftHSM2 serve s_server's and nginx's TLS matrix; no key 
     CHECK(count_of(objects, "never extractable") == 2); // the keys cannot leave the token
 
     std::string summary;
-    REQUIRE(check(s.config(), summary) == 0);
+    REQUIRE(check(s.config(s.no_key_files.path()), summary) == 0);
     INFO(summary);
     CHECK_THAT(summary, Catch::Contains("hsm-ec: EC P-256"));
     CHECK_THAT(summary, Catch::Contains("hsm-rsa: RSA-2048"));
@@ -74,7 +77,7 @@ TEST_CASE("keys inside SoftHSM2 serve s_server's and nginx's TLS matrix; no key 
     CHECK_THAT(summary, Catch::Contains("mechanisms: ECDSA (sign)"));
     CHECK_THAT(summary, Catch::Contains("RSA-X-509 (sign+decrypt)"));
 
-    KeyserverFixture keyserver(s.config());
+    KeyserverFixture keyserver(s.config(s.no_key_files.path()));
     TempDir dir;
     std::string conf = write_openssl_conf(dir / "openssl.cnf");
     // Certificates for the token's public keys (fetched through the provider), issued by the
@@ -97,22 +100,51 @@ TEST_CASE("keys inside SoftHSM2 serve s_server's and nginx's TLS matrix; no key 
     }
     keys = {dir / "hsm-rsa.crt", dir / "hsm-rsa.stub", dir / "hsm-ec.crt", dir / "hsm-ec.stub"};
 
-    SECTION("openssl s_server") {
+    SECTION("openssl s_server: TLS 1.3 and 1.2, RSA (PSS and PKCS#1) and EC, RSA key exchange") {
+        struct Case {
+            const char* name;
+            const char* key;
+            const char* client_args;
+            const char* expect_client;
+            const char* expect_op;
+        };
+        const Case cases[] = {
+            {"TLS 1.3 RSA-PSS", "hsm-rsa", "-tls1_3", "Peer signature type: RSA-PSS",
+             "sign-tls:rsa_pss_rsae_sha256"},
+            {"TLS 1.3 P-256", "hsm-ec", "-tls1_3", "Peer signature type: ECDSA",
+             "sign-tls:ecdsa_secp256r1_sha256"},
+            {"TLS 1.2 ECDHE-RSA (PKCS#1)", "hsm-rsa",
+             "-tls1_2 -cipher ECDHE-RSA-AES128-GCM-SHA256 -sigalgs RSA+SHA256",
+             "Peer signature type: RSA\n", "sign-tls:rsa_pkcs1_sha256"},
+            {"TLS 1.2 ECDHE-RSA (PSS)", "hsm-rsa", "-tls1_2 -cipher ECDHE-RSA-AES256-GCM-SHA384",
+             "Peer signature type: RSA-PSS", "sign-tls:rsa_pss_rsae_sha256"},
+            {"TLS 1.2 ECDHE-ECDSA", "hsm-ec", "-tls1_2 -cipher ECDHE-ECDSA-AES128-GCM-SHA256",
+             "Peer signature type: ECDSA", "sign-tls:ecdsa_secp256r1_sha256"},
+            {"TLS 1.2 RSA key exchange", "hsm-rsa", "-tls1_2 -cipher AES128-GCM-SHA256",
+             "Cipher is AES128-GCM-SHA256", "rsa-decrypt-tls"},
+        };
+        std::map<std::string, std::pair<uint16_t, std::unique_ptr<Process>>> servers;
         for (const char* key : {"hsm-rsa", "hsm-ec"}) {
             uint16_t port = free_port();
-            Process server({"/usr/bin/openssl", "s_server", "-accept",
-                            "127.0.0.1:" + std::to_string(port), "-cert",
-                            dir / (std::string(key) + ".crt"), "-key",
-                            dir / (std::string(key) + ".stub"), "-www"},
-                           {{"OPENSSL_CONF", conf}}, dir / "s_server.log", dir / "s_server.log");
+            std::string base = dir / key;
+            servers[key] = {
+                port, std::make_unique<Process>(
+                          std::vector<std::string>{"/usr/bin/openssl", "s_server", "-accept",
+                                                   "127.0.0.1:" + std::to_string(port), "-cert",
+                                                   base + ".crt", "-key", base + ".stub", "-www"},
+                          std::map<std::string, std::string>{{"OPENSSL_CONF", conf}}, base + ".log",
+                          base + ".log")};
             wait_for_port(port, std::chrono::seconds(10));
-            for (const char* args : {"-tls1_3", "-tls1_2"}) {
-                std::string out = s_client(port, args);
-                INFO(key << " " << args << "\n" << out);
-                CHECK(handshake_ok(out));
-            }
         }
-        CHECK(count_of(keyserver.access_log(), "\"key\":\"hsm-") >= 4);
+        for (const auto& c : cases) {
+            std::string op = "\"op\":\"" + std::string(c.expect_op) + "\"";
+            size_t before = count_of(keyserver.access_log(), op);
+            std::string out = s_client(servers[c.key].first, c.client_args);
+            INFO(c.name << "\n" << out);
+            CHECK(handshake_ok(out));
+            CHECK_THAT(out, Catch::Contains(c.expect_client));
+            CHECK(count_of(keyserver.access_log(), op) == before + 1);
+        }
     }
     SECTION("nginx, the full matrix (TLS 1.3 and 1.2, RSA and EC, RSA key exchange)") {
         run_command("mkdir -p " + (dir / "nginx"));
@@ -169,24 +201,45 @@ TEST_CASE("HSM failures are clear, and file keys keep being served") {
     SECTION("a wrong PIN stops the start, naming the token and CKR_PIN_INCORRECT") {
         TempDir dir;
         write_file(dir / "pin", "0000\n");
-        CHECK(check(s.config(dir / "pin"), out) == 1);
+        CHECK(check(s.config(pki("keys"), dir / "pin"), out) == 1);
         CHECK_THAT(out, Catch::Contains("token 'edge'"));
         CHECK_THAT(out, Catch::Contains("login failed (CKR_PIN_INCORRECT)"));
         CHECK_THAT(out, Catch::Contains("key 'hsm-rsa'"));
     }
     SECTION("a missing module is named") {
-        CHECK(check(s.config("", "/usr/lib/no-such-pkcs11.so"), out) == 1);
+        CHECK(check(s.config(pki("keys"), "", "/usr/lib/no-such-pkcs11.so"), out) == 1);
         CHECK_THAT(out, Catch::Contains("PKCS#11 module /usr/lib/no-such-pkcs11.so: cannot load"));
     }
     SECTION("a URI that matches no token lists the tokens there are") {
-        std::string config = s.config();
+        std::string config = s.config(s.no_key_files.path());
         config.replace(config.find("token=edge;object=www-rsa"), 25, "token=other;object=www-rsa");
         CHECK(check(config, out) == 1);
         CHECK_THAT(out, Catch::Contains("no token in /usr/lib/softhsm/libsofthsm2.so matches "
                                         "(tokens present: 'edge'"));
     }
+    SECTION(
+        "a broken token config on reload is refused, naming the cause; keys keep being served") {
+        KeyserverFixture keyserver(R"({"keys": {"p256": {"allow": ["sign-tls"]}}})");
+        TestClient edge(keyserver.client());
+        REQUIRE(edge.call(sign_p256("p256")).is(Opcode::Response));
+        TempDir dir;
+        write_file(dir / "pin", "0000\n");
+        keyserver.rewrite_config(s.config(pki("keys"), dir / "pin"));
+        keyserver.reload_and_wait("reload failed", 1);
+        CHECK_THAT(keyserver.stderr_text(), Catch::Contains("login failed (CKR_PIN_INCORRECT)"));
+        keyserver.rewrite_config(s.config(pki("keys"), "", "/usr/lib/no-such-pkcs11.so"));
+        keyserver.reload_and_wait("reload failed", 2);
+        CHECK_THAT(keyserver.stderr_text(),
+                   Catch::Contains("PKCS#11 module /usr/lib/no-such-pkcs11.so: cannot load"));
+        CHECK(edge.call(sign_p256("p256")).is(Opcode::Response));
+        // Fixed, the next reload brings the token's keys in.
+        keyserver.rewrite_config(s.config(pki("keys")));
+        keyserver.reload_and_wait("keyserver: reloaded", 1);
+        CHECK(edge.call(sign_p256("hsm-ec")).is(Opcode::Response));
+        CHECK(edge.call(sign_p256("p256")).is(Opcode::Response));
+    }
     SECTION("a token that loses its keys: hsm errors for its keys, file keys unaffected") {
-        KeyserverFixture keyserver(s.config());
+        KeyserverFixture keyserver(s.config(pki("keys")));
         TestClient edge(keyserver.client());
         REQUIRE(edge.call(sign_p256("hsm-ec")).is(Opcode::Response));
         s.hsm.lose_objects();

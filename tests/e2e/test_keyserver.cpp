@@ -954,21 +954,6 @@ bool connects(KeyserverFixture& ks, const std::string& identity) {
     }
 }
 
-// SIGHUP, then waits (bounded) until the keyserver has said `text` `times` times.
-void reload_and_wait(KeyserverFixture& ks, const std::string& text, size_t times) {
-    ks.process().kill(SIGHUP);
-    auto said = [&] {
-        std::string log = ks.stderr_text();
-        size_t n = 0;
-        for (auto at = log.find(text); at != std::string::npos; at = log.find(text, at + 1))
-            ++n;
-        return n;
-    };
-    for (int i = 0; i < 500 && said() < times; ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    REQUIRE(said() >= times);
-}
-
 } // namespace
 
 TEST_CASE("trust reload: a CRL and a new client CA apply to new and existing connections") {
@@ -983,7 +968,7 @@ TEST_CASE("trust reload: a CRL and a new client CA apply to new and existing con
 
     // Revoke edge-2: its open connection is closed, it cannot come back; edge-1 is untouched.
     ks.rewrite_config(trust_config(pki("ca.crt"), dir / "revoked.crl"));
-    reload_and_wait(ks, "keyserver: reloaded", 1);
+    ks.reload_and_wait("keyserver: reloaded", 1);
     wait_for_file_containing(ks, "client 'edge-2' is no longer trusted after reload");
     CHECK_FALSE(pings(edge2));
     CHECK_FALSE(connects(ks, "edge-2"));
@@ -992,7 +977,7 @@ TEST_CASE("trust reload: a CRL and a new client CA apply to new and existing con
 
     // Replace the client CA: edge-1 (old CA) is cut off, a client of the new CA gets in.
     ks.rewrite_config(trust_config(pki("other-ca.crt"), ""));
-    reload_and_wait(ks, "keyserver: reloaded", 2);
+    ks.reload_and_wait("keyserver: reloaded", 2);
     wait_for_file_containing(ks, "client 'edge-1' is no longer trusted after reload");
     CHECK_FALSE(pings(edge1));
     CHECK_FALSE(connects(ks, "edge-1"));
@@ -1001,7 +986,7 @@ TEST_CASE("trust reload: a CRL and a new client CA apply to new and existing con
     // A broken CRL: the reload fails as a whole and the previous trust stays in service.
     write_file(dir / "broken.crl", "not a CRL");
     ks.rewrite_config(trust_config(pki("other-ca.crt"), dir / "broken.crl"));
-    reload_and_wait(ks, "reload failed, keeping the previous keys and trust", 1);
+    ks.reload_and_wait("reload failed, keeping the previous keys and trust", 1);
     CHECK_THAT(ks.stderr_text(), Catch::Contains("broken.crl: no PEM X509 CRL could be read"));
     CHECK(connects(ks, "rogue"));
     CHECK_FALSE(connects(ks, "edge-1"));

@@ -2,10 +2,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <stdexcept>
+#include <thread>
 
 namespace keyless::test {
 
@@ -39,6 +41,15 @@ void KeyserverFixture::write_config(const std::string& config_json) {
 
 void KeyserverFixture::rewrite_config(const std::string& config_json) {
     write_config(config_json);
+}
+
+void KeyserverFixture::reload_and_wait(const std::string& text, size_t times) {
+    process_->kill(SIGHUP);
+    for (int i = 0; i < 500 && count_of(stderr_text(), text) < times; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (count_of(stderr_text(), text) < times)
+        throw std::runtime_error("the keyserver did not say '" + text + "' after SIGHUP:\n" +
+                                 stderr_text());
 }
 
 KeyserverFixture::KeyserverFixture(const std::string& config_json,

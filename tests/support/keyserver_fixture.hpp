@@ -37,6 +37,8 @@ class KeyserverFixture {
     void restart(std::vector<std::string> extra_args);
     // Replaces the config file (filled in as at start); SIGHUP makes it live.
     void rewrite_config(const std::string& config_json);
+    // SIGHUP, then waits (bounded) until the keyserver has said `text` `times` times on stderr.
+    void reload_and_wait(const std::string& text, size_t times = 1);
     void stop() { process_.reset(); }
     ClientOptions client(const std::string& identity = "edge-1") const;
 
