@@ -13,6 +13,8 @@ struct Pkcs11Settings {
     size_t max_sessions = 4; // per token: sessions and worker threads
     std::chrono::milliseconds session_wait{2000}; // the longest wait for a free session
     size_t max_queue = 1024; // operations waiting per token; past it requests get Overloaded
+    bool allow_insecure_permissions = false; // allow_insecure_key_permissions: others may read
+                                             // the PIN file
 };
 
 } // namespace keyless::keyserver

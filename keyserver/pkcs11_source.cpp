@@ -7,6 +7,8 @@
 #include <openssl/x509.h>
 #include <p11-kit/uri.h>
 
+#include <sys/stat.h>
+
 #include <cstring>
 #include <fstream>
 
@@ -16,8 +18,14 @@ namespace {
 
 using Uri = std::unique_ptr<P11KitUri, ossl::Deleter<p11_kit_uri_free>>;
 
-std::string read_pin(const std::string& path, const std::string& uri) {
+// The PIN is as secret as a key file: a PIN file others can read or write is refused.
+std::string read_pin(const std::string& path, const std::string& uri, bool allow_insecure) {
     std::string file = path.rfind("file:", 0) == 0 ? path.substr(5) : path;
+    struct stat st {};
+    if (::stat(file.c_str(), &st) == 0 && (st.st_mode & S_IRWXO) && !allow_insecure)
+        throw std::runtime_error(uri + ": the PIN file " + file +
+                                 " is readable or writable by others (chmod o-rwx, or set "
+                                 "allow_insecure_key_permissions)");
     std::ifstream in(file);
     if (!in) throw std::runtime_error(uri + ": cannot read the PIN file " + file);
     std::string pin;
@@ -160,9 +168,9 @@ std::shared_ptr<Key> Pkcs11Registry::load(const std::string& name, const std::st
     if (const char* value = p11_kit_uri_get_pin_value(uri.get()))
         pin = value;
     else if (const char* source = p11_kit_uri_get_pin_source(uri.get()))
-        pin = read_pin(source, text);
+        pin = read_pin(source, text, settings.allow_insecure_permissions);
     else if (!settings.pin_file.empty())
-        pin = read_pin(settings.pin_file, text);
+        pin = read_pin(settings.pin_file, text, settings.allow_insecure_permissions);
     else
         throw std::runtime_error(text + ": no PIN (set pkcs11.pin_file, or pin-source in the URI)");
 

@@ -57,9 +57,11 @@ std::shared_ptr<const ServingState> load_state(const Config& config, Pkcs11Regis
         keys = KeyStore::load_directory(config.keys_dir, config.allow_insecure_key_permissions);
     // Every token key is tried, so one run names every problem.
     std::vector<std::string> problems;
+    Pkcs11Settings pkcs11 = config.pkcs11;
+    pkcs11.allow_insecure_permissions = config.allow_insecure_key_permissions;
     for (const auto& [name, uri] : config.pkcs11_keys) {
         try {
-            auto key = tokens.load(name, uri, config.pkcs11);
+            auto key = tokens.load(name, uri, pkcs11);
             const KeyPolicy& policy = config.policy_for(name);
             if (key->raw_decrypt_unavailable && (policy.allow.count(Permission::RSADecryptTLS) ||
                                                  policy.allow.count(Permission::RSADecryptRaw)))

@@ -222,7 +222,7 @@ export SOFTHSM2_CONF=$work/softhsm2.conf
 mkdir -p "$work/tokens"
 printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$work/tokens" > "$SOFTHSM2_CONF"
 softhsm2-util --init-token --free --label bench --pin 1234 --so-pin 87654321 >/dev/null
-echo 1234 > "$work/pin"
+echo 1234 > "$work/pin" && chmod 600 "$work/pin"
 for key in p256 rsa2048; do
     pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --token-label bench --login --pin 1234 \
         --write-object "$pki/keys/$key.pem" --type privkey --label "$key" --usage-sign --sensitive >/dev/null

@@ -201,10 +201,16 @@ TEST_CASE("HSM failures are clear, and file keys keep being served") {
     SECTION("a wrong PIN stops the start, naming the token and CKR_PIN_INCORRECT") {
         TempDir dir;
         write_file(dir / "pin", "0000\n");
+        run_command("chmod 600 " + (dir / "pin"));
         CHECK(check(s.config(pki("keys"), dir / "pin"), out) == 1);
         CHECK_THAT(out, Catch::Contains("token 'edge'"));
         CHECK_THAT(out, Catch::Contains("login failed (CKR_PIN_INCORRECT)"));
         CHECK_THAT(out, Catch::Contains("key 'hsm-rsa'"));
+    }
+    SECTION("a PIN file others can read is refused") {
+        run_command("chmod 644 " + s.hsm.pin_file());
+        CHECK(check(s.config(pki("keys")), out) == 1);
+        CHECK_THAT(out, Catch::Contains("is readable or writable by others (chmod o-rwx"));
     }
     SECTION("a missing module is named") {
         CHECK(check(s.config(pki("keys"), "", "/usr/lib/no-such-pkcs11.so"), out) == 1);
@@ -224,6 +230,7 @@ TEST_CASE("HSM failures are clear, and file keys keep being served") {
         REQUIRE(edge.call(sign_p256("p256")).is(Opcode::Response));
         TempDir dir;
         write_file(dir / "pin", "0000\n");
+        run_command("chmod 600 " + (dir / "pin"));
         keyserver.rewrite_config(s.config(pki("keys"), dir / "pin"));
         keyserver.reload_and_wait("reload failed", 1);
         CHECK_THAT(keyserver.stderr_text(), Catch::Contains("login failed (CKR_PIN_INCORRECT)"));

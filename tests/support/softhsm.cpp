@@ -20,6 +20,7 @@ SoftHsm::SoftHsm(const std::string& label, const std::string& pin) : label_(labe
     write_file(conf(), "directories.tokendir = " + (dir_ / "tokens") +
                            "\nobjectstore.backend = file\nlog.level = ERROR\n");
     write_file(pin_file(), pin + "\n");
+    must("chmod 600 " + pin_file());
     ::setenv("SOFTHSM2_CONF", conf().c_str(), 1);
     must("softhsm2-util --init-token --free --label " + label + " --pin " + pin +
          " --so-pin 87654321");
