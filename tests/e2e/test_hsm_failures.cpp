@@ -1,0 +1,83 @@
+// PKCS#11 failures an operator must see clearly (wrong PIN, missing module, unmatched token, a
+// PIN file others can read, a token that loses its keys), at start and on reload, while file
+// keys keep being served. Here (keyserver_e2e) they also run under ASan+UBSan.
+#include "hsm_setup.hpp"
+#include "test_client.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace keyless::test;
+using keyless::protocol::ErrorCode;
+using keyless::protocol::Opcode;
+using keyless::protocol::Operation;
+
+TEST_CASE("HSM failures are clear, and file keys keep being served") {
+    HsmSetup s;
+    std::string out;
+    SECTION("a wrong PIN stops the start, naming the token and CKR_PIN_INCORRECT") {
+        TempDir dir;
+        write_file(dir / "pin", "0000\n");
+        run_command("chmod 600 " + (dir / "pin"));
+        CHECK(check(s.config(pki("keys"), dir / "pin"), out) == 1);
+        CHECK_THAT(out, Catch::Contains("token 'edge'"));
+        CHECK_THAT(out, Catch::Contains("login failed (CKR_PIN_INCORRECT)"));
+        CHECK_THAT(out, Catch::Contains("key 'hsm-rsa'"));
+    }
+    SECTION("a PIN file others can read is refused") {
+        run_command("chmod 644 " + s.hsm.pin_file());
+        CHECK(check(s.config(pki("keys")), out) == 1);
+        CHECK_THAT(out, Catch::Contains("is readable or writable by others (chmod o-rwx"));
+    }
+    SECTION("a missing module is named") {
+        CHECK(check(s.config(pki("keys"), "", "/usr/lib/no-such-pkcs11.so"), out) == 1);
+        CHECK_THAT(out, Catch::Contains("PKCS#11 module /usr/lib/no-such-pkcs11.so: cannot load"));
+    }
+    SECTION("a URI that matches no token lists the tokens there are") {
+        std::string config = s.config(s.no_key_files.path());
+        config.replace(config.find("token=edge;object=www-rsa"), 25, "token=other;object=www-rsa");
+        CHECK(check(config, out) == 1);
+        CHECK_THAT(out, Catch::Contains("no token in /usr/lib/softhsm/libsofthsm2.so matches "
+                                        "(tokens present: 'edge'"));
+    }
+    SECTION(
+        "a broken token config on reload is refused, naming the cause; keys keep being served") {
+        KeyserverFixture keyserver(R"({"keys": {"p256": {"allow": ["sign-tls"]}}})");
+        TestClient edge(keyserver.client());
+        REQUIRE(edge.call(sign_p256("p256")).is(Opcode::Response));
+        TempDir dir;
+        write_file(dir / "pin", "0000\n");
+        run_command("chmod 600 " + (dir / "pin"));
+        keyserver.rewrite_config(s.config(pki("keys"), dir / "pin"));
+        keyserver.reload_and_wait("reload failed", 1);
+        CHECK_THAT(keyserver.stderr_text(), Catch::Contains("login failed (CKR_PIN_INCORRECT)"));
+        keyserver.rewrite_config(s.config(pki("keys"), "", "/usr/lib/no-such-pkcs11.so"));
+        keyserver.reload_and_wait("reload failed", 2);
+        CHECK_THAT(keyserver.stderr_text(),
+                   Catch::Contains("PKCS#11 module /usr/lib/no-such-pkcs11.so: cannot load"));
+        CHECK(edge.call(sign_p256("p256")).is(Opcode::Response));
+        // Fixed, the next reload brings the token's keys in.
+        keyserver.rewrite_config(s.config(pki("keys")));
+        keyserver.reload_and_wait("keyserver: reloaded", 1);
+        CHECK(edge.call(sign_p256("hsm-ec")).is(Opcode::Response));
+        CHECK(edge.call(sign_p256("p256")).is(Opcode::Response));
+    }
+    SECTION("a token that loses its keys: hsm errors for its keys, file keys unaffected") {
+        KeyserverFixture keyserver(s.config(pki("keys")));
+        TestClient edge(keyserver.client());
+        REQUIRE(edge.call(sign_p256("hsm-ec")).is(Opcode::Response));
+        s.hsm.lose_objects();
+        Operation reply = edge.call(sign_p256("hsm-ec"));
+        CHECK(error_of(reply) == ErrorCode::Internal);
+        CHECK(edge.call(sign_p256("p256")).is(Opcode::Response));
+        std::string log = keyserver.access_log();
+        CHECK_THAT(log, Catch::Contains("\"error\":\"hsm error\""));
+        CHECK_THAT(log, Catch::Contains("token 'edge'"));
+        CHECK_THAT(log, Catch::Contains("(CKR_"));
+        std::string metrics;
+        run_command("curl -s http://127.0.0.1:" + std::to_string(keyserver.admin_port()) +
+                        "/metrics",
+                    &metrics);
+        CHECK_THAT(metrics, Catch::Contains("key=\"hsm-ec\",result=\"hsm_error\"} 1"));
+        CHECK_THAT(metrics, Catch::Contains("key=\"p256\",result=\"ok\"} 1"));
+    }
+}
