@@ -45,11 +45,13 @@ class Call {
     const std::chrono::steady_clock::time_point deadline;
     int notify_fd = -1; // owned: an eventfd written to (then closed) on completion (async jobs)
 
-    // Owned by the I/O thread until completion
-    size_t endpoint_index = 0;
-    int retries_left = 1; // once more on a fresh connection if a connection dies under it
+    // Owned by the I/O thread (or a caller writing it, under the core's lock) until completion
+    std::vector<std::string> tried; // endpoints ("host:port") that failed it or shed it
+    int retries_left = 1;           // once more, on another endpoint, if a connection dies
     std::string last_endpoint;
     uint64_t connection_serial = 0; // which connection to last_endpoint carried it (1, 2, ...)
+    std::string counted_at;         // the endpoint whose outstanding count includes this call
+    std::string probe_of;           // a background health probe of this endpoint (no caller waits)
 
     // Results, readable after wait()
     std::optional<protocol::Operation> response;

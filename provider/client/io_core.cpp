@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <random>
 #include <set>
 
 namespace keyless::client {
@@ -30,6 +31,7 @@ struct Connection {
     enum class State { Connecting, Handshaking, Ready };
     Endpoint endpoint;
     std::string name;    // "host:port"
+    std::string key;     // "host:port#slot" in connections_
     uint64_t serial = 0; // unique per connection made by this core
     int fd = -1;
     ossl::Ssl ssl;
@@ -84,7 +86,11 @@ bool Call::done() const {
     return done_;
 }
 
-IoCore::IoCore(SSL_CTX* tls, Settings settings) : tls_(tls), settings_(std::move(settings)) {
+IoCore::IoCore(SSL_CTX* tls, Settings settings)
+    : tls_(tls), settings_(std::move(settings)),
+      endpoints_([rng = std::minstd_rand(std::random_device{}())]() mutable {
+          return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+      }) {
     wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     thread_ = std::thread([this] { run(); });
 }
@@ -127,16 +133,24 @@ void IoCore::wake() {
 bool IoCore::send_directly(const std::shared_ptr<Call>& call) {
     // Held: the I/O thread is awake and busy, and will take the call on its next turn.
     std::unique_lock io(io_mutex_, std::try_to_lock);
-    if (!io.owns_lock() || stopped_ || call->endpoint_index >= call->endpoints.size()) return false;
-    auto it = connections_.find(call->endpoints[call->endpoint_index].to_string());
-    if (it == connections_.end()) return false;
-    Connection& c = *it->second;
+    if (!io.owns_lock() || stopped_) return false;
+    auto name = endpoints_.pick(names_of(*call), call->tried);
+    if (!name) return false;
     // Only on a connection with nothing in flight: the I/O thread then sleeps, and a hand-off
     // would cost a wake-up. With requests in flight it is awake often, and framing the requests
     // that arrive meanwhile into one write costs both sides less than a write each.
-    if (c.dead || c.state != Connection::State::Ready || c.want_write || !c.out.empty() ||
-        !c.pending.empty())
-        return false;
+    Connection* idle = nullptr;
+    for (size_t slot = 0; slot < pool_size() && !idle; ++slot) {
+        auto it = connections_.find(*name + "#" + std::to_string(slot));
+        if (it == connections_.end()) continue;
+        Connection& c = *it->second;
+        if (!c.dead && c.state == Connection::State::Ready && !c.want_write && c.out.empty() &&
+            c.pending.empty())
+            idle = &c;
+    }
+    if (!idle) return false;
+    Connection& c = *idle;
+    count(*call, c.name);
     call->last_endpoint = c.name;
     call->connection_serial = c.serial;
     send(c, call);
@@ -208,6 +222,7 @@ void IoCore::run() {
         // sends them in one TLS write.
         for (auto& call : fresh)
             route(call);
+        probe_down_endpoints(Clock::now());
         for (auto& [name, c] : connections_)
             if (!c->dead && c->state == Connection::State::Ready && !c->out.empty()) flush(*c);
 
@@ -217,6 +232,7 @@ void IoCore::run() {
             it = it->second->dead ? connections_.erase(it) : std::next(it);
         auto now = Clock::now();
         auto next = now + std::chrono::seconds(1);
+        if (auto probe = endpoints_.next_probe()) next = std::min(next, std::max(now, *probe));
         fds.assign(1, pollfd{wake_fd_, POLLIN, 0});
         owners.assign(1, nullptr);
         for (auto& [name, c] : connections_) {
@@ -286,33 +302,112 @@ void IoCore::run() {
     graveyard_.clear();
 }
 
+std::vector<std::string> IoCore::names_of(const Call& call) {
+    std::vector<std::string> names;
+    for (const auto& ep : call.endpoints)
+        names.push_back(ep.to_string());
+    return names;
+}
+
+void IoCore::count(Call& call, const std::string& endpoint) {
+    uncount(call);
+    endpoints_.started(endpoint);
+    call.counted_at = endpoint;
+}
+
+void IoCore::uncount(Call& call) {
+    if (call.counted_at.empty()) return;
+    endpoints_.finished(call.counted_at);
+    call.counted_at.clear();
+}
+
+void IoCore::finish(const std::shared_ptr<Call>& call, std::optional<protocol::Operation> response,
+                    Failure failure, const std::string& message) {
+    uncount(*call);
+    if (!call->probe_of.empty()) {
+        if (response && response->is(protocol::Opcode::Pong))
+            endpoints_.succeeded(call->probe_of);
+        else
+            endpoints_.failed(call->probe_of, "probe: " + message, Clock::now());
+    }
+    call->complete(std::move(response), failure, message);
+}
+
+// To the healthy endpoint with the fewest requests outstanding, on its least busy connection;
+// when no endpoint of the URI is healthy (or left untried), the call fails at once, saying why
+// for each.
 void IoCore::route(const std::shared_ptr<Call>& call) {
-    if (call->endpoint_index >= call->endpoints.size()) return;
-    Connection& c = connection_for(call->endpoints[call->endpoint_index]);
+    if (call->done()) return;
+    std::vector<std::string> names = names_of(*call);
+    std::optional<std::string> name =
+        call->probe_of.empty() ? endpoints_.pick(names, call->tried) : call->probe_of;
+    if (!name) {
+        std::string why = endpoints_.why_all_down(names, Clock::now());
+        finish(call, std::nullopt, Failure::Unreachable,
+               names.size() == 1 ? why : "no keyserver of the URI can take it: " + why);
+        return;
+    }
+    const Endpoint& ep = *std::find_if(call->endpoints.begin(), call->endpoints.end(),
+                                       [&](const Endpoint& e) { return e.to_string() == *name; });
+    known_[*name] = ep;
+    Connection& c = connection_for(ep);
     call->last_endpoint = c.name;
     call->connection_serial = c.serial;
+    count(*call, c.name);
     if (c.state == Connection::State::Ready)
         send(c, call);
     else
         c.waiting.push_back(call);
 }
 
+size_t IoCore::pool_size() const {
+    return std::max<size_t>(1, settings_.connections_per_server);
+}
+
+// A free slot of the endpoint's pool gets a new connection; else the connection with the fewest
+// requests outstanding carries the call.
 Connection& IoCore::connection_for(const Endpoint& ep) {
     std::string name = ep.to_string();
-    auto it = connections_.find(name);
-    if (it != connections_.end()) {
-        if (!it->second->dead) return *it->second;
-        graveyard_.push_back(std::move(it->second)); // may still be referenced up the stack
+    Connection* best = nullptr;
+    for (size_t slot = 0; slot < pool_size(); ++slot) {
+        std::string key = name + "#" + std::to_string(slot);
+        auto it = connections_.find(key);
+        if (it == connections_.end() || it->second->dead) {
+            if (it != connections_.end())
+                graveyard_.push_back(std::move(it->second)); // may still be referenced up the stack
+            auto c = std::make_unique<Connection>();
+            c->endpoint = ep;
+            c->name = name;
+            c->key = key;
+            c->serial = ++connections_made_;
+            c->connect_deadline = Clock::now() + settings_.connect_timeout;
+            Connection& ref = *c;
+            connections_[key] = std::move(c);
+            start_connect(ref);
+            return ref;
+        }
+        Connection& c = *it->second;
+        if (!best ||
+            c.pending.size() + c.waiting.size() < best->pending.size() + best->waiting.size())
+            best = &c;
     }
-    auto c = std::make_unique<Connection>();
-    c->endpoint = ep;
-    c->name = name;
-    c->serial = ++connections_made_;
-    c->connect_deadline = Clock::now() + settings_.connect_timeout;
-    Connection& ref = *c;
-    connections_[name] = std::move(c);
-    start_connect(ref);
-    return ref;
+    return *best;
+}
+
+void IoCore::probe_down_endpoints(Clock::time_point now) {
+    for (const auto& name : endpoints_.take_due_probes(now)) {
+        auto ep = known_.find(name);
+        if (ep == known_.end()) {
+            endpoints_.probe_ended(name);
+            continue;
+        }
+        auto probe =
+            std::make_shared<Call>(std::vector<Endpoint>{ep->second},
+                                   protocol::Operation::make(protocol::Opcode::Ping, {'k', 'l'}),
+                                   now + settings_.request_timeout);
+        probe->probe_of = name;
+        route(probe);
+    }
 }
 
 void IoCore::start_connect(Connection& c) {
@@ -471,16 +566,19 @@ bool IoCore::complete_replies(Connection& c) {
         if (it != c.pending.end()) {
             auto call = it->second;
             c.pending.erase(it);
-            // Shed by this keyserver (rate limit or full buffers): the next one of the URI's
-            // fleet may have room, while the deadline allows.
+            // A reply proves the endpoint works (a probe's Pong is counted in finish()).
+            if (call->probe_of.empty()) endpoints_.succeeded(c.name);
+            // Shed by this keyserver (rate limit or full buffers): another of the URI's fleet
+            // may have room, while the deadline allows.
             if (protocol::error_of(*op) == protocol::ErrorCode::Overloaded &&
-                call->endpoint_index + 1 < call->endpoints.size() &&
                 Clock::now() < call->deadline) {
-                ++call->endpoint_index;
-                route(call);
-                continue;
+                call->tried.push_back(c.name);
+                if (endpoints_.pick(names_of(*call), call->tried)) {
+                    route(call);
+                    continue;
+                }
             }
-            call->complete(std::move(op), Failure::None, {});
+            finish(call, std::move(op), Failure::None, {});
         } else if (c.abandoned.erase(h.id) == 0) {
             fail(c, Failure::Protocol,
                  "keyserver " + c.name + " answered request id " + std::to_string(h.id) +
@@ -501,30 +599,31 @@ void IoCore::fail(Connection& c, Failure failure, const std::string& why) {
         ::close(c.fd);
         c.fd = -1;
     }
-    std::vector<std::shared_ptr<Call>> retry_here;
-    std::vector<std::shared_ptr<Call>> move_on(c.waiting.begin(), c.waiting.end());
-    for (auto& [id, call] : c.pending) {
-        // A request already sent gets one retry on a fresh connection to the same keyserver
-        // (it may have restarted, or closed an idle connection); signing is idempotent.
-        if (call->retries_left > 0 && failure == Failure::Unreachable) {
-            --call->retries_left;
-            retry_here.push_back(call);
-        } else {
-            move_on.push_back(call);
-        }
-    }
+    std::vector<std::shared_ptr<Call>> calls(c.waiting.begin(), c.waiting.end());
+    for (auto& [id, call] : c.pending)
+        calls.push_back(call);
     c.waiting.clear();
     c.pending.clear();
-    for (auto& call : retry_here)
-        route(call);
+    // An idle connection the keyserver closed (idle timeout, drain) says nothing about its
+    // health; anything else marks the endpoint down.
+    bool idle_close = calls.empty() && c.state == Connection::State::Ready;
+    auto now = Clock::now();
+    if (!idle_close) endpoints_.failed(c.name, why, now);
     std::string message = "keyserver " + c.name + ": " + why;
-    for (auto& call : move_on) {
+    for (auto& call : calls) {
+        uncount(*call);
         if (call->done()) continue;
-        if (call->endpoint_index + 1 < call->endpoints.size()) {
-            ++call->endpoint_index; // fail over to the next keyserver in the URI
+        // Once more on another healthy endpoint while the deadline allows (signing and TLS
+        // decryption are safe to repeat); a probe is not retried.
+        std::vector<std::string> tried = call->tried;
+        tried.push_back(c.name);
+        if (call->probe_of.empty() && call->retries_left > 0 && now < call->deadline &&
+            endpoints_.pick(names_of(*call), tried)) {
+            --call->retries_left;
+            call->tried = std::move(tried);
             route(call);
         } else {
-            call->complete(std::nullopt, failure, message);
+            finish(call, std::nullopt, failure, message);
         }
     }
 }
@@ -542,9 +641,11 @@ void IoCore::expire(Clock::time_point now) {
         }
         auto timed_out = [&](const std::shared_ptr<Call>& call) {
             if (now < call->deadline) return false;
-            call->complete(std::nullopt, Failure::Timeout,
-                           "keyserver " + c->name + ": no reply within " +
-                               std::to_string(settings_.request_timeout.count()) + " ms");
+            std::string why =
+                "no reply within " + std::to_string(settings_.request_timeout.count()) + " ms";
+            // A keyserver that accepts and never answers is down like one that refuses.
+            endpoints_.failed(c->name, why, now);
+            finish(call, std::nullopt, Failure::Timeout, "keyserver " + c->name + ": " + why);
             return true;
         };
         for (auto it = c->pending.begin(); it != c->pending.end();) {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include "call.hpp"
+#include "endpoint_set.hpp"
 #include "ossl.hpp"
 #include "settings.hpp"
 
@@ -47,6 +48,14 @@ class IoCore {
     void wake();
     void route(const std::shared_ptr<Call>& call);
     Connection& connection_for(const Endpoint& ep);
+    size_t pool_size() const;
+    static std::vector<std::string> names_of(const Call& call);
+    void count(Call& call, const std::string& endpoint);
+    void uncount(Call& call);
+    // Completes `call` after taking it off its endpoint's count; a probe's result updates health.
+    void finish(const std::shared_ptr<Call>& call, std::optional<protocol::Operation> response,
+                Failure failure, const std::string& message);
+    void probe_down_endpoints(std::chrono::steady_clock::time_point now);
     void start_connect(Connection& c);
     void progress(Connection& c);
     void send(Connection& c, const std::shared_ptr<Call>& call);
@@ -77,7 +86,9 @@ class IoCore {
         std::chrono::steady_clock::time_point::max();
     bool stopped_ = false; // the I/O thread has ended
 
-    std::map<std::string, std::unique_ptr<Connection>> connections_;
+    EndpointSet endpoints_;                 // health and load of every endpoint seen
+    std::map<std::string, Endpoint> known_; // by name, for probes
+    std::map<std::string, std::unique_ptr<Connection>> connections_; // by "host:port#slot"
     std::vector<std::unique_ptr<Connection>> graveyard_; // failed, freed on the loop's next turn
     uint64_t connections_made_ = 0;
 };

@@ -40,6 +40,19 @@ Settings resolve_settings(const std::function<std::string(const char*)>& lookup)
     s.ca_file = src.get("ca_file", "KEYLESS_CA_FILE");
     src.millis("connect_timeout_ms", "KEYLESS_CONNECT_TIMEOUT_MS", s.connect_timeout);
     src.millis("request_timeout_ms", "KEYLESS_REQUEST_TIMEOUT_MS", s.request_timeout);
+    if (std::string v = src.get("connections_per_server", "KEYLESS_CONNECTIONS_PER_SERVER");
+        !v.empty()) {
+        size_t used = 0;
+        long n = -1;
+        try {
+            n = std::stol(v, &used);
+        } catch (const std::exception&) {
+        }
+        if (used != v.size() || n < 1 || n > 64)
+            throw SettingsError("keyless provider: connections_per_server = '" + v +
+                                "' must be a number from 1 to 64");
+        s.connections_per_server = static_cast<size_t>(n);
+    }
     if (s.client_key.empty()) s.client_key = s.client_cert; // a combined PEM works too
     return s;
 }

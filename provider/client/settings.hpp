@@ -19,6 +19,9 @@ struct Settings {
         3000}; // connect_timeout_ms / KEYLESS_CONNECT_TIMEOUT_MS
     std::chrono::milliseconds request_timeout{
         5000}; // request_timeout_ms / KEYLESS_REQUEST_TIMEOUT_MS
+    // connections_per_server / KEYLESS_CONNECTIONS_PER_SERVER: mTLS connections to each
+    // keyserver endpoint, requests spread over them by fewest outstanding
+    size_t connections_per_server = 2;
 };
 
 class SettingsError : public std::runtime_error {

@@ -31,6 +31,16 @@ bool handshake_ok(const std::string& out) {
            out.find("Cipher is ") != std::string::npos && out.find(":error:") == std::string::npos;
 }
 
+bool handshake_eventually(uint16_t port, const std::string& args, const std::string& conf,
+                          std::chrono::seconds within) {
+    auto end = std::chrono::steady_clock::now() + within;
+    while (true) {
+        if (handshake_ok(s_client(port, args, conf))) return true;
+        if (std::chrono::steady_clock::now() >= end) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+}
+
 std::string curl(uint16_t port, const std::string& args, const std::string& conf) {
     std::string out;
     std::string p = std::to_string(port);

@@ -2,6 +2,7 @@
 // in-process OpenSSL client for many concurrent handshakes.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -15,6 +16,10 @@ std::string s_client(uint16_t port, const std::string& args, const std::string& 
 // s_client prints the verify result even when the handshake fails after the certificate (TLS
 // 1.3 sends it before CertificateVerify): success is that, a cipher, and no error at all.
 bool handshake_ok(const std::string& s_client_output);
+// Repeats s_client until a handshake succeeds (a keyserver that just came back is probed by the
+// provider before requests go to it again) or `within` passes; false then.
+bool handshake_eventually(uint16_t port, const std::string& args, const std::string& conf = "",
+                          std::chrono::seconds within = std::chrono::seconds(10));
 // curl https://localhost:PORT/ verifying against the test CA, optionally with OPENSSL_CONF;
 // returns body and errors.
 std::string curl(uint16_t port, const std::string& args, const std::string& conf = "");
