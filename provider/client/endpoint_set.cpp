@@ -29,9 +29,13 @@ void EndpointSet::finished(const std::string& name) {
 
 std::optional<std::string> EndpointSet::pick(const std::vector<std::string>& candidates,
                                              const std::vector<std::string>& tried) const {
+    // Ties (an idle edge has nothing outstanding anywhere) rotate, so load spreads over the
+    // fleet instead of always going to the first endpoint.
+    size_t start = rotation_++;
     std::optional<std::string> best;
     size_t best_load = 0;
-    for (const auto& name : candidates) {
+    for (size_t i = 0; i < candidates.size(); ++i) {
+        const std::string& name = candidates[(start + i) % candidates.size()];
         if (!healthy(name) || std::find(tried.begin(), tried.end(), name) != tried.end()) continue;
         size_t load = outstanding(name);
         if (!best || load < best_load) {

@@ -6,7 +6,7 @@
 // fleet of edges does not come back in step). Requests never go to a down endpoint: when its
 // backoff ends it is due for a background probe (a Ping on a fresh connection); a success makes
 // it healthy again. Among healthy endpoints a request goes to the one with the fewest requests
-// outstanding (ties: the URI's order). When every endpoint of a request is down, it fails at
+// outstanding (ties rotate). When every endpoint of a request is down, it fails at
 // once with each endpoint's last failure.
 #pragma once
 
@@ -25,8 +25,8 @@ class EndpointSet {
     // `jitter()` returns a fraction in [0, 1): the share of the backoff added at random.
     explicit EndpointSet(std::function<double()> jitter);
 
-    // The healthy endpoint of `candidates` (names, in the URI's order) with the fewest
-    // outstanding requests, skipping `tried`; nullopt when none is healthy.
+    // The healthy endpoint of `candidates` with the fewest outstanding requests (ties rotate
+    // from one call to the next), skipping `tried`; nullopt when none is healthy.
     std::optional<std::string> pick(const std::vector<std::string>& candidates,
                                     const std::vector<std::string>& tried) const;
     // "keyserver A: <why> (down, next probe in 2.1 s); keyserver B: ..." for `candidates`.
@@ -64,6 +64,7 @@ class EndpointSet {
     const State* find(const std::string& name) const;
 
     std::function<double()> jitter_;
+    mutable size_t rotation_ = 0; // where the next tie-break starts
     std::map<std::string, State> states_;
 };
 
