@@ -56,6 +56,7 @@ TEST_CASE("endpoint set: a failure takes an endpoint out until a probe brings it
     CHECK_FALSE(set.healthy("10.0.0.2:2407")); // a probe in progress carries no requests
     set.succeeded("10.0.0.2:2407");
     CHECK(set.healthy("10.0.0.2:2407"));
+    set.started("10.0.0.3:2407");
     CHECK(set.pick(kFleet, {}) == "10.0.0.2:2407");
 }
 
