@@ -31,7 +31,7 @@ std::optional<std::string> EndpointSet::pick(const std::vector<std::string>& can
                                              const std::vector<std::string>& tried) const {
     // Ties (an idle edge has nothing outstanding anywhere) rotate, so load spreads over the
     // fleet instead of always going to the first endpoint.
-    size_t start = rotation_++;
+    size_t start = rotation_;
     std::optional<std::string> best;
     size_t best_load = 0;
     for (size_t i = 0; i < candidates.size(); ++i) {

@@ -29,6 +29,8 @@ class EndpointSet {
     // from one call to the next), skipping `tried`; nullopt when none is healthy.
     std::optional<std::string> pick(const std::vector<std::string>& candidates,
                                     const std::vector<std::string>& tried) const;
+    // The request went where pick() said: the next tie-break starts one further on.
+    void picked() { ++rotation_; }
     // "keyserver A: <why> (down, next probe in 2.1 s); keyserver B: ..." for `candidates`.
     std::string why_all_down(const std::vector<std::string>& candidates,
                              Clock::time_point now) const;
@@ -64,7 +66,7 @@ class EndpointSet {
     const State* find(const std::string& name) const;
 
     std::function<double()> jitter_;
-    mutable size_t rotation_ = 0; // where the next tie-break starts
+    size_t rotation_ = 0; // where the next tie-break starts
     std::map<std::string, State> states_;
 };
 

@@ -150,6 +150,7 @@ bool IoCore::send_directly(const std::shared_ptr<Call>& call) {
     }
     if (!idle) return false;
     Connection& c = *idle;
+    endpoints_.picked();
     count(*call, c.name);
     call->last_endpoint = c.name;
     call->connection_serial = c.serial;
@@ -350,6 +351,7 @@ void IoCore::route(const std::shared_ptr<Call>& call) {
     const Endpoint& ep = *std::find_if(call->endpoints.begin(), call->endpoints.end(),
                                        [&](const Endpoint& e) { return e.to_string() == *name; });
     known_[*name] = ep;
+    if (call->probe_of.empty()) endpoints_.picked();
     Connection& c = connection_for(ep);
     call->last_endpoint = c.name;
     call->connection_serial = c.serial;

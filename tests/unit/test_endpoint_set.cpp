@@ -19,8 +19,10 @@ TEST_CASE("endpoint set: requests go to the healthy endpoint with the fewest out
     EndpointSet set([] { return 0.0; });
     // Ties rotate: an idle edge spreads its requests over the whole fleet.
     std::map<std::string, int> chosen;
-    for (int i = 0; i < 30; ++i)
+    for (int i = 0; i < 30; ++i) {
         ++chosen[*set.pick(kFleet, {})];
+        set.picked();
+    }
     CHECK(chosen == std::map<std::string, int>{{kFleet[0], 10}, {kFleet[1], 10}, {kFleet[2], 10}});
     set.started("10.0.0.2:2407");
     set.started("10.0.0.3:2407");
