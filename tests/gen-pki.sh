@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes a throwaway PKI for tests and the demo in DIR:
 #   ca.{crt,key}          the CA for keyserver mTLS and for the edge certificates
-#   keyserver.{crt,key}   the keyserver's server certificate (127.0.0.1, localhost)
+#   keyserver.{crt,key}   the keyserver's server certificate (127.0.0.1-3, ::1, localhost: a fleet
+#                         of three keyservers on one machine)
 #   edge-1.{crt,key}      a client certificate (CN edge-1), edge-2 likewise
 #   other-ca.{crt,key}, rogue.{crt,key}   a client from a CA the keyserver does not trust
 #   keys/NAME.pem         private keys the keyserver serves (mode 600)
@@ -30,7 +31,7 @@ issue() {
         -days $days -extfile <(printf '%s\n' "$ext") -out "$name.crt" 2>/dev/null
     rm -f "$name.csr"
 }
-server_ext='subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost
+server_ext='subjectAltName=IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3,IP:::1,DNS:localhost
 extendedKeyUsage=serverAuth
 keyUsage=digitalSignature,keyEncipherment'
 client_ext='extendedKeyUsage=clientAuth

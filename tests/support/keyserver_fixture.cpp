@@ -90,6 +90,7 @@ void KeyserverFixture::start(const std::string& listen) {
     // Line 1: the keyserver's address; line 2: the admin listener's, or "off".
     std::string first = ready.substr(0, ready.find('\n'));
     port_ = static_cast<uint16_t>(std::stoi(first.substr(first.rfind(':') + 1)));
+    host_ = first.substr(0, first.rfind(':'));
     std::string second = ready.substr(ready.find('\n') + 1);
     second = second.substr(0, second.find('\n'));
     admin_port_ = second.rfind(':') == std::string::npos
@@ -109,6 +110,7 @@ void KeyserverFixture::restart(std::vector<std::string> extra_args) {
 
 ClientOptions KeyserverFixture::client(const std::string& identity) const {
     ClientOptions o;
+    o.host = host_;
     o.port = port_;
     o.ca = pki("ca.crt");
     if (!identity.empty()) {

@@ -27,7 +27,7 @@ class KeyserverFixture {
                               std::vector<std::string> wrapper = {});
     uint16_t port() const { return port_; }
     uint16_t admin_port() const { return admin_port_; } // 0 when the admin listener is off
-    std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+    std::string address() const { return host_ + ":" + std::to_string(port_); } // as bound
     std::string access_log() const { return read_file(dir_ / "access.log"); }
     std::string access_log_path() const { return dir_ / "access.log"; }
     std::string stderr_text() const { return read_file(dir_ / "stderr.log"); }
@@ -50,6 +50,7 @@ class KeyserverFixture {
     std::vector<std::string> args_;
     std::vector<std::string> wrapper_;
     std::unique_ptr<Process> process_;
+    std::string host_ = "127.0.0.1";
     uint16_t port_ = 0;
     uint16_t admin_port_ = 0;
 };

@@ -1,0 +1,136 @@
+// A fleet of keyservers behind one nginx: three real keyservers on 127.0.0.1, .2 and .3 plus a
+// fourth endpoint that accepts TCP and never answers, named together in the stubs' URI. Under a
+// steady handshake load, one keyserver is killed (-9) and restarted: nearly every handshake
+// succeeds, the survivors take its load, it takes traffic again once back, and the silent
+// endpoint costs at most one slow handshake per nginx worker in the whole run.
+#include "provider_env.hpp"
+#include "terminators.hpp"
+#include "tls_clients.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+using namespace keyless::test;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+const char* kConfig = R"({"keys": {"rsa2048": {"allow": ["sign-tls", "rsa-decrypt-tls"]},
+                                   "p256": {"allow": ["sign-tls"]}}})";
+
+// Listens on 127.0.0.4 and never accepts: the kernel completes TCP handshakes into the backlog,
+// and a TLS ClientHello is never answered, as by a keyserver that hangs.
+class BlackHole {
+  public:
+    BlackHole() {
+        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(0x7f000004);
+        if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+            ::listen(fd_, 256) != 0)
+            throw std::runtime_error("cannot listen on 127.0.0.4");
+        socklen_t len = sizeof a;
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+        port_ = ntohs(a.sin_port);
+    }
+    ~BlackHole() { ::close(fd_); }
+    std::string address() const { return "127.0.0.4:" + std::to_string(port_); }
+
+  private:
+    int fd_ = -1;
+    uint16_t port_ = 0;
+};
+
+size_t signatures(KeyserverFixture& ks) {
+    return count_of(ks.access_log(), "\"op\":\"sign-tls:");
+}
+
+} // namespace
+
+TEST_CASE("a fleet of three keyservers behind nginx: one killed -9 and restarted under load") {
+    std::vector<std::unique_ptr<KeyserverFixture>> fleet;
+    for (int i = 1; i <= 3; ++i)
+        fleet.push_back(std::make_unique<KeyserverFixture>(kConfig, std::vector<std::string>{},
+                                                           "127.0.0." + std::to_string(i) + ":0"));
+    BlackHole silent;
+    std::string servers;
+    for (auto& ks : fleet)
+        servers += (servers.empty() ? "" : ",") + ks->address();
+    servers += "," + silent.address();
+
+    TempDir dir;
+    std::string conf = write_openssl_conf(dir / "openssl.cnf");
+    std::string out;
+    for (const char* key : {"rsa2048", "p256"})
+        REQUIRE(run_with_conf(conf,
+                              keyless_tool() + " stub keyless:" + servers + "/" + key +
+                                  " --from-cert " + pki(std::string("certs/") + key + ".crt") +
+                                  " -o " + (dir / (std::string(key) + ".stub.pem")),
+                              &out) == 0);
+    run_command("mkdir -p " + (dir / "nginx"));
+    auto nginx = start_nginx(dir / "nginx", conf,
+                             {pki("certs/rsa2048.crt"), dir / "rsa2048.stub.pem",
+                              pki("certs/p256.crt"), dir / "p256.stub.pem"});
+
+    // Steady load: four clients making full TLS 1.3 handshakes (and a GET) back to back.
+    std::atomic<bool> stop{false};
+    std::atomic<int> ok{0}, failed{0};
+    std::mutex slow_mutex;
+    std::vector<double> slow_started; // seconds into the run, of handshakes slower than 2 s
+    auto begin = Clock::now();
+    std::vector<std::thread> clients;
+    for (int i = 0; i < 4; ++i)
+        clients.emplace_back([&, i] {
+            uint16_t port = i % 2 ? nginx->rsa_port() : nginx->ec_port();
+            while (!stop) {
+                auto start = Clock::now();
+                bool good = https_get(port).find(nginx->body()) != std::string::npos;
+                ++(good ? ok : failed);
+                if (Clock::now() - start > std::chrono::seconds(2)) {
+                    std::lock_guard lock(slow_mutex);
+                    slow_started.push_back(std::chrono::duration<double>(start - begin).count());
+                }
+            }
+        });
+    auto run_for = [&](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); };
+
+    run_for(std::chrono::milliseconds(2500));
+    size_t victim_before = signatures(*fleet[1]);
+    size_t survivors_before = signatures(*fleet[0]) + signatures(*fleet[2]);
+    CHECK(victim_before > 0); // the load was spread over the fleet
+    fleet[1]->process().kill(SIGKILL);
+    fleet[1]->process().wait(std::chrono::seconds(5));
+    run_for(std::chrono::milliseconds(2500));
+    size_t survivors_after = signatures(*fleet[0]) + signatures(*fleet[2]);
+    fleet[1]->restart();
+    size_t back_at = signatures(*fleet[1]);
+    run_for(std::chrono::milliseconds(4000));
+    stop = true;
+    for (auto& t : clients)
+        t.join();
+
+    int total = ok + failed;
+    INFO(ok << " handshakes ok, " << failed << " failed, " << slow_started.size()
+            << " slower than 2 s");
+    CHECK(total > 500);
+    CHECK(failed * 1000 <= total);             // at least 99.9 % succeed
+    CHECK(survivors_after > survivors_before); // the survivors took the load
+    CHECK(signatures(*fleet[1]) > back_at);    // the restarted one takes traffic again
+    // The silent endpoint costs each nginx worker (its own client) one wait, at the start, for
+    // connect_timeout_ms (the handshakes queued behind that worker wait with it); after that it
+    // is down and only probed in the background: no handshake waits for it again.
+    for (double at : slow_started)
+        CHECK(at < 1.0);
+    CHECK(nginx->alive());
+}
