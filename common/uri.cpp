@@ -88,6 +88,20 @@ Endpoint parse_endpoint(std::string_view text) {
     return ep;
 }
 
+namespace {
+
+std::vector<Endpoint> split_endpoints(std::string_view hosts) {
+    std::vector<Endpoint> out;
+    while (true) {
+        auto comma = hosts.find(',');
+        out.push_back(parse_endpoint(hosts.substr(0, comma)));
+        if (comma == std::string_view::npos) return out;
+        hosts.remove_prefix(comma + 1);
+    }
+}
+
+} // namespace
+
 KeyUri parse_key_uri(std::string_view uri) {
     auto fail = [&](const std::string& why) -> UriError {
         return UriError("bad key URI '" + std::string(uri) + "': " + why +
@@ -104,18 +118,23 @@ KeyUri parse_key_uri(std::string_view uri) {
     if (!is_valid_key_id(out.key_id))
         throw fail("key id '" + out.key_id + "' must be 1-128 of letters, digits, '.', '_', '-'");
     std::string_view hosts = rest.substr(0, slash);
-    if (hosts.empty()) throw fail("missing HOST:PORT");
-    while (true) {
-        auto comma = hosts.find(',');
-        try {
-            out.endpoints.push_back(parse_endpoint(hosts.substr(0, comma)));
-        } catch (const UriError& e) {
-            throw fail(e.what());
-        }
-        if (comma == std::string_view::npos) break;
-        hosts.remove_prefix(comma + 1);
+    if (hosts.empty()) return out; // keyless:/KEYID: the provider's configured servers
+    try {
+        out.endpoints = split_endpoints(hosts);
+    } catch (const UriError& e) {
+        throw fail(e.what());
     }
     return out;
+}
+
+std::vector<Endpoint> parse_endpoint_list(std::string_view hosts, std::string_view context) {
+    try {
+        if (hosts.empty()) throw UriError("empty");
+        return split_endpoints(hosts);
+    } catch (const UriError& e) {
+        throw UriError("bad keyserver list '" + std::string(context) + "': " + e.what() +
+                       " (expected HOST:PORT[,HOST:PORT...])");
+    }
 }
 
 } // namespace keyless

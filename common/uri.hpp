@@ -19,7 +19,8 @@ struct Endpoint {
 };
 
 struct KeyUri {
-    std::vector<Endpoint> endpoints; // tried in order (failover)
+    // Empty for keyless:/KEYID: the keyservers the provider's `servers` setting names.
+    std::vector<Endpoint> endpoints;
     std::string key_id;
     std::string to_string() const;
 };
@@ -33,6 +34,8 @@ class UriError : public std::invalid_argument {
 KeyUri parse_key_uri(std::string_view uri);
 // One "HOST:PORT" (IPv6 as "[addr]:PORT").
 Endpoint parse_endpoint(std::string_view text);
+// "HOST:PORT,HOST:PORT"; throws UriError naming `context` (the URI or setting it came from).
+std::vector<Endpoint> parse_endpoint_list(std::string_view hosts, std::string_view context);
 // A key id: 1-128 of letters, digits, '.', '_', '-'.
 bool is_valid_key_id(std::string_view id);
 

@@ -131,9 +131,13 @@ const OSSL_DISPATCH kProviderFunctions[] = {
 // The provider's openssl.cnf section, as strings (empty when unset).
 std::map<std::string, std::string> read_config(const OSSL_CORE_HANDLE* handle,
                                                OSSL_FUNC_core_get_params_fn* core_get_params) {
-    static const char* const keys[] = {
-        "client_cert",        "client_key",         "ca_file",
-        "connect_timeout_ms", "request_timeout_ms", "connections_per_server"};
+    static const char* const keys[] = {"client_cert",
+                                       "client_key",
+                                       "ca_file",
+                                       "connect_timeout_ms",
+                                       "request_timeout_ms",
+                                       "connections_per_server",
+                                       "servers"};
     constexpr size_t n = sizeof keys / sizeof keys[0];
     char* values[n] = {};
     OSSL_PARAM params[n + 1];

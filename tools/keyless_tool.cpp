@@ -156,7 +156,7 @@ std::string conf_setting(const char* key) {
         std::string section = providers.empty() ? "" : get(providers.c_str(), "keyless");
         if (!section.empty())
             for (const char* k : {"client_cert", "client_key", "ca_file", "connect_timeout_ms",
-                                  "request_timeout_ms", "connections_per_server"})
+                                  "request_timeout_ms", "connections_per_server", "servers"})
                 out[k] = get(section.c_str(), k);
         ERR_clear_error();
         return out;

@@ -153,10 +153,17 @@ IoCore& Client::core() {
 std::shared_ptr<Call> Client::start(const KeyUri& uri, protocol::Operation request, int notify_fd) {
     prepare();
     request.key_name = uri.key_id;
+    const auto& endpoints = uri.endpoints.empty() ? settings_.servers : uri.endpoints;
     auto call =
-        std::make_shared<Call>(uri.endpoints, std::move(request),
+        std::make_shared<Call>(endpoints, std::move(request),
                                std::chrono::steady_clock::now() + settings_.request_timeout);
     call->notify_fd = notify_fd;
+    if (endpoints.empty()) {
+        call->complete(std::nullopt, Failure::Unreachable,
+                       uri.to_string() + " names no keyserver, and the provider's openssl.cnf "
+                                         "section sets no servers = HOST:PORT[,HOST:PORT...]");
+        return call;
+    }
     core().submit(call);
     return call;
 }

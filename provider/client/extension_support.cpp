@@ -5,8 +5,9 @@ namespace keyless::client {
 bool ExtensionSupport::missing(const KeyUri& uri) const {
     std::lock_guard lock(mutex_);
     auto served = served_by_.find(uri.to_string());
-    const std::string endpoint =
-        served != served_by_.end() ? served->second : uri.endpoints.front().to_string();
+    const std::string endpoint = served != served_by_.end() ? served->second
+                                 : uri.endpoints.empty()    ? std::string("servers")
+                                                            : uri.endpoints.front().to_string();
     return missing_.count(endpoint) != 0;
 }
 

@@ -53,6 +53,13 @@ Settings resolve_settings(const std::function<std::string(const char*)>& lookup)
                                 "' must be a number from 1 to 64");
         s.connections_per_server = static_cast<size_t>(n);
     }
+    if (std::string v = src.get("servers", "KEYLESS_SERVERS"); !v.empty()) {
+        try {
+            s.servers = parse_endpoint_list(v, "servers = " + v);
+        } catch (const UriError& e) {
+            throw SettingsError(std::string("keyless provider: ") + e.what());
+        }
+    }
     if (s.client_key.empty()) s.client_key = s.client_cert; // a combined PEM works too
     return s;
 }

@@ -3,6 +3,8 @@
 // why openssl.cnf is the primary source).
 #pragma once
 
+#include "uri.hpp"
+
 #include <chrono>
 #include <functional>
 #include <map>
@@ -22,6 +24,9 @@ struct Settings {
     // connections_per_server / KEYLESS_CONNECTIONS_PER_SERVER: mTLS connections to each
     // keyserver endpoint, requests spread over them by fewest outstanding
     size_t connections_per_server = 2;
+    // servers / KEYLESS_SERVERS: the keyserver fleet that keyless:/KEYID URIs (and stubs) use,
+    // so moving it is an edit of openssl.cnf and a terminator reload, not new stubs.
+    std::vector<Endpoint> servers;
 };
 
 class SettingsError : public std::runtime_error {

@@ -134,3 +134,42 @@ TEST_CASE("a fleet of three keyservers behind nginx: one killed -9 and restarted
         CHECK(at < 1.0);
     CHECK(nginx->alive());
 }
+
+TEST_CASE(
+    "keyless:/KEYID stubs use the servers of openssl.cnf: moving the fleet needs no new stub") {
+    KeyserverFixture a(kConfig, {}, "127.0.0.1:0");
+    KeyserverFixture b(kConfig, {}, "127.0.0.2:0");
+    TempDir dir;
+    std::string out;
+    std::string conf_a =
+        write_openssl_conf(dir / "a.cnf", "edge-1", "ca.crt", "servers = " + a.address());
+    REQUIRE(run_with_conf(conf_a,
+                          keyless_tool() + " stub keyless:/p256 --from-cert " +
+                              pki("certs/p256.crt") + " -o " + (dir / "p256.stub.pem"),
+                          &out) == 0);
+    CHECK_THAT(read_file(dir / "p256.stub.pem"), Catch::Contains("BEGIN KEYLESS KEY"));
+    // One s_server process per configuration, as a terminator reload would give.
+    auto handshake_with = [&](const std::string& conf) {
+        uint16_t port = free_port();
+        Process server({"/usr/bin/openssl", "s_server", "-accept",
+                        "127.0.0.1:" + std::to_string(port), "-cert", pki("certs/p256.crt"), "-key",
+                        dir / "p256.stub.pem", "-www"},
+                       {{"OPENSSL_CONF", conf}}, dir / "s_server.log", dir / "s_server.log");
+        wait_for_port(port, std::chrono::seconds(10));
+        return handshake_ok(s_client(port, "-tls1_3"));
+    };
+    CHECK(handshake_with(conf_a));
+    CHECK(signatures(a) == 1);
+    // The fleet moved: one line of openssl.cnf, the same stub.
+    std::string conf_b =
+        write_openssl_conf(dir / "b.cnf", "edge-1", "ca.crt", "servers = " + b.address());
+    CHECK(handshake_with(conf_b));
+    CHECK(signatures(b) == 1);
+    CHECK(signatures(a) == 1);
+    // No servers configured: the handshake fails and the terminator's log says why.
+    std::string conf_none = write_openssl_conf(dir / "none.cnf");
+    CHECK_FALSE(handshake_with(conf_none));
+    CHECK_THAT(read_file(dir / "s_server.log"),
+               Catch::Contains("keyless:/p256 names no keyserver, and the provider's openssl.cnf "
+                               "section sets no servers"));
+}

@@ -48,7 +48,12 @@ TEST_CASE("URI: every malformed form is refused with a reason quoting the URI") 
     CHECK_THAT(why("keyless:[nothex]:1/k"), Catch::Contains("is not an IPv6 address"));
     CHECK_THAT(why("keyless:-bad-.example:1/k"), Catch::Contains("is not a host name"));
     CHECK_THAT(why("keyless:a:1,,b:2/k"), Catch::Contains("missing ':PORT'"));
-    CHECK_THAT(why("keyless:/k"), Catch::Contains("missing HOST:PORT"));
+    // No HOST:PORT: the provider's configured servers (a fleet named once, in openssl.cnf).
+    CHECK(parse_key_uri("keyless:/k").endpoints.empty());
+    CHECK(parse_key_uri("keyless:/k").to_string() == "keyless:/k");
+    CHECK(parse_endpoint_list("10.0.0.1:2407,[::1]:2407", "servers").size() == 2);
+    CHECK_THROWS_WITH(parse_endpoint_list("10.0.0.1", "servers"),
+                      Catch::Contains("bad keyserver list 'servers'"));
     CHECK_THAT(why("keyless:h:1/k"), Catch::Contains("accepted"));
     CHECK_THAT(why("keyless:host:1/k"), Catch::Contains("accepted"));
     CHECK_FALSE(is_valid_key_id(std::string(129, 'k')));
