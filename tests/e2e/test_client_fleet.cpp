@@ -1,0 +1,131 @@
+// The provider's keyserver client against real keyservers, with no terminator: its connection
+// pool, a retry on another endpoint within the request's deadline when a connection dies under
+// a request, and failing fast (naming every endpoint's failure) when the whole fleet is down.
+// Here (keyserver_e2e) it also runs under ASan+UBSan.
+#include "client/client.hpp"
+#include "frames.hpp"
+#include "keyserver_fixture.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+
+#include <set>
+#include <thread>
+
+using namespace keyless;
+using namespace keyless::test;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+const char* kConfig = R"({"keys": {"p256": {"allow": ["sign-tls"]}}})";
+
+client::Settings edge_settings(size_t connections_per_server = 2) {
+    client::Settings s;
+    s.client_cert = pki("edge-1.crt");
+    s.client_key = pki("edge-1.key");
+    s.ca_file = pki("ca.crt");
+    s.connections_per_server = connections_per_server;
+    return s;
+}
+
+protocol::Operation sign() {
+    auto op =
+        protocol::Operation::make(protocol::Opcode::SignTLS, tls13_certificate_verify_input());
+    op.signature_scheme = 0x0403;
+    return op;
+}
+
+// Runs `n` signatures at once; returns how many got a signature.
+int sign_concurrently(client::Client& client, const KeyUri& uri, int n) {
+    std::vector<std::shared_ptr<client::Call>> calls;
+    for (int i = 0; i < n; ++i)
+        calls.push_back(client.start(uri, sign()));
+    int ok = 0;
+    for (auto& call : calls) {
+        call->wait();
+        ok += call->failure == client::Failure::None &&
+              call->response->is(protocol::Opcode::Response);
+    }
+    return ok;
+}
+
+std::set<std::string> peers(const std::string& access_log) {
+    std::set<std::string> out;
+    for (size_t at = access_log.find("\"peer\":\""); at != std::string::npos;
+         at = access_log.find("\"peer\":\"", at + 1)) {
+        size_t from = at + 8;
+        out.insert(access_log.substr(from, access_log.find('"', from) - from));
+    }
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("client: requests spread over connections_per_server connections") {
+    KeyserverFixture ks(kConfig);
+    client::Client client(edge_settings(2));
+    KeyUri uri = parse_key_uri("keyless:" + ks.address() + "/p256");
+    for (int round = 0; round < 5; ++round)
+        REQUIRE(sign_concurrently(client, uri, 16) == 16);
+    CHECK(peers(ks.access_log()).size() == 2);
+
+    KeyserverFixture one(kConfig);
+    client::Client single(edge_settings(1));
+    REQUIRE(sign_concurrently(single, parse_key_uri("keyless:" + one.address() + "/p256"), 16) ==
+            16);
+    CHECK(peers(one.access_log()).size() == 1);
+}
+
+TEST_CASE("client: requests on a keyserver that dies are retried on another within the deadline") {
+    // A answers after 1.5 s; B at once. Half the requests wait on A when it is killed.
+    KeyserverFixture a(kConfig, {"--test-reply-delay-ms", "1500"}, "127.0.0.1:0");
+    KeyserverFixture b(kConfig, {}, "127.0.0.2:0");
+    client::Client client(edge_settings(1));
+    KeyUri uri = parse_key_uri("keyless:" + a.address() + "," + b.address() + "/p256");
+    std::vector<std::shared_ptr<client::Call>> calls;
+    for (int i = 0; i < 8; ++i)
+        calls.push_back(client.start(uri, sign()));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    a.process().kill(SIGKILL);
+    for (auto& call : calls) {
+        call->wait();
+        INFO(call->message);
+        CHECK(call->failure == client::Failure::None);
+        CHECK(call->last_endpoint == b.address());
+    }
+    CHECK(count_of(b.access_log(), "\"result\":\"ok\"") == 8);
+}
+
+TEST_CASE("client: with every keyserver down, requests fail at once naming each one's failure") {
+    uint16_t dead1, dead2;
+    {
+        KeyserverFixture x(kConfig), y(kConfig);
+        dead1 = x.port();
+        dead2 = y.port();
+    } // both stopped: their ports refuse connections
+    client::Client client(edge_settings());
+    KeyUri uri = parse_key_uri("keyless:127.0.0.1:" + std::to_string(dead1) +
+                               ",127.0.0.1:" + std::to_string(dead2) + "/p256");
+    auto first = client.run(uri, sign());
+    CHECK(first->failure == client::Failure::Unreachable);
+    // Both are now down: the next request is refused without waiting for anything.
+    auto start = Clock::now();
+    auto second = client.run(uri, sign());
+    CHECK(Clock::now() - start < std::chrono::milliseconds(100));
+    CHECK(second->failure == client::Failure::Unreachable);
+    INFO(second->message);
+    CHECK_THAT(second->message, Catch::Contains("keyserver 127.0.0.1:" + std::to_string(dead1) +
+                                                ": cannot connect: Connection refused (down"));
+    CHECK_THAT(second->message, Catch::Contains("keyserver 127.0.0.1:" + std::to_string(dead2) +
+                                                ": cannot connect: Connection refused (down"));
+    // One comes back: the background probe finds it, and requests flow again within seconds.
+    KeyserverFixture back(kConfig, {}, "127.0.0.1:" + std::to_string(dead1));
+    bool recovered = false;
+    for (int i = 0; i < 50 && !recovered; ++i) {
+        recovered = client.run(uri, sign())->failure == client::Failure::None;
+        if (!recovered) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    CHECK(recovered);
+}
