@@ -601,32 +601,42 @@ void IoCore::fail(Connection& c, Failure failure, const std::string& why) {
         ::close(c.fd);
         c.fd = -1;
     }
-    std::vector<std::shared_ptr<Call>> calls(c.waiting.begin(), c.waiting.end());
+    std::vector<std::shared_ptr<Call>> unsent(c.waiting.begin(), c.waiting.end());
+    std::vector<std::shared_ptr<Call>> sent;
     for (auto& [id, call] : c.pending)
-        calls.push_back(call);
+        sent.push_back(call);
     c.waiting.clear();
     c.pending.clear();
-    // An idle connection the keyserver closed (idle timeout, drain) says nothing about its
-    // health; anything else marks the endpoint down.
-    bool idle_close = calls.empty() && c.state == Connection::State::Ready;
+    // A keyserver that cannot be connected to (refused, unreachable, TLS failure, silent) is
+    // down. An established connection that drops says less: the keyserver may be gone, or a
+    // balancer in front of it moved on, or it closed an idle connection; the next connection
+    // to it tells which.
     auto now = Clock::now();
-    if (!idle_close) endpoints_.failed(c.name, why, now);
+    if (c.state != Connection::State::Ready) endpoints_.failed(c.name, why, now);
     std::string message = "keyserver " + c.name + ": " + why;
-    for (auto& call : calls) {
+    // Elsewhere while the deadline allows and an endpoint can take it; else this failure is the
+    // answer (a probe is never moved).
+    auto move_on = [&](const std::shared_ptr<Call>& call) {
+        if (call->probe_of.empty() && now < call->deadline &&
+            endpoints_.pick(names_of(*call), call->tried))
+            route(call);
+        else
+            finish(call, std::nullopt, failure, message);
+    };
+    // Requests never sent go where they can, as new ones would.
+    for (auto& call : unsent) {
+        uncount(*call);
+        if (!call->done()) move_on(call);
+    }
+    // A request sent on the connection is tried once more (signing and TLS decryption are safe
+    // to repeat).
+    for (auto& call : sent) {
         uncount(*call);
         if (call->done()) continue;
-        // Once more on another healthy endpoint while the deadline allows (signing and TLS
-        // decryption are safe to repeat); a probe is not retried.
-        std::vector<std::string> tried = call->tried;
-        tried.push_back(c.name);
-        if (call->probe_of.empty() && call->retries_left > 0 && now < call->deadline &&
-            endpoints_.pick(names_of(*call), tried)) {
-            --call->retries_left;
-            call->tried = std::move(tried);
-            route(call);
-        } else {
+        if (call->retries_left-- > 0)
+            move_on(call);
+        else
             finish(call, std::nullopt, failure, message);
-        }
     }
 }
 
