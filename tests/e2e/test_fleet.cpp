@@ -173,3 +173,74 @@ TEST_CASE(
                Catch::Contains("keyless:/p256 names no keyserver, and the provider's openssl.cnf "
                                "section sets no servers"));
 }
+
+TEST_CASE(
+    "three keyservers behind haproxy (TCP mode, health checks): drain and stop one, lose none") {
+    std::vector<std::unique_ptr<KeyserverFixture>> fleet;
+    for (int i = 1; i <= 3; ++i)
+        fleet.push_back(std::make_unique<KeyserverFixture>(kConfig, std::vector<std::string>{},
+                                                           "127.0.0." + std::to_string(i) + ":0"));
+    TempDir dir;
+    // The balancer only moves bytes; the keyservers' /healthz (503 while draining) steers it.
+    uint16_t front = free_port();
+    std::string cfg = "global\n    maxconn 1000\ndefaults\n    mode tcp\n    timeout connect 2s\n"
+                      "    timeout client 1h\n    timeout server 1h\n"
+                      "frontend keyless\n    bind 127.0.0.1:" +
+                      std::to_string(front) +
+                      "\n    default_backend keyservers\n"
+                      "backend keyservers\n    balance leastconn\n    option httpchk GET /healthz\n"
+                      "    http-check expect status 200\n"
+                      "    default-server inter 100ms fall 1 rise 2\n";
+    for (size_t i = 0; i < fleet.size(); ++i)
+        cfg += "    server ks" + std::to_string(i + 1) + " " + fleet[i]->address() +
+               " check port " + std::to_string(fleet[i]->admin_port()) + " addr 127.0.0.1\n";
+    write_file(dir / "haproxy.cfg", cfg);
+    Process haproxy({"/usr/sbin/haproxy", "-db", "-f", dir / "haproxy.cfg"}, {},
+                    dir / "haproxy.log", dir / "haproxy.log");
+    wait_for_port(front, std::chrono::seconds(10));
+
+    std::string conf = write_openssl_conf(dir / "openssl.cnf", "edge-1", "ca.crt",
+                                          "servers = 127.0.0.1:" + std::to_string(front));
+    std::string out;
+    for (const char* key : {"rsa2048", "p256"})
+        REQUIRE(run_with_conf(conf,
+                              keyless_tool() + " stub keyless:/" + key + " --from-cert " +
+                                  pki(std::string("certs/") + key + ".crt") + " -o " +
+                                  (dir / (std::string(key) + ".stub.pem")),
+                              &out) == 0);
+    run_command("mkdir -p " + (dir / "nginx"));
+    auto nginx = start_nginx(dir / "nginx", conf,
+                             {pki("certs/rsa2048.crt"), dir / "rsa2048.stub.pem",
+                              pki("certs/p256.crt"), dir / "p256.stub.pem"});
+
+    std::atomic<bool> stop{false};
+    std::atomic<int> ok{0}, failed{0};
+    std::vector<std::thread> clients;
+    for (int i = 0; i < 4; ++i)
+        clients.emplace_back([&, i] {
+            uint16_t port = i % 2 ? nginx->rsa_port() : nginx->ec_port();
+            while (!stop)
+                ++(https_get(port).find(nginx->body()) != std::string::npos ? ok : failed);
+        });
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    // The operator's procedure (docs/deploy.md): drain, let the balancer see /healthz 503, stop.
+    std::string drained;
+    run_command("curl -s -X POST http://127.0.0.1:" + std::to_string(fleet[1]->admin_port()) +
+                    "/drain",
+                &drained);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+    fleet[1]->process().kill(SIGTERM);
+    CHECK(fleet[1]->process().wait(std::chrono::seconds(15)) == 0); // answered what it read
+    size_t survivors_at_stop = signatures(*fleet[0]) + signatures(*fleet[2]);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    stop = true;
+    for (auto& t : clients)
+        t.join();
+
+    INFO(ok << " handshakes ok, " << failed << " failed; haproxy:\n"
+            << read_file(dir / "haproxy.log"));
+    CHECK(ok > 300);
+    CHECK(failed == 0);
+    CHECK(signatures(*fleet[0]) + signatures(*fleet[2]) > survivors_at_stop); // they carry on
+    CHECK(nginx->alive());
+}
