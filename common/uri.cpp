@@ -40,7 +40,8 @@ uint16_t parse_port(std::string_view p, std::string_view endpoint) {
 
 std::string Endpoint::to_string() const {
     bool v6 = host.find(':') != std::string::npos;
-    return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+    return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port) +
+           (address.empty() ? "" : " (" + address + ")");
 }
 
 std::string KeyUri::to_string() const {

@@ -14,7 +14,11 @@ inline constexpr std::string_view kUriScheme = "keyless";
 struct Endpoint {
     std::string host; // DNS name, IPv4 literal, or IPv6 literal without brackets
     uint16_t port = 0;
-    std::string to_string() const; // brackets IPv6 literals
+    // One of a DNS name's addresses (the client's resolver sets it): dialled instead of
+    // `host`, whose name the certificate must still carry. Empty in URIs.
+    std::string address;
+    // "host:port" (brackets IPv6 literals), and " (address)" when one is set.
+    std::string to_string() const;
     bool operator==(const Endpoint&) const = default;
 };
 

@@ -90,7 +90,8 @@ IoCore::IoCore(SSL_CTX* tls, Settings settings)
     : tls_(tls), settings_(std::move(settings)),
       endpoints_([rng = std::minstd_rand(std::random_device{}())]() mutable {
           return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
-      }) {
+      }),
+      dns_(resolve_with_system) {
     wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     thread_ = std::thread([this] { run(); });
 }
@@ -134,7 +135,10 @@ bool IoCore::send_directly(const std::shared_ptr<Call>& call) {
     // Held: the I/O thread is awake and busy, and will take the call on its next turn.
     std::unique_lock io(io_mutex_, std::try_to_lock);
     if (!io.owns_lock() || stopped_) return false;
-    auto name = endpoints_.pick(names_of(*call), call->tried);
+    // From the DNS cache only: a lookup is the I/O thread's to make.
+    auto targets = concrete(*call, false);
+    if (!targets) return false;
+    auto name = endpoints_.pick(names_of(*targets), call->tried);
     if (!name) return false;
     // Only on a connection with nothing in flight: the I/O thread then sleeps, and a hand-off
     // would cost a wake-up. With requests in flight it is awake often, and framing the requests
@@ -303,11 +307,26 @@ void IoCore::run() {
     graveyard_.clear();
 }
 
-std::vector<std::string> IoCore::names_of(const Call& call) {
+std::optional<std::vector<Endpoint>> IoCore::concrete(const Call& call, bool may_resolve) {
+    std::vector<Endpoint> out;
+    auto now = Clock::now();
+    for (const auto& ep : call.endpoints) {
+        auto expanded = dns_.expand(ep, now, may_resolve);
+        if (!expanded) return std::nullopt;
+        out.insert(out.end(), expanded->begin(), expanded->end());
+    }
+    return out;
+}
+
+std::vector<std::string> IoCore::names_of(const std::vector<Endpoint>& endpoints) {
     std::vector<std::string> names;
-    for (const auto& ep : call.endpoints)
+    for (const auto& ep : endpoints)
         names.push_back(ep.to_string());
     return names;
+}
+
+std::vector<std::string> IoCore::names_of(const Call& call) {
+    return names_of(*concrete(call, true)); // resolving, so never nullopt
 }
 
 void IoCore::count(Call& call, const std::string& endpoint) {
@@ -339,7 +358,8 @@ void IoCore::finish(const std::shared_ptr<Call>& call, std::optional<protocol::O
 // for each.
 void IoCore::route(const std::shared_ptr<Call>& call) {
     if (call->done()) return;
-    std::vector<std::string> names = names_of(*call);
+    std::vector<Endpoint> targets = *concrete(*call, true);
+    std::vector<std::string> names = names_of(targets);
     std::optional<std::string> name =
         call->probe_of.empty() ? endpoints_.pick(names, call->tried) : call->probe_of;
     if (!name) {
@@ -348,8 +368,10 @@ void IoCore::route(const std::shared_ptr<Call>& call) {
                names.size() == 1 ? why : "no keyserver of the URI can take it: " + why);
         return;
     }
-    const Endpoint& ep = *std::find_if(call->endpoints.begin(), call->endpoints.end(),
-                                       [&](const Endpoint& e) { return e.to_string() == *name; });
+    auto found = std::find_if(targets.begin(), targets.end(),
+                              [&](const Endpoint& e) { return e.to_string() == *name; });
+    // A probe's endpoint may have left its name's addresses: it is probed as it was known.
+    Endpoint ep = found != targets.end() ? *found : known_.at(*name);
     known_[*name] = ep;
     if (call->probe_of.empty()) endpoints_.picked();
     Connection& c = connection_for(ep);
@@ -422,8 +444,10 @@ void IoCore::start_connect(Connection& c) {
     addrinfo hints{}, *res = nullptr;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV;
-    int rc = ::getaddrinfo(c.endpoint.host.c_str(), std::to_string(c.endpoint.port).c_str(), &hints,
-                           &res);
+    // A name's address was resolved already (dns_cache); a URI's literal or unresolved name here.
+    const std::string& target = c.endpoint.address.empty() ? c.endpoint.host : c.endpoint.address;
+    if (!c.endpoint.address.empty()) hints.ai_flags |= AI_NUMERICHOST;
+    int rc = ::getaddrinfo(target.c_str(), std::to_string(c.endpoint.port).c_str(), &hints, &res);
     if (rc != 0) return failed(std::string("cannot resolve host: ") + gai_strerror(rc));
     int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd >= 0) {
@@ -612,7 +636,11 @@ void IoCore::fail(Connection& c, Failure failure, const std::string& why) {
     // balancer in front of it moved on, or it closed an idle connection; the next connection
     // to it tells which.
     auto now = Clock::now();
-    if (c.state != Connection::State::Ready) endpoints_.failed(c.name, why, now);
+    if (c.state != Connection::State::Ready) {
+        endpoints_.failed(c.name, why, now);
+        // The name may point elsewhere now: look it up again before the next connection.
+        if (!c.endpoint.address.empty()) dns_.forget(c.endpoint.host);
+    }
     std::string message = "keyserver " + c.name + ": " + why;
     // Elsewhere while the deadline allows and an endpoint can take it; else this failure is the
     // answer (a probe is never moved).

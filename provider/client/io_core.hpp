@@ -8,6 +8,7 @@
 #pragma once
 
 #include "call.hpp"
+#include "dns_cache.hpp"
 #include "endpoint_set.hpp"
 #include "ossl.hpp"
 #include "settings.hpp"
@@ -49,7 +50,11 @@ class IoCore {
     void route(const std::shared_ptr<Call>& call);
     Connection& connection_for(const Endpoint& ep);
     size_t pool_size() const;
-    static std::vector<std::string> names_of(const Call& call);
+    // The call's endpoints with DNS names expanded to their addresses (nullopt when
+    // `may_resolve` is false and a name is not cached).
+    std::optional<std::vector<Endpoint>> concrete(const Call& call, bool may_resolve);
+    std::vector<std::string> names_of(const Call& call);
+    static std::vector<std::string> names_of(const std::vector<Endpoint>& endpoints);
     void count(Call& call, const std::string& endpoint);
     void uncount(Call& call);
     // Completes `call` after taking it off its endpoint's count; a probe's result updates health.
@@ -88,6 +93,7 @@ class IoCore {
 
     EndpointSet endpoints_;                 // health and load of every endpoint seen
     std::map<std::string, Endpoint> known_; // by name, for probes
+    DnsCache dns_;
     std::map<std::string, std::unique_ptr<Connection>> connections_; // by "host:port#slot"
     std::vector<std::unique_ptr<Connection>> graveyard_; // failed, freed on the loop's next turn
     uint64_t connections_made_ = 0;

@@ -129,3 +129,14 @@ TEST_CASE("client: with every keyserver down, requests fail at once naming each 
     }
     CHECK(recovered);
 }
+
+TEST_CASE("client: a keyserver named by DNS is dialled at its addresses, checked by its name") {
+    KeyserverFixture ks(kConfig);
+    client::Client client(edge_settings());
+    auto call = client.run(
+        parse_key_uri("keyless:localhost:" + std::to_string(ks.port()) + "/p256"), sign());
+    INFO(call->message);
+    CHECK(call->failure == client::Failure::None);
+    // One endpoint per address of the name, named with both.
+    CHECK(call->last_endpoint == "localhost:" + std::to_string(ks.port()) + " (127.0.0.1)");
+}

@@ -21,8 +21,8 @@ TEST_CASE("URI: DNS name, IPv4, IPv6 and failover lists") {
 
     auto list = parse_key_uri("keyless:a.example:1,[fe80::1]:2,10.0.0.1:3/k");
     REQUIRE(list.endpoints.size() == 3);
-    CHECK(list.endpoints[1] == Endpoint{"fe80::1", 2});
-    CHECK(list.endpoints[2] == Endpoint{"10.0.0.1", 3});
+    CHECK(list.endpoints[1] == Endpoint{"fe80::1", 2, ""});
+    CHECK(list.endpoints[2] == Endpoint{"10.0.0.1", 3, ""});
 }
 
 TEST_CASE("URI: every malformed form is refused with a reason quoting the URI") {
