@@ -27,65 +27,6 @@ using Clock = std::chrono::steady_clock;
 // dropped and made again, which also bounds the memory spent remembering them.
 constexpr size_t kMaxAbandoned = 4096;
 
-struct Connection {
-    enum class State { Connecting, Handshaking, Ready };
-    Endpoint endpoint;
-    std::string name;    // "host:port"
-    std::string key;     // "host:port#slot" in connections_
-    uint64_t serial = 0; // unique per connection made by this core
-    int fd = -1;
-    ossl::Ssl ssl;
-    State state = State::Connecting;
-    Clock::time_point connect_deadline;
-    bool want_write = false; // SSL asked for POLLOUT
-    Bytes out;
-    Bytes in;
-    uint32_t next_id = 1;
-    std::map<uint32_t, std::shared_ptr<Call>> pending; // sent, awaiting a reply
-    std::set<uint32_t> abandoned; // sent, timed out, reply not yet seen (bounded: kMaxAbandoned)
-    std::deque<std::shared_ptr<Call>> waiting; // queued until the handshake completes
-    std::string connect_error;                 // set when the connect failed before any I/O
-    bool dead = false;
-};
-
-void Call::complete(std::optional<protocol::Operation> r, Failure f, std::string m) {
-    {
-        std::lock_guard lock(mutex_);
-        if (done_) return;
-        response = std::move(r);
-        failure = f;
-        message = std::move(m);
-        completed_at = Clock::now();
-        done_ = true;
-    }
-    cv_.notify_all();
-    if (notify_fd >= 0) {
-        uint64_t one = 1;
-        ssize_t ignored = ::write(notify_fd, &one, sizeof one);
-        (void)ignored;
-        ::close(notify_fd);
-        notify_fd = -1;
-    }
-}
-
-Call::~Call() {
-    if (notify_fd >= 0) ::close(notify_fd);
-}
-
-void Call::wait() {
-    std::unique_lock lock(mutex_);
-    if (!cv_.wait_until(lock, deadline + std::chrono::seconds(2), [&] { return done_; })) {
-        done_ = true;
-        failure = Failure::Timeout;
-        message = "no reply from the client I/O thread";
-    }
-}
-
-bool Call::done() const {
-    std::lock_guard lock(mutex_);
-    return done_;
-}
-
 IoCore::IoCore(SSL_CTX* tls, Settings settings)
     : tls_(tls), settings_(std::move(settings)),
       endpoints_([rng = std::minstd_rand(std::random_device{}())]() mutable {
@@ -158,7 +99,7 @@ bool IoCore::send_directly(const std::shared_ptr<Call>& call) {
     count(*call, c.name);
     call->last_endpoint = c.name;
     call->connection_serial = c.serial;
-    send(c, call);
+    c.queue(call);
     // The application's threads may not ignore SIGPIPE: the signal a write to a connection the
     // keyserver closed raises is held back here, and taken if this write raised it.
     sigset_t pipe, old, before, after;
@@ -379,7 +320,7 @@ void IoCore::route(const std::shared_ptr<Call>& call) {
     call->connection_serial = c.serial;
     count(*call, c.name);
     if (c.state == Connection::State::Ready)
-        send(c, call);
+        c.queue(call);
     else
         c.waiting.push_back(call);
 }
@@ -407,7 +348,8 @@ Connection& IoCore::connection_for(const Endpoint& ep) {
             c->connect_deadline = Clock::now() + settings_.connect_timeout;
             Connection& ref = *c;
             connections_[key] = std::move(c);
-            start_connect(ref);
+            ref.start_connect();
+            if (ref.fd >= 0) track_fd(ref.fd, true);
             return ref;
         }
         Connection& c = *it->second;
@@ -434,197 +376,44 @@ void IoCore::probe_down_endpoints(Clock::time_point now) {
     }
 }
 
-void IoCore::start_connect(Connection& c) {
-    // A connect that fails at once is reported by expire() right away (its deadline becomes
-    // now), after the calls that triggered it are queued on the connection.
-    auto failed = [&](std::string why) {
-        c.connect_error = std::move(why);
-        c.connect_deadline = Clock::now();
-    };
-    addrinfo hints{}, *res = nullptr;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    // A name's address was resolved already (dns_cache); a URI's literal or unresolved name here.
-    const std::string& target = c.endpoint.address.empty() ? c.endpoint.host : c.endpoint.address;
-    if (!c.endpoint.address.empty()) hints.ai_flags |= AI_NUMERICHOST;
-    int rc = ::getaddrinfo(target.c_str(), std::to_string(c.endpoint.port).c_str(), &hints, &res);
-    if (rc != 0) return failed(std::string("cannot resolve host: ") + gai_strerror(rc));
-    int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd >= 0) {
-        int one = 1;
-        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (::connect(fd, res->ai_addr, res->ai_addrlen) != 0 && errno != EINPROGRESS) {
-            failed(std::strerror(errno));
-            ::close(fd);
-            fd = -1;
-        }
-    } else {
-        failed(std::strerror(errno));
-    }
-    ::freeaddrinfo(res);
-    c.fd = fd;
-    if (fd >= 0) track_fd(fd, true);
-}
-
 void IoCore::progress(Connection& c) {
-    if (c.state == Connection::State::Connecting) {
-        int err = 0;
-        socklen_t len = sizeof err;
-        ::getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
-        if (err != 0)
-            return fail(c, Failure::Unreachable,
-                        std::string("cannot connect: ") + std::strerror(err));
-        c.ssl.reset(SSL_new(tls_));
-        SSL_set_fd(c.ssl.get(), c.fd);
-        // The keyserver's certificate must name the host we dialled.
-        X509_VERIFY_PARAM* vp = SSL_get0_param(c.ssl.get());
-        if (X509_VERIFY_PARAM_set1_ip_asc(vp, c.endpoint.host.c_str()) != 1) {
-            ERR_clear_error();
-            SSL_set_tlsext_host_name(c.ssl.get(), c.endpoint.host.c_str());
-            SSL_set1_host(c.ssl.get(), c.endpoint.host.c_str());
-        }
-        c.state = Connection::State::Handshaking;
-    }
-    if (c.state == Connection::State::Handshaking) {
-        ERR_clear_error();
-        int rc = SSL_connect(c.ssl.get());
-        if (rc != 1) {
-            int e = SSL_get_error(c.ssl.get(), rc);
-            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-                c.want_write = e == SSL_ERROR_WANT_WRITE;
-                return;
-            }
-            std::string why = "mTLS handshake with keyserver failed: ";
-            long verify = SSL_get_verify_result(c.ssl.get());
-            if (verify != X509_V_OK)
-                why += std::string("server certificate: ") + X509_verify_cert_error_string(verify);
-            else
-                why += ossl::last_error("connection closed during handshake");
-            return fail(c, Failure::TlsFailure, why);
-        }
-        c.want_write = false;
-        c.state = Connection::State::Ready;
+    bool became_ready = false;
+    if (auto error = c.advance(tls_, became_ready)) return fail(c, error->failure, error->why);
+    if (became_ready) {
         auto waiting = std::move(c.waiting);
         c.waiting.clear();
         for (auto& call : waiting)
-            send(c, call);
+            c.queue(call);
     }
-    if (c.state == Connection::State::Ready) {
-        if (!flush(c)) return;
-        read_replies(c);
-    }
-}
-
-void IoCore::send(Connection& c, const std::shared_ptr<Call>& call) {
-    uint32_t id = c.next_id++;
-    Bytes frame = protocol::encode(id, call->request);
-    c.out.insert(c.out.end(), frame.begin(), frame.end());
-    c.pending[id] = call;
+    if (c.state != Connection::State::Ready || !flush(c)) return;
+    auto error = c.read([&](const std::shared_ptr<Call>& call, protocol::Operation reply) {
+        // A reply proves the endpoint works (a probe's Pong is counted in finish()).
+        if (call->probe_of.empty()) endpoints_.succeeded(c.name);
+        // Shed by this keyserver (rate limit or full buffers): another of the URI's fleet may
+        // have room, while the deadline allows.
+        if (protocol::error_of(reply) == protocol::ErrorCode::Overloaded &&
+            Clock::now() < call->deadline) {
+            call->tried.push_back(c.name);
+            if (endpoints_.pick(names_of(*call), call->tried)) return route(call);
+        }
+        finish(call, std::move(reply), Failure::None, {});
+    });
+    if (error) fail(c, error->failure, error->why);
 }
 
 bool IoCore::flush(Connection& c) {
-    c.want_write = false;
-    while (!c.out.empty()) {
-        size_t written = 0;
-        ERR_clear_error();
-        int rc = SSL_write_ex(c.ssl.get(), c.out.data(), c.out.size(), &written);
-        if (rc == 1) {
-            c.out.erase(c.out.begin(), c.out.begin() + static_cast<long>(written));
-            continue;
-        }
-        int e = SSL_get_error(c.ssl.get(), rc);
-        if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
-            c.want_write = true;
-            return true;
-        }
-        fail(c, Failure::Unreachable, "keyserver connection lost while sending");
+    if (auto error = c.flush()) {
+        fail(c, error->failure, error->why);
         return false;
     }
-    return true;
-}
-
-// Reads what the keyserver sent and completes the calls it answers. Frames are parsed as they
-// arrive and consumed with one erase per read, so the buffer never holds more than one read plus
-// one partial frame (at most 64 KiB: the format's largest), and parsing is linear. One turn reads
-// at most kMaxReadPerTurn, so a keyserver that floods cannot starve the other connections or the
-// timers. A reply to a request this connection never sent, or to more requests than timed out,
-// is a broken or hostile keyserver: the connection goes, with an error that names it.
-bool IoCore::read_replies(Connection& c) {
-    constexpr size_t kMaxReadPerTurn = 1 << 20;
-    uint8_t buf[16384];
-    for (size_t turn = 0; turn < kMaxReadPerTurn;) {
-        size_t got = 0;
-        ERR_clear_error();
-        int rc = SSL_read_ex(c.ssl.get(), buf, sizeof buf, &got);
-        if (rc != 1) {
-            int e = SSL_get_error(c.ssl.get(), rc);
-            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) break;
-            fail(c, Failure::Unreachable,
-                 e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL
-                     ? "keyserver closed the connection"
-                     : "keyserver connection failed: " + ossl::last_error());
-            return false;
-        }
-        turn += got;
-        c.in.insert(c.in.end(), buf, buf + got);
-        if (!complete_replies(c)) return false;
-    }
-    return true;
-}
-
-bool IoCore::complete_replies(Connection& c) {
-    size_t at = 0;
-    while (c.in.size() - at >= protocol::kHeaderSize) {
-        ByteView rest = ByteView(c.in).subspan(at);
-        auto h = protocol::decode_header(rest);
-        size_t frame = protocol::kHeaderSize + h.body_length;
-        if (rest.size() < frame) break;
-        std::optional<protocol::Operation> op;
-        try {
-            op = protocol::decode_body(rest.subspan(protocol::kHeaderSize, h.body_length));
-        } catch (const protocol::FormatError& e) {
-            fail(c, Failure::Protocol,
-                 "unreadable reply from keyserver " + c.name + ": " + e.what());
-            return false;
-        }
-        at += frame;
-        auto it = c.pending.find(h.id);
-        if (it != c.pending.end()) {
-            auto call = it->second;
-            c.pending.erase(it);
-            // A reply proves the endpoint works (a probe's Pong is counted in finish()).
-            if (call->probe_of.empty()) endpoints_.succeeded(c.name);
-            // Shed by this keyserver (rate limit or full buffers): another of the URI's fleet
-            // may have room, while the deadline allows.
-            if (protocol::error_of(*op) == protocol::ErrorCode::Overloaded &&
-                Clock::now() < call->deadline) {
-                call->tried.push_back(c.name);
-                if (endpoints_.pick(names_of(*call), call->tried)) {
-                    route(call);
-                    continue;
-                }
-            }
-            finish(call, std::move(op), Failure::None, {});
-        } else if (c.abandoned.erase(h.id) == 0) {
-            fail(c, Failure::Protocol,
-                 "keyserver " + c.name + " answered request id " + std::to_string(h.id) +
-                     ", which this connection never sent or already has the answer to");
-            return false;
-        } // else: its caller already timed out
-    }
-    c.in.erase(c.in.begin(), c.in.begin() + static_cast<long>(at));
     return true;
 }
 
 void IoCore::fail(Connection& c, Failure failure, const std::string& why) {
     if (c.dead) return;
     c.dead = true; // stays in connections_ (and its memory valid) until the loop's next turn
-    if (c.fd >= 0) {
-        track_fd(c.fd, false);
-        c.ssl.reset(); // frees without a close_notify: the peer sees the socket close
-        ::close(c.fd);
-        c.fd = -1;
-    }
+    if (c.fd >= 0) track_fd(c.fd, false);
+    c.close();
     std::vector<std::shared_ptr<Call>> unsent(c.waiting.begin(), c.waiting.end());
     std::vector<std::shared_ptr<Call>> sent;
     for (auto& [id, call] : c.pending)

@@ -1,13 +1,17 @@
-// The client's I/O thread and its connections to keyservers. The thread multiplexes requests over
-// one mTLS connection per keyserver endpoint, reads and matches replies by id, connects, enforces
-// connect and request deadlines, and fails over along a URI's endpoint list. A caller whose
-// keyserver connection is ready writes its own request (one write, never blocking: the socket is
-// non-blocking and what does not fit is left to the I/O thread); any other request, and every
-// request from an OpenSSL ASYNC job (whose small stack runs no network code), is queued for the
-// I/O thread. So a slow keyserver never blocks more than its own callers.
+// The client's reactor: one I/O thread polling its connections (connection.hpp), woken by an
+// eventfd, keeping connect and request deadlines, and routing each request: to the healthy
+// endpoint of its URI (or of the configured servers, DNS names expanded by dns_cache.hpp) with
+// the fewest outstanding (endpoint_set.hpp), over a pool of connections_per_server connections,
+// retrying on another endpoint when a connection dies under it, probing down endpoints in the
+// background. A caller whose connection is idle writes its own request (one write, never
+// blocking: what does not fit is left to the I/O thread); any other request, and every request
+// from an OpenSSL ASYNC job (whose small stack runs no network code), is queued for the I/O
+// thread. So a slow keyserver never blocks more than its own callers. The facade the provider
+// calls is client.hpp.
 #pragma once
 
 #include "call.hpp"
+#include "connection.hpp"
 #include "dns_cache.hpp"
 #include "endpoint_set.hpp"
 #include "ossl.hpp"
@@ -20,8 +24,6 @@
 #include <thread>
 
 namespace keyless::client {
-
-struct Connection;
 
 class IoCore {
   public:
@@ -61,12 +63,8 @@ class IoCore {
     void finish(const std::shared_ptr<Call>& call, std::optional<protocol::Operation> response,
                 Failure failure, const std::string& message);
     void probe_down_endpoints(std::chrono::steady_clock::time_point now);
-    void start_connect(Connection& c);
     void progress(Connection& c);
-    void send(Connection& c, const std::shared_ptr<Call>& call);
     bool flush(Connection& c);
-    bool read_replies(Connection& c);
-    bool complete_replies(Connection& c);
     void fail(Connection& c, Failure failure, const std::string& why);
     void expire(std::chrono::steady_clock::time_point now);
     void track_fd(int fd, bool open);
