@@ -197,7 +197,8 @@ OSSL_provider_init(const OSSL_CORE_HANDLE* handle, const OSSL_DISPATCH* in,
             // openssl.cnf, even those that never touch a keyless key.
             prov->settings_error = e.what();
         }
-        prov->client = std::make_unique<keyless::client::Client>(std::move(settings));
+        prov->client = std::make_unique<keyless::client::Client>(std::move(settings),
+                                                                 /*process_exit_teardown=*/true);
         *out = kProviderFunctions;
         *provctx = prov.release();
         return 1;

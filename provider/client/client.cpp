@@ -62,7 +62,8 @@ void install_fork_handlers() {
     std::call_once(once, [] { pthread_atfork(prepare_fork, parent_after_fork, child_after_fork); });
 }
 
-Client::Client(Settings settings) : settings_(std::move(settings)) {
+Client::Client(Settings settings, bool process_exit_teardown)
+    : settings_(std::move(settings)), process_exit_teardown_(process_exit_teardown) {
     install_fork_handlers();
 }
 
@@ -70,19 +71,24 @@ Client::~Client() {
     std::lock_guard lock(mutex_);
     // The provider is torn down from inside OPENSSL_cleanup() at exit: freeing a library context
     // or TLS context there corrupts the heap (seen as haproxy's old worker aborting on reload).
-    // They are released on purpose; the I/O thread is still stopped and joined below.
-    (void)tls_.release();
-    (void)libctx_.release();
-    if (!core_) return;
-    if (core_->forked()) {
+    // Then they are released on purpose; the I/O thread is still stopped and joined below.
+    if (process_exit_teardown_) {
+        (void)tls_.release();
+        (void)libctx_.release();
+    }
+    if (core_ && core_->forked()) {
         (void)core_.release(); // a parent's core: see core()
         return;
     }
-    {
-        std::lock_guard cores(registry().mutex);
-        registry().cores.erase(core_.get());
+    if (core_) {
+        {
+            std::lock_guard cores(registry().mutex);
+            registry().cores.erase(core_.get());
+        }
+        core_->stop(!process_exit_teardown_);
+        core_.reset(); // before tls_ and libctx_, which its connections use
     }
-    core_.reset();
+    if (!process_exit_teardown_ && default_provider_) OSSL_PROVIDER_unload(default_provider_);
 }
 
 void Client::prepare() {
@@ -91,11 +97,13 @@ void Client::prepare() {
     ossl::ErrorScope errors; // runs inside OpenSSL calls (key loading): leave the caller's queue be
     if (!libctx_) {
         ossl::LibCtx ctx(OSSL_LIB_CTX_new());
-        if (!ctx || !OSSL_PROVIDER_load(ctx.get(), "default"))
+        OSSL_PROVIDER* provider = ctx ? OSSL_PROVIDER_load(ctx.get(), "default") : nullptr;
+        if (!provider)
             throw SettingsError("keyless provider: cannot load OpenSSL's default provider for "
                                 "the keyserver connection: " +
                                 errors.text());
         libctx_ = std::move(ctx);
+        default_provider_ = provider;
     }
     if (settings_.client_cert.empty())
         throw SettingsError("keyless provider: no client certificate for the keyserver "

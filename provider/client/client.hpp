@@ -16,7 +16,10 @@ class IoCore;
 
 class Client {
   public:
-    explicit Client(Settings settings);
+    // `process_exit_teardown`: destroyed from inside OPENSSL_cleanup() at exit (the provider's
+    // client), so OpenSSL objects are left to the exiting process, not freed; any other owner
+    // (keyless-tool, tests) gets everything freed.
+    explicit Client(Settings settings, bool process_exit_teardown = false);
     ~Client();
     Client(const Client&) = delete;
     Client& operator=(const Client&) = delete;
@@ -38,8 +41,10 @@ class Client {
     IoCore& core();
 
     const Settings settings_;
+    const bool process_exit_teardown_;
     std::mutex mutex_; // guards the lazily built members below
     ossl::LibCtx libctx_;
+    OSSL_PROVIDER* default_provider_ = nullptr; // in libctx_; unloaded with it
     ossl::SslCtx tls_;
     std::unique_ptr<IoCore> core_; // released, never freed, in a forked child: see core()
 };

@@ -42,10 +42,11 @@ IoCore::~IoCore() {
     ::close(wake_fd_);
 }
 
-void IoCore::stop() {
+void IoCore::stop(bool free_tls) {
     {
         std::lock_guard lock(mutex_);
         stop_ = true;
+        free_tls_ = free_tls || free_tls_;
     }
     uint64_t one = 1;
     ssize_t ignored = ::write(wake_fd_, &one, sizeof one);
@@ -225,8 +226,9 @@ void IoCore::run() {
     std::lock_guard io(io_mutex_);
     stopped_ = true;
     // Shutting down, usually from inside OPENSSL_cleanup() at process exit: every outstanding call
-    // fails now, sockets close, and the SSL objects are left alone (freeing OpenSSL objects while
-    // OpenSSL tears itself down corrupts the heap; the process is ending anyway).
+    // fails now, sockets close, and the SSL objects are left alone unless the owner said to free
+    // them (freeing OpenSSL objects while OpenSSL tears itself down corrupts the heap; the process
+    // is ending anyway).
     // No retry or failover now.
     {
         std::lock_guard lock(mutex_);
@@ -234,8 +236,19 @@ void IoCore::run() {
             call->complete(std::nullopt, Failure::Unreachable, "keyless client is shutting down");
         incoming_.clear();
     }
+    bool free_tls;
+    {
+        std::lock_guard lock(mutex_);
+        free_tls = free_tls_;
+    }
+    auto drop_tls = [&](Connection& c) {
+        if (free_tls)
+            c.ssl.reset();
+        else
+            (void)c.ssl.release();
+    };
     for (auto& [name, c] : connections_) {
-        (void)c->ssl.release();
+        drop_tls(*c);
         if (c->fd >= 0) ::close(c->fd);
         for (auto& [id, call] : c->pending)
             call->complete(std::nullopt, Failure::Unreachable, "keyless client is shutting down");
@@ -243,7 +256,7 @@ void IoCore::run() {
             call->complete(std::nullopt, Failure::Unreachable, "keyless client is shutting down");
     }
     for (auto& c : graveyard_)
-        (void)c->ssl.release();
+        drop_tls(*c);
     connections_.clear();
     graveyard_.clear();
 }

@@ -34,8 +34,9 @@ class IoCore {
 
     void submit(std::shared_ptr<Call> call);
     // Ends the I/O thread (outstanding calls fail at once); idempotent. Later submits fail by
-    // their deadline.
-    void stop();
+    // their deadline. `free_tls`: free the connections' TLS objects (not from inside
+    // OPENSSL_cleanup() at exit, where freeing OpenSSL objects corrupts the heap).
+    void stop(bool free_tls = false);
 
     // After fork() the child has no I/O thread: these run in the child's fork handler (one thread,
     // mutexes held by prepare_fork) and close the inherited sockets without any TLS traffic, so
@@ -77,6 +78,7 @@ class IoCore {
     bool polling_ = false; // the I/O thread sleeps in poll(): a submit must wake it
     std::vector<int> open_fds_;
     bool stop_ = false;
+    bool free_tls_ = false; // set with stop_
     bool forked_ = false;
     int wake_fd_ = -1;
     std::thread thread_;
