@@ -88,7 +88,7 @@ k1=$(cpu_ticks "$ks_pid")
 ops=$(field operations "$json")
 rate=$(field ops_per_second "$json")
 ks_us=$(calc "($k1 - $k0) * 1e6 / $tick / $ops" 1)
-printf '   %d connections: %.0f ops/s vs openssl speed -multi %d: %.0f ops/s (ratio %s); keyserver %s us CPU/op\n' \
+printf '   %d clients: %.0f ops/s vs openssl speed -multi %d: %.0f ops/s (ratio %s); keyserver %s us CPU/op\n' \
     "$cores" "$rate" "$cores" "$multi" "$(calc "$rate / $multi")" "$ks_us"
 echo "   (the load generator runs on the same $cores cores and takes $(calc "$(field client_cpu_us_per_op "$json")" 1) us CPU/op of them)"
 # Throughput the keyserver's own CPU use would give on N cores, against speed's: what threads cost.

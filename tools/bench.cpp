@@ -176,7 +176,7 @@ int bench(const Options& o) {
         std::cout << out.dump() << "\n";
         return 0;
     }
-    std::printf("%s: %s sign-tls, %d in flight over %d connection(s), %d thread(s), %.1f s: "
+    std::printf("%s: %s sign-tls, %d in flight from %d client(s), %d thread(s), %.1f s: "
                 "%.0f ops/s\n  latency ms: p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n"
                 "  this client's CPU: %.1f us per operation\n",
                 o.uri.c_str(), algorithm, o.concurrency, o.connections, threads, elapsed, rate,

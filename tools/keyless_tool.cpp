@@ -52,8 +52,8 @@ Options:
   --count N            ping: number of pings (default 10)
   --seconds N          bench: duration (default 5)
   --concurrency N      bench: requests in flight (default 32)
-  --connections N      bench: connections to the keyserver, each with its own client I/O
-                       thread, as N terminator processes would have (default 1)
+  --connections N      bench: clients, each with its own I/O thread and connections_per_server
+                       connections to each keyserver, as N terminator processes (default 1)
   --threads N          bench: calling threads, each keeping its share of --concurrency in
                        flight (default: one per request in flight, as a terminator's workers)
   --json               bench: one JSON object instead of text and the live progress line
