@@ -42,7 +42,7 @@ tool() { OPENSSL_CONF=$work/openssl.cnf build/tools/keyless-tool "$@"; }
 echo "machine: $cores cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(openssl version), ${secs}s per measurement"
 
 echo
-echo "1. keyserver CPU per signature (--threads 1 on core 0) vs openssl speed on core 0"
+echo "1. keyserver CPU per signature (--threads 1 on core 0, one connection) vs openssl speed on core 0"
 speed=$(taskset -c 0 openssl speed -seconds "$secs" rsa2048 ecdsap256 2>/dev/null)
 rsa_us=$(awk '/^rsa 2048 bits/ {printf "%.2f", 1e6 / $6}' <<<"$speed")
 ec_us=$(awk '/nistp256/ {printf "%.2f", 1e6 / $7}' <<<"$speed")
@@ -55,7 +55,8 @@ load_cpus=1-$((cores - 1))
 run_bench() {
     local key=$1 n=$2; shift 2
     local k0 k1; k0=$(cpu_ticks "$ks_pid")
-    json=$(taskset -c "$load_cpus" env OPENSSL_CONF="$work/openssl.cnf" build/tools/keyless-tool \
+    # One connection: a one-thread keyserver gains nothing from two, and batches better on one.
+    json=$(taskset -c "$load_cpus" env OPENSSL_CONF="$work/openssl.cnf" KEYLESS_CONNECTIONS_PER_SERVER=1 build/tools/keyless-tool \
         bench "keyless:$ks/$key" --seconds "$secs" --concurrency "$n" --json "$@")
     k1=$(cpu_ticks "$ks_pid")
     ks_us=$(calc "($k1 - $k0) * 1e6 / $tick / $(field operations "$json")" 1)
