@@ -49,9 +49,11 @@ class Call {
     std::vector<std::string> tried; // endpoints ("host:port") that failed it or shed it
     int retries_left = 1;           // once more, on another endpoint, if a connection dies
     std::string last_endpoint;
-    uint64_t connection_serial = 0; // which connection to last_endpoint carried it (1, 2, ...)
-    std::string counted_at;         // the endpoint whose outstanding count includes this call
-    std::string probe_of;           // a background health probe of this endpoint (no caller waits)
+    // How many connections to last_endpoint had died when it was sent: a later epoch means a new
+    // connection after a break (the server may have restarted, or been replaced).
+    uint64_t endpoint_epoch = 0;
+    std::string counted_at; // the endpoint whose outstanding count includes this call
+    std::string probe_of;   // a background health probe of this endpoint (no caller waits)
 
     // Results, readable after wait()
     std::optional<protocol::Operation> response;

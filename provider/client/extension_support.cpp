@@ -16,12 +16,12 @@ void ExtensionSupport::observe(const KeyUri& uri, const Call& call, bool refused
     std::lock_guard lock(mutex_);
     served_by_[uri.to_string()] = call.last_endpoint;
     if (refused_extension) {
-        missing_[call.last_endpoint] = call.connection_serial;
+        missing_[call.last_endpoint] = call.endpoint_epoch;
         return;
     }
     auto it = missing_.find(call.last_endpoint);
-    if (it != missing_.end() && it->second != call.connection_serial)
-        missing_.erase(it); // answered over a new connection: probe it again
+    if (it != missing_.end() && it->second != call.endpoint_epoch)
+        missing_.erase(it); // answered after a connection to it broke: probe it again
 }
 
 } // namespace keyless::client

@@ -1,7 +1,8 @@
 // Which keyservers lack keyless's extensions (stock gokeyless servers answer them with BadOpcode),
-// learnt per endpoint and per connection: operations for such a server go straight to the
-// gokeyless equivalents (saving a round trip), and a new connection to it (a restart, perhaps an
-// upgrade to our keyserver) is probed again, so replacing the server needs no terminator restart.
+// learnt per endpoint: operations for such a server go straight to the gokeyless equivalents
+// (saving a round trip), and once a connection to it has broken (a restart, perhaps an upgrade to
+// our keyserver) it is probed again, so replacing the server needs no terminator restart. The
+// pooled connections to one server (connections_per_server) share what was learnt.
 #pragma once
 
 #include "call.hpp"
@@ -24,7 +25,7 @@ class ExtensionSupport {
   private:
     mutable std::mutex mutex_; // calls finish on every thread of the application
     std::map<std::string, std::string> served_by_; // URI -> endpoint of its last call
-    std::map<std::string, uint64_t> missing_;      // endpoint -> connection that lacked them
+    std::map<std::string, uint64_t> missing_;      // endpoint -> epoch in which it lacked them
 };
 
 } // namespace keyless::client

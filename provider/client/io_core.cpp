@@ -99,7 +99,7 @@ bool IoCore::send_directly(const std::shared_ptr<Call>& call) {
     endpoints_.picked();
     count(*call, c.name);
     call->last_endpoint = c.name;
-    call->connection_serial = c.serial;
+    call->endpoint_epoch = epochs_[c.name];
     c.queue(call);
     // The application's threads may not ignore SIGPIPE: the signal a write to a connection the
     // keyserver closed raises is held back here, and taken if this write raised it.
@@ -330,7 +330,7 @@ void IoCore::route(const std::shared_ptr<Call>& call) {
     if (call->probe_of.empty()) endpoints_.picked();
     Connection& c = connection_for(ep);
     call->last_endpoint = c.name;
-    call->connection_serial = c.serial;
+    call->endpoint_epoch = epochs_[c.name];
     count(*call, c.name);
     if (c.state == Connection::State::Ready)
         c.queue(call);
@@ -425,6 +425,7 @@ bool IoCore::flush(Connection& c) {
 void IoCore::fail(Connection& c, Failure failure, const std::string& why) {
     if (c.dead) return;
     c.dead = true; // stays in connections_ (and its memory valid) until the loop's next turn
+    ++epochs_[c.name];
     if (c.fd >= 0) track_fd(c.fd, false);
     c.close();
     std::vector<std::shared_ptr<Call>> unsent(c.waiting.begin(), c.waiting.end());

@@ -94,6 +94,7 @@ class IoCore {
     EndpointSet endpoints_;                 // health and load of every endpoint seen
     std::map<std::string, Endpoint> known_; // by name, for probes
     DnsCache dns_;
+    std::map<std::string, uint64_t> epochs_; // per endpoint: connections to it that died
     std::map<std::string, std::unique_ptr<Connection>> connections_; // by "host:port#slot"
     std::vector<std::unique_ptr<Connection>> graveyard_; // failed, freed on the loop's next turn
     uint64_t connections_made_ = 0;
