@@ -127,11 +127,11 @@ TEST_CASE("a fleet of three keyservers behind nginx: one killed -9 and restarted
     CHECK(failed * 1000 <= total);             // at least 99.9 % succeed
     CHECK(survivors_after > survivors_before); // the survivors took the load
     CHECK(signatures(*fleet[1]) > back_at);    // the restarted one takes traffic again
-    // The silent endpoint costs each nginx worker (its own client) one wait, at the start, for
-    // connect_timeout_ms (the handshakes queued behind that worker wait with it); after that it
-    // is down and only probed in the background: no handshake waits for it again.
-    for (double at : slow_started)
-        CHECK(at < 1.0);
+    // The silent endpoint costs each nginx worker (its own client) one wait of connect_timeout_ms,
+    // the first time the worker picks it; the handshakes queued behind that worker meanwhile wait
+    // with it (at most one per client). After that it is down and only probed in the background.
+    // Were it not, every fourth handshake would wait: hundreds in this run.
+    CHECK(slow_started.size() <= 2 * clients.size());
     CHECK(nginx->alive());
 }
 
