@@ -113,7 +113,8 @@ TEST_CASE("client: with every keyserver down, requests fail at once naming each 
     // Both are now down: the next request is refused without waiting for anything.
     auto start = Clock::now();
     auto second = client.run(uri, sign());
-    CHECK(Clock::now() - start < std::chrono::milliseconds(100));
+    // (Generous for sanitizer builds on a busy machine; trying would take connect_timeout_ms.)
+    CHECK(Clock::now() - start < std::chrono::milliseconds(1000));
     CHECK(second->failure == client::Failure::Unreachable);
     INFO(second->message);
     CHECK_THAT(second->message, Catch::Contains("keyserver 127.0.0.1:" + std::to_string(dead1) +
@@ -123,7 +124,7 @@ TEST_CASE("client: with every keyserver down, requests fail at once naming each 
     // One comes back: the background probe finds it, and requests flow again within seconds.
     KeyserverFixture back(kConfig, {}, "127.0.0.1:" + std::to_string(dead1));
     bool recovered = false;
-    for (int i = 0; i < 50 && !recovered; ++i) {
+    for (int i = 0; i < 100 && !recovered; ++i) {
         recovered = client.run(uri, sign())->failure == client::Failure::None;
         if (!recovered) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
