@@ -4,9 +4,8 @@
 
 namespace keyless::keyserver {
 
-FileKey::FileKey(ossl::Pkey pkey, std::string name, std::string path)
-    : pkey_(std::move(pkey)), name_(std::move(name)), path_(std::move(path)),
-      rsa_(EVP_PKEY_is_a(pkey_.get(), "RSA")) {}
+FileKey::FileKey(ossl::Pkey pkey, std::string name)
+    : pkey_(std::move(pkey)), name_(std::move(name)), rsa_(EVP_PKEY_is_a(pkey_.get(), "RSA")) {}
 
 void FileKey::fail(std::string_view what) const {
     throw CryptoError(std::string(what) + " with key '" + name_ + "': " + ossl::last_error());

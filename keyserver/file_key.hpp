@@ -11,14 +11,12 @@ namespace keyless::keyserver {
 
 class FileKey : public KeyOperations {
   public:
-    // `pkey` holds the private key; `name` and `path` are for errors.
-    FileKey(ossl::Pkey pkey, std::string name, std::string path);
+    // `pkey` holds the private key; `name` is for errors.
+    FileKey(ossl::Pkey pkey, std::string name);
     Bytes sign_digest(tls::Padding padding, std::string_view digest_name,
                       ByteView digest) const override;
     Bytes sign_message(const tls::SchemeInfo& scheme, ByteView message) const override;
     Bytes decrypt_raw(ByteView ciphertext) const override;
-    std::string where() const override { return "file " + path_; }
-    EVP_PKEY* pkey() const { return pkey_.get(); }
 
   private:
     [[noreturn]] void fail(std::string_view what) const;
@@ -28,7 +26,6 @@ class FileKey : public KeyOperations {
 
     ossl::Pkey pkey_; // never logged, never serialised except as its public part
     std::string name_;
-    std::string path_;
     bool rsa_;
     // Per signature scheme, a signing context initialised on first use and copied for every
     // signature: initialising one fetches algorithms, which costs OpenSSL 3.0 more than a

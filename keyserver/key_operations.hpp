@@ -29,9 +29,6 @@ class KeyOperations {
     virtual Bytes sign_message(const tls::SchemeInfo& scheme, ByteView message) const = 0;
     // Textbook RSA: c^d mod n, left-padded to the modulus size (the size is checked by the caller).
     virtual Bytes decrypt_raw(ByteView ciphertext) const = 0;
-    // Where the key lives, for --check and errors: "file /etc/keyless/keys/www.pem",
-    // "pkcs11:token=edge;object=www".
-    virtual std::string where() const = 0;
     // Where an operation on this key runs. Here: on the caller's thread (keys in this process);
     // Queued: `work` was handed to the key's own workers (a token's), which run it later; Full:
     // those workers' queue is full, `work` was not taken.

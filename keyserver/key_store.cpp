@@ -145,7 +145,7 @@ LoadedFile load_file(const fs::path& path, PemKeyReader& reader, bool allow_inse
     }
     if (auto why = describe_key(*key); !why.empty()) return problem(why);
     EVP_PKEY_up_ref(key->pkey.get()); // shared with the FileKey that signs with it
-    key->ops = std::make_shared<FileKey>(ossl::Pkey(key->pkey.get()), key->name, key->path);
+    key->ops = std::make_shared<FileKey>(ossl::Pkey(key->pkey.get()), key->name);
     return {key, {}};
 }
 

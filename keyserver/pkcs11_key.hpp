@@ -20,10 +20,8 @@ class Pkcs11Key : public KeyOperations {
                       ByteView digest) const override;
     Bytes sign_message(const tls::SchemeInfo& scheme, ByteView message) const override;
     Bytes decrypt_raw(ByteView ciphertext) const override;
-    std::string where() const override { return uri_ + " in " + token_->name(); }
     Placement place(std::function<void()>& work) const override;
     bool has_own_workers() const override { return true; }
-    const Pkcs11Token& token() const { return *token_; }
 
   private:
     // Runs `mechanism` over `data` with the private key: a signature, or a decryption.

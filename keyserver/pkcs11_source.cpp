@@ -68,6 +68,19 @@ Bytes unwrap_octet_string(const Bytes& der) {
                  ASN1_STRING_get0_data(os.get()) + ASN1_STRING_length(os.get()));
 }
 
+using ParamBuilder = std::unique_ptr<OSSL_PARAM_BLD, ossl::Deleter<OSSL_PARAM_BLD_free>>;
+
+// A public key of `type` ("EC", "RSA") from the parameters in `bld`; null if they do not make one.
+ossl::Pkey public_key_from(const char* type, OSSL_PARAM_BLD* bld) {
+    std::unique_ptr<OSSL_PARAM, ossl::Deleter<OSSL_PARAM_free>> built(OSSL_PARAM_BLD_to_param(bld));
+    ossl::PkeyCtx ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
+    EVP_PKEY* key = nullptr;
+    if (!built || !ctx || EVP_PKEY_fromdata_init(ctx.get()) <= 0 ||
+        EVP_PKEY_fromdata(ctx.get(), &key, EVP_PKEY_PUBLIC_KEY, built.get()) <= 0)
+        return nullptr;
+    return ossl::Pkey(key);
+}
+
 // The public key from CKA_EC_PARAMS (a named curve's OID, or Ed25519's OID or PrintableString
 // "edwards25519") and CKA_EC_POINT; null if they are not one we serve.
 ossl::Pkey ec_public_key(const Bytes& params, const Bytes& point_der) {
@@ -81,34 +94,20 @@ ossl::Pkey ec_public_key(const Bytes& params, const Bytes& point_der) {
         return ossl::Pkey(
             EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, point.data(), point.size()));
     if (nid == NID_undef) return nullptr;
-    std::unique_ptr<OSSL_PARAM_BLD, ossl::Deleter<OSSL_PARAM_BLD_free>> bld(OSSL_PARAM_BLD_new());
+    ParamBuilder bld(OSSL_PARAM_BLD_new());
     OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, OBJ_nid2sn(nid), 0);
     OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(),
                                      point.size());
-    std::unique_ptr<OSSL_PARAM, ossl::Deleter<OSSL_PARAM_free>> built(
-        OSSL_PARAM_BLD_to_param(bld.get()));
-    ossl::PkeyCtx ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
-    EVP_PKEY* key = nullptr;
-    if (!ctx || EVP_PKEY_fromdata_init(ctx.get()) <= 0 ||
-        EVP_PKEY_fromdata(ctx.get(), &key, EVP_PKEY_PUBLIC_KEY, built.get()) <= 0)
-        return nullptr;
-    return ossl::Pkey(key);
+    return public_key_from("EC", bld.get());
 }
 
 ossl::Pkey rsa_public_key(const Bytes& modulus, const Bytes& exponent) {
     ossl::Bn n(BN_bin2bn(modulus.data(), static_cast<int>(modulus.size()), nullptr));
     ossl::Bn e(BN_bin2bn(exponent.data(), static_cast<int>(exponent.size()), nullptr));
-    std::unique_ptr<OSSL_PARAM_BLD, ossl::Deleter<OSSL_PARAM_BLD_free>> bld(OSSL_PARAM_BLD_new());
+    ParamBuilder bld(OSSL_PARAM_BLD_new());
     OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, n.get());
     OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_E, e.get());
-    std::unique_ptr<OSSL_PARAM, ossl::Deleter<OSSL_PARAM_free>> built(
-        OSSL_PARAM_BLD_to_param(bld.get()));
-    ossl::PkeyCtx ctx(EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr));
-    EVP_PKEY* key = nullptr;
-    if (!ctx || EVP_PKEY_fromdata_init(ctx.get()) <= 0 ||
-        EVP_PKEY_fromdata(ctx.get(), &key, EVP_PKEY_PUBLIC_KEY, built.get()) <= 0)
-        return nullptr;
-    return ossl::Pkey(key);
+    return public_key_from("RSA", bld.get());
 }
 
 // The public key of the private key `object`: its public key object, else a certificate with

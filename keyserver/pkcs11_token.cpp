@@ -103,48 +103,38 @@ void Pkcs11Token::log_in(CK_SESSION_HANDLE session) {
 }
 
 CK_SESSION_HANDLE Pkcs11Token::acquire() {
+    const size_t limit = std::max<size_t>(1, settings_.max_sessions);
     std::unique_lock lock(mutex_);
-    auto deadline = std::chrono::steady_clock::now() + settings_.session_wait;
-    while (idle_.empty() && open_ >= std::max<size_t>(1, settings_.max_sessions)) {
-        if (session_free_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty() &&
-            open_ >= settings_.max_sessions)
-            throw HsmError(name() + ": no free session within " +
-                           std::to_string(settings_.session_wait.count()) + " ms (max_sessions " +
-                           std::to_string(settings_.max_sessions) + ")");
-    }
-    if (!idle_.empty()) {
-        CK_SESSION_HANDLE s = idle_.back();
-        idle_.pop_back();
-        if (logged_in_) return s;
-        lock.unlock();
-        try {
-            log_in(s);
-        } catch (...) {
-            release(s, true);
-            throw;
-        }
-        std::lock_guard relock(mutex_);
-        logged_in_ = true;
-        return s;
-    }
-    ++open_;
-    lock.unlock();
+    if (!session_free_.wait_for(lock, settings_.session_wait,
+                                [&] { return !idle_.empty() || open_ < limit; }))
+        throw HsmError(name() + ": no free session within " +
+                       std::to_string(settings_.session_wait.count()) + " ms (max_sessions " +
+                       std::to_string(limit) + ")");
     CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
-    CK_RV rv = fn()->C_OpenSession(slot_, CKF_SERIAL_SESSION, nullptr, nullptr, &s);
-    if (rv != CKR_OK) {
-        std::lock_guard relock(mutex_);
-        --open_;
-        session_free_.notify_one();
-        throw HsmError(name() + ": cannot open a session", rv);
+    if (!idle_.empty()) {
+        s = idle_.back();
+        idle_.pop_back();
+    } else {
+        ++open_;
+        lock.unlock();
+        CK_RV rv = fn()->C_OpenSession(slot_, CKF_SERIAL_SESSION, nullptr, nullptr, &s);
+        lock.lock();
+        if (rv != CKR_OK) {
+            --open_;
+            session_free_.notify_one();
+            throw HsmError(name() + ": cannot open a session", rv);
+        }
     }
+    if (logged_in_) return s;
     // Logging in one session logs in the application: later sessions find it logged in.
+    lock.unlock();
     try {
         log_in(s);
     } catch (...) {
         release(s, true);
         throw;
     }
-    std::lock_guard relock(mutex_);
+    lock.lock();
     logged_in_ = true;
     return s;
 }

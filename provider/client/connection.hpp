@@ -27,7 +27,6 @@ struct Connection {
     enum class State { Connecting, Handshaking, Ready };
     Endpoint endpoint;
     std::string name;    // "host:port", or "host:port (address)" for a name's address
-    std::string key;     // "name#slot" in the core's pool
     uint64_t serial = 0; // unique per connection made by a core
     int fd = -1;
     ossl::Ssl ssl;

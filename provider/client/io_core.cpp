@@ -356,7 +356,6 @@ Connection& IoCore::connection_for(const Endpoint& ep) {
             auto c = std::make_unique<Connection>();
             c->endpoint = ep;
             c->name = name;
-            c->key = key;
             c->serial = ++connections_made_;
             c->connect_deadline = Clock::now() + settings_.connect_timeout;
             Connection& ref = *c;

@@ -56,13 +56,36 @@ size_t signatures(KeyserverFixture& ks) {
     return count_of(ks.access_log(), "\"op\":\"sign-tls:");
 }
 
-} // namespace
-
-TEST_CASE("a fleet of three keyservers behind nginx: one killed -9 and restarted under load") {
+// Keyservers on 127.0.0.1, .2 and .3, serving the same keys.
+std::vector<std::unique_ptr<KeyserverFixture>> three_keyservers() {
     std::vector<std::unique_ptr<KeyserverFixture>> fleet;
     for (int i = 1; i <= 3; ++i)
         fleet.push_back(std::make_unique<KeyserverFixture>(kConfig, std::vector<std::string>{},
                                                            "127.0.0." + std::to_string(i) + ":0"));
+    return fleet;
+}
+
+// nginx (2 workers) with stubs for `uri_prefix` + "rsa2048" and "p256", made offline.
+std::unique_ptr<Terminator> nginx_with_stubs(const TempDir& dir, const std::string& conf,
+                                             const std::string& uri_prefix) {
+    std::string out;
+    for (const char* key : {"rsa2048", "p256"})
+        if (run_with_conf(conf,
+                          keyless_tool() + " stub " + uri_prefix + key + " --from-cert " +
+                              pki(std::string("certs/") + key + ".crt") + " -o " +
+                              (dir / (std::string(key) + ".stub.pem")),
+                          &out) != 0)
+            throw std::runtime_error(out);
+    run_command("mkdir -p " + (dir / "nginx"));
+    return start_nginx(dir / "nginx", conf,
+                       {pki("certs/rsa2048.crt"), dir / "rsa2048.stub.pem", pki("certs/p256.crt"),
+                        dir / "p256.stub.pem"});
+}
+
+} // namespace
+
+TEST_CASE("a fleet of three keyservers behind nginx: one killed -9 and restarted under load") {
+    auto fleet = three_keyservers();
     BlackHole silent;
     std::string servers;
     for (auto& ks : fleet)
@@ -71,17 +94,7 @@ TEST_CASE("a fleet of three keyservers behind nginx: one killed -9 and restarted
 
     TempDir dir;
     std::string conf = write_openssl_conf(dir / "openssl.cnf");
-    std::string out;
-    for (const char* key : {"rsa2048", "p256"})
-        REQUIRE(run_with_conf(conf,
-                              keyless_tool() + " stub keyless:" + servers + "/" + key +
-                                  " --from-cert " + pki(std::string("certs/") + key + ".crt") +
-                                  " -o " + (dir / (std::string(key) + ".stub.pem")),
-                              &out) == 0);
-    run_command("mkdir -p " + (dir / "nginx"));
-    auto nginx = start_nginx(dir / "nginx", conf,
-                             {pki("certs/rsa2048.crt"), dir / "rsa2048.stub.pem",
-                              pki("certs/p256.crt"), dir / "p256.stub.pem"});
+    auto nginx = nginx_with_stubs(dir, conf, "keyless:" + servers + "/");
 
     // Steady load: four clients making full TLS 1.3 handshakes (and a GET) back to back.
     std::atomic<bool> stop{false};
@@ -176,10 +189,7 @@ TEST_CASE(
 
 TEST_CASE(
     "three keyservers behind haproxy (TCP mode, health checks): drain and stop one, lose none") {
-    std::vector<std::unique_ptr<KeyserverFixture>> fleet;
-    for (int i = 1; i <= 3; ++i)
-        fleet.push_back(std::make_unique<KeyserverFixture>(kConfig, std::vector<std::string>{},
-                                                           "127.0.0." + std::to_string(i) + ":0"));
+    auto fleet = three_keyservers();
     TempDir dir;
     // The balancer only moves bytes; the keyservers' /healthz (503 while draining) steers it.
     uint16_t front = free_port();
@@ -201,17 +211,7 @@ TEST_CASE(
 
     std::string conf = write_openssl_conf(dir / "openssl.cnf", "edge-1", "ca.crt",
                                           "servers = 127.0.0.1:" + std::to_string(front));
-    std::string out;
-    for (const char* key : {"rsa2048", "p256"})
-        REQUIRE(run_with_conf(conf,
-                              keyless_tool() + " stub keyless:/" + key + " --from-cert " +
-                                  pki(std::string("certs/") + key + ".crt") + " -o " +
-                                  (dir / (std::string(key) + ".stub.pem")),
-                              &out) == 0);
-    run_command("mkdir -p " + (dir / "nginx"));
-    auto nginx = start_nginx(dir / "nginx", conf,
-                             {pki("certs/rsa2048.crt"), dir / "rsa2048.stub.pem",
-                              pki("certs/p256.crt"), dir / "p256.stub.pem"});
+    auto nginx = nginx_with_stubs(dir, conf, "keyless:/");
 
     std::atomic<bool> stop{false};
     std::atomic<int> ok{0}, failed{0};

@@ -61,6 +61,31 @@ TEST_CASE("HSM failures are clear, and file keys keep being served") {
         CHECK(edge.call(sign_p256("hsm-ec")).is(Opcode::Response));
         CHECK(edge.call(sign_p256("p256")).is(Opcode::Response));
     }
+    SECTION("a token with more operations waiting than pkcs11.max_queue sheds the rest") {
+        std::string config = s.config(pki("keys"));
+        config.replace(config.find("\"pkcs11\": {"), 11,
+                       "\"pkcs11\": {\"max_sessions\": 1, \"max_queue\": 1, ");
+        KeyserverFixture keyserver(config);
+        TestClient edge(keyserver.client());
+        for (int i = 0; i < 64; ++i)
+            edge.send(sign_p256("hsm-ec"));
+        int signed_ = 0, shed = 0;
+        for (int i = 0; i < 64; ++i) {
+            auto reply = edge.receive();
+            REQUIRE(reply);
+            if (reply->second.is(Opcode::Response))
+                ++signed_;
+            else if (error_of(reply->second) == ErrorCode::Overloaded)
+                ++shed;
+        }
+        CHECK(signed_ >= 1);
+        CHECK(shed >= 1);
+        CHECK(signed_ + shed == 64);
+        CHECK_THAT(keyserver.access_log(), Catch::Contains("too many operations waiting "
+                                                           "(pkcs11.max_queue)"));
+        // File keys are not queued behind the token.
+        CHECK(edge.call(sign_p256("p256")).is(Opcode::Response));
+    }
     SECTION("a token that loses its keys: hsm errors for its keys, file keys unaffected") {
         KeyserverFixture keyserver(s.config(pki("keys")));
         TestClient edge(keyserver.client());
