@@ -1,6 +1,7 @@
 #include "metrics.hpp"
 
 #include "ossl.hpp"
+#include "policy.hpp"
 
 #include <openssl/pem.h>
 
@@ -213,9 +214,8 @@ std::vector<std::pair<std::string, int64_t>> certificate_expiry(const std::strin
         if (!cert) break;
         int64_t expires = not_after(cert.get());
         if (!expires) continue;
-        char cn[256] = "?";
-        X509_NAME_get_text_by_NID(X509_get_subject_name(cert.get()), NID_commonName, cn, sizeof cn);
-        out.emplace_back(label + ":" + cn, expires);
+        std::string cn = subject_common_name(cert.get());
+        out.emplace_back(label + ":" + (cn.empty() ? "?" : cn), expires);
     }
     ERR_clear_error(); // the end of the file reads as an error
     return out;

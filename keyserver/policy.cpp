@@ -53,22 +53,28 @@ std::string asn1_text(const ASN1_STRING* s) {
     return out;
 }
 
+// ASN.1 strings are opaque from OpenSSL 4.0 on: read them through the accessors.
 std::string ip_text(const ASN1_OCTET_STRING* ip) {
     char buf[64] = {};
-    int family = ip->length == 4 ? AF_INET : ip->length == 16 ? AF_INET6 : 0;
-    if (family == 0 || !inet_ntop(family, ip->data, buf, sizeof buf)) return {};
+    int length = ASN1_STRING_length(ip);
+    int family = length == 4 ? AF_INET : length == 16 ? AF_INET6 : 0;
+    if (family == 0 || !inet_ntop(family, ASN1_STRING_get0_data(ip), buf, sizeof buf)) return {};
     return buf;
 }
 
 } // namespace
 
+std::string subject_common_name(const X509* cert) {
+    const X509_NAME* subject = X509_get_subject_name(cert);
+    int idx = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+    if (idx < 0) return {};
+    return asn1_text(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, idx)));
+}
+
 ClientIdentity ClientIdentity::from_certificate(X509* cert) {
     ClientIdentity id;
     if (!cert) return id;
-    X509_NAME* subject = X509_get_subject_name(cert);
-    int idx = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
-    if (idx >= 0)
-        id.common_name = asn1_text(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, idx)));
+    id.common_name = subject_common_name(cert);
 
     auto* names =
         static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
@@ -93,7 +99,7 @@ ClientIdentity ClientIdentity::from_certificate(X509* cert) {
     }
     GENERAL_NAMES_free(names);
 
-    X509_PUBKEY* pub = X509_get_X509_PUBKEY(cert);
+    const X509_PUBKEY* pub = X509_get_X509_PUBKEY(cert);
     int len = i2d_X509_PUBKEY(pub, nullptr);
     if (len > 0) {
         Bytes der(static_cast<size_t>(len));

@@ -18,6 +18,9 @@ std::string_view to_string(Permission p);
 Permission parse_permission(std::string_view name);
 
 // What the mTLS peer proved about itself.
+// The first commonName of the certificate's subject, as UTF-8 ("" when it has none).
+std::string subject_common_name(const X509* cert);
+
 struct ClientIdentity {
     std::string common_name;
     std::vector<std::string> sans; // DNS names, IPs, URIs, e-mail addresses, as text

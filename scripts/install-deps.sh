@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages keyless needs to build and test, only when one is missing
-# (prometheus is there for promtool, which checks the /metrics output; scdoc renders the man
-# pages; dpkg-dev lets CPack compute the packages' dependencies; softhsm2 and opensc's pkcs11-tool
-# make the HSM the PKCS#11 tests use).
-# Usage: scripts/install-deps.sh [--interop] [--bench]
-#   --interop adds nginx, haproxy, stunnel4; --bench adds those and gnuplot (scripts/bench.sh)
+# Installs the Debian packages keyless needs to build and test, only when one is missing, with the
+# names of the release it runs on (Debian 12 bookworm, 13 trixie, sid): prometheus is there for
+# promtool, which checks the /metrics output; scdoc renders the man pages; dpkg-dev and file let
+# CPack compute the packages' dependencies; softhsm2 and opensc's pkcs11-tool make the HSM the
+# PKCS#11 tests use; clang and its runtime build the fuzzers and sanitizer runs.
+# Usage: scripts/install-deps.sh [--interop] [--bench] [--platforms]
+#   --interop adds nginx, haproxy, stunnel4; --bench adds those and gnuplot (scripts/bench.sh);
+#   --platforms adds debootstrap (scripts/platforms.sh makes Debian roots with it)
 set -euo pipefail
+codename=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
+case $codename in
+bookworm) clang_rt=libclang-rt-14-dev ;;     # Debian 12: clang 14, no unversioned runtime package
+*) clang_rt=libclang-rt-dev ;;               # Debian 13 (clang 19), sid (clang 21) and later
+esac
 pkgs=(g++ cmake make ccache pkg-config openssl libssl-dev libboost-dev nlohmann-json3-dev catch2 curl procps
-      clang libclang-rt-14-dev prometheus scdoc dpkg-dev libp11-kit-dev softhsm2 opensc)
+      clang "$clang_rt" prometheus scdoc dpkg-dev file libp11-kit-dev softhsm2 opensc)
 for flag in "$@"; do
     case $flag in
     --interop) pkgs+=(nginx haproxy stunnel4) ;;
     --bench) pkgs+=(nginx haproxy stunnel4 gnuplot-nox) ;;
+    --platforms) pkgs+=(debootstrap) ;;
     *) echo "install-deps.sh: unknown flag $flag" >&2; exit 2 ;;
     esac
 done

@@ -9,5 +9,5 @@ cmake -S . -B build-pkg -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr -
     >/dev/null
 cmake --build build-pkg -j "$(nproc)" >/dev/null
 rm -f build-pkg/keyless-*.deb
-(cd build-pkg && cpack -G DEB > cpack.log 2>&1) || { cat build-pkg/cpack.log; exit 1; }
+(cd build-pkg && cpack -G DEB > cpack.log 2>&1) || { echo "package.sh: cpack failed:" >&2; cat build-pkg/cpack.log >&2; exit 1; }
 ls build-pkg/keyless-*.deb

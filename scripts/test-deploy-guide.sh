@@ -3,7 +3,10 @@
 # `sh` block of the guide in order, in one shell, on this machine (both hosts on 127.0.0.1),
 # against the installed packages; the guide ends with handshakes through nginx that the
 # keyserver's access log must show. Then purges the packages and checks what is left.
-# Needs root (it installs packages and writes /etc). Usage: scripts/test-deploy-guide.sh
+# Needs root (it installs packages and writes /etc).
+# Usage: scripts/test-deploy-guide.sh [--debs DIR]
+#   --debs DIR installs the keyless-*.deb files in DIR instead of building them here (how
+#   scripts/platforms.sh tests a release's packages on a fresh minimal root of that release)
 #
 # Where systemd is not running (containers, CI), `systemctl` in the guide is played by
 # systemd_standin below: it starts a unit the way its unit file and drop-ins say (User, Group,
@@ -13,8 +16,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$PWD
 [[ $(id -u) -eq 0 ]] || { echo "test-deploy-guide.sh: needs root" >&2; exit 1; }
-scripts/install-deps.sh --interop >/dev/null
-scripts/package.sh >/dev/null
+debs=
+case ${1:-} in
+--debs) debs=$(realpath "$2") ;;
+"") scripts/install-deps.sh --interop >/dev/null
+    scripts/package.sh >/dev/null
+    debs=$PWD/build-pkg ;;
+*) echo "usage: test-deploy-guide.sh [--debs DIR]" >&2; exit 2 ;;
+esac
+ls "$debs"/keyless-provider_*.deb "$debs"/keyless-keyserver_*.deb >/dev/null
 
 work=$(mktemp -d /tmp/keyless-guide.XXXXXX)
 started=()
@@ -39,7 +49,7 @@ cleanup() {
 trap cleanup EXIT
 # A previous run's leftovers would hide a missing step.
 dpkg --purge keyless-keyserver keyless-provider >/dev/null 2>&1 || true
-cp build-pkg/keyless-*.deb "$work/"
+cp "$debs"/keyless-*.deb "$work/"
 
 # The guide's shell blocks, with the keyserver's address set to this machine's loopback.
 awk '/^```sh$/ { inside = 1; next } /^```$/ { inside = 0 } inside' docs/deploy.md |

@@ -4,13 +4,15 @@
 # Environment: JOBS (parallel build/test jobs, default: cores), FUZZ_SECONDS (default 20; 0 skips),
 # SANITIZE (default 1: also run the codec, policy and keyserver tests under ASan+UBSan; 0 skips),
 # PACKAGES (default 1: as root, build the .deb files, install them and follow docs/deploy.md
-# through to a handshake via nginx, then purge; 0 skips).
+# through to a handshake via nginx, then purge; 0 skips), PLATFORMS (as root: the platform
+# matrix of scripts/platforms.sh, default "all"; "host" skips it, or name platforms, e.g.
+# PLATFORMS="sid openssl4").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --interop
 
 jobs=${JOBS:-$(nproc)}
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=ON >/dev/null
 cmake --build build -j "$jobs"
 
 fuzz_seconds=${FUZZ_SECONDS:-20}
@@ -45,4 +47,14 @@ if [[ "${PACKAGES:-1}" != 0 && $(id -u) -eq 0 ]]; then
     scripts/test-deploy-guide.sh
 elif [[ "${PACKAGES:-1}" != 0 ]]; then
     echo "== NOT RUN: the packages and deploy-guide test needs root (it installs packages)"
+fi
+
+platforms=${PLATFORMS:-all}
+if [[ $platforms != host && $(id -u) -eq 0 ]]; then
+    echo "== the platform matrix (scripts/platforms.sh; PLATFORMS=host skips it)"
+    [[ $platforms == all ]] && platforms=
+    # shellcheck disable=SC2086 # a list of platform names
+    scripts/platforms.sh $platforms
+elif [[ $platforms != host ]]; then
+    echo "== NOT RUN: the platform matrix needs root (debootstrap, chroot); PLATFORMS=host skips it"
 fi

@@ -53,12 +53,16 @@ std::optional<ConnectionError> Connection::advance(SSL_CTX* tls, bool& became_re
                                    std::string("cannot connect: ") + std::strerror(err)};
         ssl.reset(SSL_new(tls));
         SSL_set_fd(ssl.get(), fd);
-        // The keyserver's certificate must name the host we dialled.
+        // The keyserver's certificate must name the host we dialled: an IP address, or a DNS
+        // name (also sent as SNI). A failure here must stop the connection, never skip the check.
         X509_VERIFY_PARAM* vp = SSL_get0_param(ssl.get());
         if (X509_VERIFY_PARAM_set1_ip_asc(vp, endpoint.host.c_str()) != 1) {
             ERR_clear_error();
-            SSL_set_tlsext_host_name(ssl.get(), endpoint.host.c_str());
-            SSL_set1_host(ssl.get(), endpoint.host.c_str());
+            if (SSL_set_tlsext_host_name(ssl.get(), endpoint.host.c_str()) != 1 ||
+                X509_VERIFY_PARAM_set1_host(vp, endpoint.host.c_str(), 0) != 1)
+                return ConnectionError{Failure::Unreachable,
+                                       "cannot check the keyserver's name '" + endpoint.host +
+                                           "': " + ossl::last_error()};
         }
         state = State::Handshaking;
     }

@@ -6,7 +6,7 @@
 #include "frames.hpp"
 #include "keyserver_fixture.hpp"
 
-#include <catch2/catch.hpp>
+#include "catch.hpp"
 
 #include <signal.h>
 
@@ -117,9 +117,9 @@ TEST_CASE("client: with every keyserver down, requests fail at once naming each 
     CHECK(Clock::now() - start < std::chrono::milliseconds(1000));
     CHECK(second->failure == client::Failure::Unreachable);
     INFO(second->message);
-    CHECK_THAT(second->message, Catch::Contains("keyserver 127.0.0.1:" + std::to_string(dead1) +
+    CHECK_THAT(second->message, match::contains("keyserver 127.0.0.1:" + std::to_string(dead1) +
                                                 ": cannot connect: Connection refused (down"));
-    CHECK_THAT(second->message, Catch::Contains("keyserver 127.0.0.1:" + std::to_string(dead2) +
+    CHECK_THAT(second->message, match::contains("keyserver 127.0.0.1:" + std::to_string(dead2) +
                                                 ": cannot connect: Connection refused (down"));
     // One comes back: the background probe finds it, and requests flow again within seconds.
     KeyserverFixture back(kConfig, {}, "127.0.0.1:" + std::to_string(dead1));

@@ -7,7 +7,7 @@
 #include "terminators.hpp"
 #include "tls_clients.hpp"
 
-#include <catch2/catch.hpp>
+#include "catch.hpp"
 
 #include <netinet/in.h>
 #include <signal.h>
@@ -160,7 +160,7 @@ TEST_CASE(
                           keyless_tool() + " stub keyless:/p256 --from-cert " +
                               pki("certs/p256.crt") + " -o " + (dir / "p256.stub.pem"),
                           &out) == 0);
-    CHECK_THAT(read_file(dir / "p256.stub.pem"), Catch::Contains("BEGIN KEYLESS KEY"));
+    CHECK_THAT(read_file(dir / "p256.stub.pem"), match::contains("BEGIN KEYLESS KEY"));
     // One s_server process per configuration, as a terminator reload would give.
     auto handshake_with = [&](const std::string& conf) {
         uint16_t port = free_port();
@@ -183,7 +183,7 @@ TEST_CASE(
     std::string conf_none = write_openssl_conf(dir / "none.cnf");
     CHECK_FALSE(handshake_with(conf_none));
     CHECK_THAT(read_file(dir / "s_server.log"),
-               Catch::Contains("keyless:/p256 names no keyserver, and the provider's openssl.cnf "
+               match::contains("keyless:/p256 names no keyserver, and the provider's openssl.cnf "
                                "section sets no servers"));
 }
 

@@ -4,7 +4,7 @@
 #include "hsm_setup.hpp"
 #include "test_client.hpp"
 
-#include <catch2/catch.hpp>
+#include "catch.hpp"
 
 using namespace keyless::test;
 using keyless::protocol::ErrorCode;
@@ -19,24 +19,24 @@ TEST_CASE("HSM failures are clear, and file keys keep being served") {
         write_file(dir / "pin", "0000\n");
         run_command("chmod 600 " + (dir / "pin"));
         CHECK(check(s.config(pki("keys"), dir / "pin"), out) == 1);
-        CHECK_THAT(out, Catch::Contains("token 'edge'"));
-        CHECK_THAT(out, Catch::Contains("login failed (CKR_PIN_INCORRECT)"));
-        CHECK_THAT(out, Catch::Contains("key 'hsm-rsa'"));
+        CHECK_THAT(out, match::contains("token 'edge'"));
+        CHECK_THAT(out, match::contains("login failed (CKR_PIN_INCORRECT)"));
+        CHECK_THAT(out, match::contains("key 'hsm-rsa'"));
     }
     SECTION("a PIN file others can read is refused") {
         run_command("chmod 644 " + s.hsm.pin_file());
         CHECK(check(s.config(pki("keys")), out) == 1);
-        CHECK_THAT(out, Catch::Contains("is readable or writable by others (chmod o-rwx"));
+        CHECK_THAT(out, match::contains("is readable or writable by others (chmod o-rwx"));
     }
     SECTION("a missing module is named") {
         CHECK(check(s.config(pki("keys"), "", "/usr/lib/no-such-pkcs11.so"), out) == 1);
-        CHECK_THAT(out, Catch::Contains("PKCS#11 module /usr/lib/no-such-pkcs11.so: cannot load"));
+        CHECK_THAT(out, match::contains("PKCS#11 module /usr/lib/no-such-pkcs11.so: cannot load"));
     }
     SECTION("a URI that matches no token lists the tokens there are") {
         std::string config = s.config(s.no_key_files.path());
         config.replace(config.find("token=edge;object=www-rsa"), 25, "token=other;object=www-rsa");
         CHECK(check(config, out) == 1);
-        CHECK_THAT(out, Catch::Contains("no token in /usr/lib/softhsm/libsofthsm2.so matches "
+        CHECK_THAT(out, match::contains("no token in /usr/lib/softhsm/libsofthsm2.so matches "
                                         "(tokens present: 'edge'"));
     }
     SECTION(
@@ -49,11 +49,11 @@ TEST_CASE("HSM failures are clear, and file keys keep being served") {
         run_command("chmod 600 " + (dir / "pin"));
         keyserver.rewrite_config(s.config(pki("keys"), dir / "pin"));
         keyserver.reload_and_wait("reload failed", 1);
-        CHECK_THAT(keyserver.stderr_text(), Catch::Contains("login failed (CKR_PIN_INCORRECT)"));
+        CHECK_THAT(keyserver.stderr_text(), match::contains("login failed (CKR_PIN_INCORRECT)"));
         keyserver.rewrite_config(s.config(pki("keys"), "", "/usr/lib/no-such-pkcs11.so"));
         keyserver.reload_and_wait("reload failed", 2);
         CHECK_THAT(keyserver.stderr_text(),
-                   Catch::Contains("PKCS#11 module /usr/lib/no-such-pkcs11.so: cannot load"));
+                   match::contains("PKCS#11 module /usr/lib/no-such-pkcs11.so: cannot load"));
         CHECK(edge.call(sign_p256("p256")).is(Opcode::Response));
         // Fixed, the next reload brings the token's keys in.
         keyserver.rewrite_config(s.config(pki("keys")));
@@ -81,7 +81,7 @@ TEST_CASE("HSM failures are clear, and file keys keep being served") {
         CHECK(signed_ >= 1);
         CHECK(shed >= 1);
         CHECK(signed_ + shed == 64);
-        CHECK_THAT(keyserver.access_log(), Catch::Contains("too many operations waiting "
+        CHECK_THAT(keyserver.access_log(), match::contains("too many operations waiting "
                                                            "(pkcs11.max_queue)"));
         // File keys are not queued behind the token.
         CHECK(edge.call(sign_p256("p256")).is(Opcode::Response));
@@ -95,14 +95,14 @@ TEST_CASE("HSM failures are clear, and file keys keep being served") {
         CHECK(error_of(reply) == ErrorCode::Internal);
         CHECK(edge.call(sign_p256("p256")).is(Opcode::Response));
         std::string log = keyserver.access_log();
-        CHECK_THAT(log, Catch::Contains("\"error\":\"hsm error\""));
-        CHECK_THAT(log, Catch::Contains("token 'edge'"));
-        CHECK_THAT(log, Catch::Contains("(CKR_"));
+        CHECK_THAT(log, match::contains("\"error\":\"hsm error\""));
+        CHECK_THAT(log, match::contains("token 'edge'"));
+        CHECK_THAT(log, match::contains("(CKR_"));
         std::string metrics;
         run_command("curl -s http://127.0.0.1:" + std::to_string(keyserver.admin_port()) +
                         "/metrics",
                     &metrics);
-        CHECK_THAT(metrics, Catch::Contains("key=\"hsm-ec\",result=\"hsm_error\"} 1"));
-        CHECK_THAT(metrics, Catch::Contains("key=\"p256\",result=\"ok\"} 1"));
+        CHECK_THAT(metrics, match::contains("key=\"hsm-ec\",result=\"hsm_error\"} 1"));
+        CHECK_THAT(metrics, match::contains("key=\"p256\",result=\"ok\"} 1"));
     }
 }

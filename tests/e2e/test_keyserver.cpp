@@ -3,11 +3,12 @@
 #include "keyserver_fixture.hpp"
 #include "ossl.hpp"
 #include "ski.hpp"
+#include "test_keys.hpp"
 #include "tls_scheme.hpp"
 
 #include <nlohmann/json.hpp>
 
-#include <catch2/catch.hpp>
+#include "catch.hpp"
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
@@ -124,7 +125,7 @@ Bytes rsa_encrypt(EVP_PKEY* pub, ByteView plain, int padding) {
 void wait_for_file_containing(KeyserverFixture& ks, const std::string& text) {
     for (int i = 0; i < 500 && ks.stderr_text().find(text) == std::string::npos; ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    REQUIRE_THAT(ks.stderr_text(), Catch::Contains(text));
+    REQUIRE_THAT(ks.stderr_text(), match::contains(text));
 }
 
 } // namespace
@@ -303,11 +304,11 @@ TEST_CASE("sign-tls refuses what a hostile edge sends instead of a handshake inp
     }
 
     std::string log = server().access_log();
-    CHECK_THAT(log, Catch::Contains("\"shape\":\"asn1:x509-tbs-certificate\",\"size\":" +
+    CHECK_THAT(log, match::contains("\"shape\":\"asn1:x509-tbs-certificate\",\"size\":" +
                                     std::to_string(tbs.size())));
-    CHECK_THAT(log, Catch::Contains("\"shape\":\"tls12-ske-ecdhe:secp256r1\",\"size\":133"));
-    CHECK_THAT(log, Catch::Contains("share is not an uncompressed point on secp256r1"));
-    CHECK_THAT(log, Catch::Contains("rsa_pkcs1_sha256 is not a TLS 1.3 scheme"));
+    CHECK_THAT(log, match::contains("\"shape\":\"tls12-ske-ecdhe:secp256r1\",\"size\":133"));
+    CHECK_THAT(log, match::contains("share is not an uncompressed point on secp256r1"));
+    CHECK_THAT(log, match::contains("rsa_pkcs1_sha256 is not a TLS 1.3 scheme"));
 }
 
 TEST_CASE("raw RSA decrypt is denied by default and works where a key opts in") {
@@ -339,8 +340,8 @@ TEST_CASE("mTLS: no certificate, or one from another CA, gets nothing") {
     CHECK(refused(server().client("")));
     CHECK(refused(server().client("rogue")));
     CHECK_FALSE(refused(server().client("edge-1")));
-    CHECK_THAT(server().stderr_text(), Catch::Contains("peer did not return a certificate"));
-    CHECK_THAT(server().stderr_text(), Catch::Contains("certificate verify failed"));
+    CHECK_THAT(server().stderr_text(), match::contains("peer did not return a certificate"));
+    CHECK_THAT(server().stderr_text(), match::contains("certificate verify failed"));
 }
 
 TEST_CASE("a key the client may not use is indistinguishable from a missing key") {
@@ -362,8 +363,8 @@ TEST_CASE("a key the client may not use is indistinguishable from a missing key"
     CHECK(edge2.call(op).is(Opcode::Response));
     // The operator still sees the true reason.
     CHECK_THAT(server().access_log(),
-               Catch::Contains("client 'edge-1' may not use this key (answered as not found)"));
-    CHECK_THAT(server().access_log(), Catch::Contains("\"key\":\"no-such-key\""));
+               match::contains("client 'edge-1' may not use this key (answered as not found)"));
+    CHECK_THAT(server().access_log(), match::contains("\"key\":\"no-such-key\""));
 }
 
 TEST_CASE("pipelined requests are all answered with their own ids") {
@@ -491,9 +492,9 @@ TEST_CASE("SIGHUP reloads policies and keys without dropping connections") {
     ks.rewrite_config(R"({"keys": {"no-such-key": {}}})");
     ks.process().kill(SIGHUP);
     wait_for_file_containing(ks, "no key file named no-such-key"); // the line's end
-    CHECK_THAT(ks.stderr_text(), Catch::Contains("reload failed, keeping the previous keys"));
+    CHECK_THAT(ks.stderr_text(), match::contains("reload failed, keeping the previous keys"));
     CHECK_THAT(ks.stderr_text(),
-               Catch::Contains("'keys.no-such-key': no key file named no-such-key"));
+               match::contains("'keys.no-such-key': no key file named no-such-key"));
     CHECK(digest_sign().is(Opcode::Response));
 }
 
@@ -504,25 +505,25 @@ TEST_CASE("keyserver --check validates config and keys and names what is wrong")
     std::string out;
     CHECK(run_command(base + " --keys " + pki("keys") + " --check", &out) == 0);
     CHECK_THAT(out,
-               Catch::Contains("config ok: 7 key(s)") && Catch::Contains("rsa2048: RSA-2048 ski="));
+               match::contains("config ok: 7 key(s)") && match::contains("rsa2048: RSA-2048 ski="));
 
     write_file(dir / "bad.json", R"({"keys": {"rsa2048": {"allow": ["sign-everything"]}}})");
     CHECK(run_command(base + " --keys " + pki("keys") + " --config " + (dir / "bad.json") +
                           " --check",
                       &out) == 1);
-    CHECK_THAT(out, Catch::Contains("'keys.rsa2048.allow[0]' unknown operation 'sign-everything'"));
+    CHECK_THAT(out, match::contains("'keys.rsa2048.allow[0]' unknown operation 'sign-everything'"));
 
     run_command("mkdir -p " + (dir / "keys") + " && cp " + pki("keys/p256.pem") + " " +
                 (dir / "keys/loose.pem") + " && chmod 644 " + (dir / "keys/loose.pem"));
     CHECK(run_command(base + " --keys " + (dir / "keys") + " --check", &out) == 1);
-    CHECK_THAT(out, Catch::Contains("key 'loose' (" + (dir / "keys/loose.pem") +
+    CHECK_THAT(out, match::contains("key 'loose' (" + (dir / "keys/loose.pem") +
                                     "): readable or writable by group or others"));
 
     CHECK(run_command(keyserver_binary() + " --keys " + pki("keys") + " --check", &out) == 2);
-    CHECK_THAT(out, Catch::Contains(
+    CHECK_THAT(out, match::contains(
                         "missing client CA (--client-ca or tls.client_ca): mTLS is mandatory"));
     CHECK(run_command(keyserver_binary() + " --bogus", &out) == 1);
-    CHECK_THAT(out, Catch::Contains("unknown flag '--bogus'"));
+    CHECK_THAT(out, match::contains("unknown flag '--bogus'"));
 }
 
 namespace {
@@ -539,9 +540,7 @@ void write_identity(const std::string& cert_path, const std::string& key_path, l
     ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), 7);
     X509_gmtime_adj(X509_getm_notBefore(cert.get()), from_days * 86400);
     X509_gmtime_adj(X509_getm_notAfter(cert.get()), to_days * 86400);
-    X509_NAME_add_entry_by_txt(X509_get_subject_name(cert.get()), "CN", MBSTRING_ASC,
-                               reinterpret_cast<const unsigned char*>("keyserver"), -1, -1, 0);
-    X509_set_issuer_name(cert.get(), X509_get_subject_name(cert.get()));
+    name_self_issued(cert.get(), "keyserver");
     X509_set_pubkey(cert.get(), key.get());
     X509_sign(cert.get(), key.get(), EVP_sha256());
     ossl::Bio out(BIO_new_file(cert_path.c_str(), "w"));
@@ -563,20 +562,20 @@ TEST_CASE("keyserver --check names the file and the cause for every TLS and key 
     const std::string cert = pki("keyserver.crt"), key = pki("keyserver.key"), keys = pki("keys");
 
     CHECK(check(dir / "nope.crt", key, keys) == 1);
-    CHECK_THAT(out, Catch::Contains("server certificate " + (dir / "nope.crt") +
+    CHECK_THAT(out, match::contains("server certificate " + (dir / "nope.crt") +
                                     ": missing (No such file or directory)"));
     write_file(dir / "junk.crt", "junk");
     CHECK(check(dir / "junk.crt", key, keys) == 1);
-    CHECK_THAT(out, Catch::Contains(": not a PEM certificate chain"));
+    CHECK_THAT(out, match::contains(": not a PEM certificate chain"));
     CHECK(check(cert, pki("keys/p256.pem"), keys) == 1);
-    CHECK_THAT(out, Catch::Contains("does not match certificate " + cert));
+    CHECK_THAT(out, match::contains("does not match certificate " + cert));
 
     write_identity(dir / "expired.crt", dir / "expired.key", -10, -1);
     CHECK(check(dir / "expired.crt", dir / "expired.key", keys) == 1);
-    CHECK_THAT(out, Catch::Contains("server certificate " + (dir / "expired.crt") + ": expired"));
+    CHECK_THAT(out, match::contains("server certificate " + (dir / "expired.crt") + ": expired"));
     write_identity(dir / "soon.crt", dir / "soon.key", -10, 10);
     CHECK(check(dir / "soon.crt", dir / "soon.key", keys) == 0);
-    CHECK_THAT(out, Catch::Contains("warning: server certificate " + (dir / "soon.crt") +
+    CHECK_THAT(out, match::contains("warning: server certificate " + (dir / "soon.crt") +
                                     " (server:keyserver) expires within 30 days"));
 
     // Encrypted keys are refused with a message, never a pass phrase prompt.
@@ -584,17 +583,17 @@ TEST_CASE("keyserver --check names the file and the cause for every TLS and key 
                 "pass:x -out " +
                 (dir / "enc.key"));
     CHECK(check(cert, dir / "enc.key", keys) == 1);
-    CHECK_THAT(out, Catch::Contains("server key " + (dir / "enc.key") + ": encrypted"));
+    CHECK_THAT(out, match::contains("server key " + (dir / "enc.key") + ": encrypted"));
     run_command("mkdir -m 700 " + (dir / "keys") + " && cp " + (dir / "enc.key") + " " +
                 (dir / "keys/www.pem") + " && chmod 600 " + (dir / "keys/www.pem"));
     CHECK(check(cert, key, dir / "keys") == 1);
-    CHECK_THAT(out, Catch::Contains("key 'www' (" + (dir / "keys/www.pem") + "): encrypted"));
+    CHECK_THAT(out, match::contains("key 'www' (" + (dir / "keys/www.pem") + "): encrypted"));
 
     run_command("mkdir -m 700 " + (dir / "empty"));
     CHECK(check(cert, key, dir / "empty") == 1);
-    CHECK_THAT(out, Catch::Contains("no keys in " + (dir / "empty")));
+    CHECK_THAT(out, match::contains("no keys in " + (dir / "empty")));
     CHECK(check(cert, key, keys, "--access-log " + (dir / "no-such-dir/access.log")) == 1);
-    CHECK_THAT(out, Catch::Contains("cannot open access log " + (dir / "no-such-dir/access.log") +
+    CHECK_THAT(out, match::contains("cannot open access log " + (dir / "no-such-dir/access.log") +
                                     ": No such file or directory"));
 }
 
@@ -626,7 +625,7 @@ TEST_CASE("limits: a silent client is cut at the handshake timeout, extra connec
         third_refused = true;
     }
     CHECK(third_refused);
-    CHECK_THAT(ks.stderr_text(), Catch::Contains("max_connections (2) reached"));
+    CHECK_THAT(ks.stderr_text(), match::contains("max_connections (2) reached"));
     CHECK(two.call(Operation::make(Opcode::Ping)).is(Opcode::Pong));
 }
 
@@ -656,7 +655,7 @@ TEST_CASE("the keyserver holds private keys in a process that writes no core dum
     fields >> soft >> hard;
     CHECK(soft == "0");
     CHECK(hard == "0");
-    CHECK_THAT(ks.stderr_text(), Catch::Contains("core dumps disabled"));
+    CHECK_THAT(ks.stderr_text(), match::contains("core dumps disabled"));
 }
 
 TEST_CASE("a client that half-closes gets every reply to what it sent") {
@@ -719,7 +718,7 @@ int connect_tcp(uint16_t port, const char* source = "127.0.0.1") {
 TEST_CASE("out of file descriptors: the keyserver pauses accepting, then serves again") {
     KeyserverFixture ks(kConfig, {}, "127.0.0.1:0", {"/usr/bin/prlimit", "--nofile=64:64", "--"});
     CHECK_THAT(ks.stderr_text(),
-               Catch::Contains("the open-file limit 64 is below what max_connections + "
+               match::contains("the open-file limit 64 is below what max_connections + "
                                "max_handshaking 5120 need"));
     // 300 idle TCP connections (no TLS): past ~50 the keyserver has no descriptor left.
     std::vector<int> held;
@@ -735,7 +734,7 @@ TEST_CASE("out of file descriptors: the keyserver pauses accepting, then serves 
     double busy = static_cast<double>(cpu_ticks(ks.process().pid()) - ticks_before) / wall_ticks;
     INFO("keyserver CPU while out of descriptors: " << busy << " of one core");
     CHECK(busy < 0.2); // it waits; a retry loop would use a whole core
-    CHECK_THAT(ks.stderr_text(), Catch::Contains("keyserver: out of file descriptors"));
+    CHECK_THAT(ks.stderr_text(), match::contains("keyserver: out of file descriptors"));
 
     for (int fd : held)
         ::close(fd);
@@ -812,8 +811,8 @@ TEST_CASE("handshake budget: a source gets its share, the oldest handshakes make
     for (int round = 0; round < 3; ++round)
         CHECK(edge_signs(ks)); // each edge evicts the oldest handshake and gets through
     std::string log = ks.stderr_text();
-    CHECK_THAT(log, Catch::Contains("max_handshaking_per_source (10) reached"));
-    CHECK_THAT(log, Catch::Contains("max_handshaking (100) reached"));
+    CHECK_THAT(log, match::contains("max_handshaking_per_source (10) reached"));
+    CHECK_THAT(log, match::contains("max_handshaking (100) reached"));
 }
 
 TEST_CASE("thousands of idle unauthenticated connections do not lock edges out") {
@@ -832,7 +831,7 @@ TEST_CASE("thousands of idle unauthenticated connections do not lock edges out")
     CHECK(flood.fds.size() >= 4200);
     // The log says so in a few summary lines, not one line per connection.
     std::string log = ks.stderr_text();
-    CHECK_THAT(log, Catch::Contains("max_handshaking (1024) reached"));
+    CHECK_THAT(log, match::contains("max_handshaking (1024) reached"));
     CHECK(std::count(log.begin(), log.end(), '\n') < 20);
 }
 
@@ -896,8 +895,8 @@ TEST_CASE("memory budget: past the server-wide budget requests are answered Over
     TestClient edge(o);
     auto reply = edge.call(Operation::make(Opcode::Ping, {1}));
     CHECK(error_of(reply) == ErrorCode::Overloaded);
-    CHECK_THAT(ks.access_log(), Catch::Contains("max_buffered_bytes (65536) is full"));
-    CHECK_THAT(ks.stderr_text(), Catch::Contains("keyserver: overloaded"));
+    CHECK_THAT(ks.access_log(), match::contains("max_buffered_bytes (65536) is full"));
+    CHECK_THAT(ks.stderr_text(), match::contains("keyserver: overloaded"));
 }
 
 namespace {
@@ -987,7 +986,7 @@ TEST_CASE("trust reload: a CRL and a new client CA apply to new and existing con
     write_file(dir / "broken.crl", "not a CRL");
     ks.rewrite_config(trust_config(pki("other-ca.crt"), dir / "broken.crl"));
     ks.reload_and_wait("reload failed, keeping the previous keys and trust", 1);
-    CHECK_THAT(ks.stderr_text(), Catch::Contains("broken.crl: no PEM X509 CRL could be read"));
+    CHECK_THAT(ks.stderr_text(), match::contains("broken.crl: no PEM X509 CRL could be read"));
     CHECK(connects(ks, "rogue"));
     CHECK_FALSE(connects(ks, "edge-1"));
 }

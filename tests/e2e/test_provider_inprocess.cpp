@@ -4,7 +4,7 @@
 #include "ossl.hpp"
 #include "provider_env.hpp"
 
-#include <catch2/catch.hpp>
+#include "catch.hpp"
 #include <openssl/pem.h>
 
 #include <sys/wait.h>

@@ -2,7 +2,7 @@
 #include "frames.hpp"
 #include "keyserver_fixture.hpp"
 
-#include <catch2/catch.hpp>
+#include "catch.hpp"
 #include <openssl/rand.h>
 #include <signal.h>
 
@@ -64,7 +64,7 @@ TEST_CASE("rate limits: a client over its rate is shed; another client on the sa
           static_cast<size_t>(limited.overloaded));
     // A shed request for a name the client cannot use does not echo the name (log, metrics).
     REQUIRE(error_of(edge1.call(sign("someone-elses-key", 0x0403))) == ErrorCode::Overloaded);
-    CHECK_THAT(ks.access_log(), Catch::Contains("(for a key this client cannot use)"));
+    CHECK_THAT(ks.access_log(), match::contains("(for a key this client cannot use)"));
     CHECK(ks.access_log().find("someone-elses-key") == std::string::npos);
 }
 
@@ -77,7 +77,7 @@ TEST_CASE("rate limits: a key over its rate does not slow another key") {
     CHECK(hot.ok >= 3);
     CHECK(hot.ok <= 5);
     CHECK(cool.ok == 30);
-    CHECK_THAT(ks.access_log(), Catch::Contains("key p256 over 2 ops/s"));
+    CHECK_THAT(ks.access_log(), match::contains("key p256 over 2 ops/s"));
 }
 
 TEST_CASE("rate limits: max_in_flight per client holds under a pipelined burst") {
@@ -88,7 +88,7 @@ TEST_CASE("rate limits: max_in_flight per client holds under a pipelined burst")
     Tally t = burst(edge1, 10, Operation::make(Opcode::Ping, {1}));
     CHECK(t.ok == 3);
     CHECK(t.overloaded == 7);
-    CHECK_THAT(ks.access_log(), Catch::Contains("client edge-1 over 3 in flight"));
+    CHECK_THAT(ks.access_log(), match::contains("client edge-1 over 3 in flight"));
     // Once they are answered, the client has its slots back.
     CHECK(burst(edge1, 3, Operation::make(Opcode::Ping, {2})).ok == 3);
 }
@@ -104,7 +104,7 @@ TEST_CASE("rate limits: a reload that raises a limit applies without a restart")
     ks.process().kill(SIGHUP);
     for (int i = 0; i < 500 && ks.stderr_text().find("reloaded") == std::string::npos; ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    REQUIRE_THAT(ks.stderr_text(), Catch::Contains("reloaded"));
+    REQUIRE_THAT(ks.stderr_text(), match::contains("reloaded"));
     CHECK(burst(edge1, 50, sign("p256", 0x0403)).ok == 50); // the same connection, no restart
 }
 
@@ -116,10 +116,10 @@ TEST_CASE("rate limits: the config names what is wrong") {
                           pki("keys") + " --cert " + pki("keyserver.crt") + " --key " +
                           pki("keyserver.key") + " --client-ca " + pki("ca.crt") + " --check",
                       &out) == 1);
-    CHECK_THAT(out, Catch::Contains("'clients.cn:edge-1.limits.ops_per_second' must be a whole "
+    CHECK_THAT(out, match::contains("'clients.cn:edge-1.limits.ops_per_second' must be a whole "
                                     "number"));
     write_file(dir / "c.json", R"({"clients": {"edge-1": {}}})");
     CHECK(run_command(keyserver_binary() + " --config " + (dir / "c.json") + " --check", &out) ==
           1);
-    CHECK_THAT(out, Catch::Contains("client selector 'edge-1' must be"));
+    CHECK_THAT(out, match::contains("client selector 'edge-1' must be"));
 }

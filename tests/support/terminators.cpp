@@ -136,8 +136,8 @@ class Nginx : public Terminator {
                        dir +
                        "/tmp/scgi;\n"
                        "    ssl_session_cache off;\n    ssl_session_tickets off;\n" +
-                       server(rsa_port_, k.rsa_cert, k.rsa_stub) +
-                       server(ec_port_, k.ec_cert, k.ec_stub) + extra_http + "}\n");
+                       server(rsa_port_, k.rsa_cert, k.rsa_key) +
+                       server(ec_port_, k.ec_cert, k.ec_key) + extra_http + "}\n");
         conf_ = conf;
         master_ = std::make_unique<Process>(
             std::vector<std::string>{"/usr/sbin/nginx", "-c", dir + "/nginx.conf", "-p", dir, "-e",
@@ -186,9 +186,9 @@ class Haproxy : public Terminator {
         rsa_port_ = free_port();
         ec_port_ = free_port();
         // RSA: certificate then stub in one bundle; EC: certificate, stub beside it as ".key".
-        run_command("mkdir -p " + dir + "/ec && cat " + k.rsa_cert + " " + k.rsa_stub + " > " +
+        run_command("mkdir -p " + dir + "/ec && cat " + k.rsa_cert + " " + k.rsa_key + " > " +
                     dir + "/rsa-bundle.pem && cp " + k.ec_cert + " " + dir + "/ec/ec.pem && cp " +
-                    k.ec_stub + " " + dir + "/ec/ec.pem.key");
+                    k.ec_key + " " + dir + "/ec/ec.pem.key");
         auto frontend = [&](const char* name, uint16_t port, const std::string& crt) {
             return std::string("frontend ") + name +
                    "\n    bind 127.0.0.1:" + std::to_string(port) + " ssl crt " + crt +
@@ -255,8 +255,8 @@ class Stunnel : public Terminator {
         write_file(dir + "/stunnel.conf", "foreground = no\npid = " + dir +
                                               "/stunnel.pid\noutput = " + dir +
                                               "/stunnel.log\ndebug = info\n" +
-                                              service("rsa", rsa_port_, k.rsa_cert, k.rsa_stub) +
-                                              service("ec", ec_port_, k.ec_cert, k.ec_stub));
+                                              service("rsa", rsa_port_, k.rsa_cert, k.rsa_key) +
+                                              service("ec", ec_port_, k.ec_cert, k.ec_key));
         // stunnel forks into the background: the launcher exits, the daemon's pid is in the file.
         Process launcher({"/usr/bin/stunnel4", dir + "/stunnel.conf"}, {{"OPENSSL_CONF", conf}},
                          dir + "/launcher.log", dir + "/launcher.log");

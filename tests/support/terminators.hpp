@@ -1,5 +1,6 @@
 // Real, unmodified Debian TLS terminators started on 127.0.0.1 with generated configs under a
-// temporary directory, keyless.so loaded through OPENSSL_CONF and keys given as stub PEM files.
+// temporary directory, keyless.so loaded through OPENSSL_CONF and keys given as stub PEM files
+// (or, where the terminator loads keys through OSSL_STORE, as URIs).
 // Each serves an RSA port and an EC port; every process they start is stopped with them.
 #pragma once
 
@@ -10,8 +11,10 @@
 
 namespace keyless::test {
 
+// Certificates are files; a key is a stub file, or what the terminator's key setting takes
+// instead: "store:keyless:..." for nginx >= 1.29, "keyless:..." for stunnel >= 5.75.
 struct EdgeKeys {
-    std::string rsa_cert, rsa_stub, ec_cert, ec_stub;
+    std::string rsa_cert, rsa_key, ec_cert, ec_key;
 };
 
 // A plain-TCP HTTP server answering "keyless backend ok" (what stunnel forwards to).
@@ -42,15 +45,15 @@ class Terminator {
     uint16_t rsa_port_ = 0, ec_port_ = 0;
 };
 
-// nginx 1.22: master (loads keys as root) + worker_processes 2 (forked, unprivileged).
+// nginx (1.22 on Debian 12): master (loads keys as root) + worker_processes 2 (forked, unprivileged).
 // `extra_http` is appended inside the http block (more server blocks).
 std::unique_ptr<Terminator> start_nginx(const std::string& dir, const std::string& openssl_conf,
                                         const EdgeKeys& keys, const std::string& extra_http = "");
-// haproxy 2.6 master-worker (-W), nbthread N, optional ssl-mode-async. The RSA key is a stub
+// haproxy (2.6 on Debian 12) master-worker (-W), nbthread N, optional ssl-mode-async. The RSA key is a stub
 // after the certificate in the crt bundle; the EC key a separate "<crt>.key" file.
 std::unique_ptr<Terminator> start_haproxy(const std::string& dir, const std::string& openssl_conf,
                                           const EdgeKeys& keys, int threads, bool async);
-// stunnel 5.68 daemonized (forks), thread per connection, forwarding to `backend_port`.
+// stunnel (5.68 on Debian 12) daemonized (forks), thread per connection, forwarding to `backend_port`.
 std::unique_ptr<Terminator> start_stunnel(const std::string& dir, const std::string& openssl_conf,
                                           const EdgeKeys& keys, uint16_t backend_port);
 

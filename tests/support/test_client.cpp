@@ -47,7 +47,13 @@ TestClient::TestClient(const ClientOptions& o) : state_(std::make_unique<State>(
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
     state_->ssl.reset(SSL_new(ctx));
     SSL_set_fd(state_->ssl.get(), state_->fd);
-    SSL_set1_host(state_->ssl.get(), o.host.c_str());
+    // The keyserver's name or address must be in its certificate (SSL_set1_host is deprecated
+    // from OpenSSL 4.0 on; the verify parameters work on every version).
+    X509_VERIFY_PARAM* vp = SSL_get0_param(state_->ssl.get());
+    if (X509_VERIFY_PARAM_set1_ip_asc(vp, o.host.c_str()) != 1 &&
+        X509_VERIFY_PARAM_set1_host(vp, o.host.c_str(), 0) != 1)
+        throw std::runtime_error("cannot set the name to verify: " + ossl::last_error());
+    ERR_clear_error();
     if (SSL_connect(state_->ssl.get()) != 1)
         throw std::runtime_error("TLS handshake failed: " + ossl::last_error("connection closed"));
 }

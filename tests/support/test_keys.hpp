@@ -35,16 +35,23 @@ inline Bytes encoded_public_key(EVP_PKEY* key) {
 }
 
 // A self-signed certificate for `key` with subject CN=`cn`, valid for a day.
+// Subject and issuer CN=cn (a name built apart: from OpenSSL 4.0 on, a certificate's own name
+// is const).
+inline void name_self_issued(X509* cert, const std::string& cn) {
+    ossl::X509NamePtr name(X509_NAME_new());
+    X509_NAME_add_entry_by_txt(name.get(), "CN", MBSTRING_ASC,
+                               reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
+    X509_set_subject_name(cert, name.get());
+    X509_set_issuer_name(cert, name.get());
+}
+
 inline ossl::X509Ptr self_signed(EVP_PKEY* key, const std::string& cn) {
     ossl::X509Ptr cert(X509_new());
     X509_set_version(cert.get(), X509_VERSION_3);
     ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), 1);
     X509_gmtime_adj(X509_getm_notBefore(cert.get()), 0);
     X509_gmtime_adj(X509_getm_notAfter(cert.get()), 86400);
-    X509_NAME* name = X509_get_subject_name(cert.get());
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                               reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
-    X509_set_issuer_name(cert.get(), name);
+    name_self_issued(cert.get(), cn);
     X509_set_pubkey(cert.get(), key);
     bool no_digest = EVP_PKEY_is_a(key, "ED25519") || EVP_PKEY_is_a(key, "ED448");
     X509_sign(cert.get(), key, no_digest ? nullptr : EVP_sha256());

@@ -31,6 +31,19 @@ bool handshake_ok(const std::string& out) {
            out.find("Cipher is ") != std::string::npos && out.find(":error:") == std::string::npos;
 }
 
+bool s_client_shows(const std::string& out, const std::string& expect, const std::string& op) {
+    const std::string label = "Peer signature type: ", sign_tls = "sign-tls:";
+    if (expect.rfind(label, 0) != 0 || op.rfind(sign_tls, 0) != 0)
+        return out.find(expect) != std::string::npos;
+    size_t at = out.find(label);
+    if (at == std::string::npos) return false;
+    at += label.size();
+    std::string shown = out.substr(at, out.find('\n', at) - at);
+    std::string legacy = expect.substr(label.size());
+    if (!legacy.empty() && legacy.back() == '\n') legacy.pop_back();
+    return shown == legacy || shown == op.substr(sign_tls.size());
+}
+
 bool handshake_eventually(uint16_t port, const std::string& args, const std::string& conf,
                           std::chrono::seconds within) {
     auto end = std::chrono::steady_clock::now() + within;
@@ -71,8 +84,8 @@ std::string https_get(uint16_t port, int max_version, const char* cipher_list) {
         ossl::Ssl ssl(SSL_new(ctx.get()));
         SSL_set_fd(ssl.get(), fd);
         SSL_set_tlsext_host_name(ssl.get(), "localhost");
-        SSL_set1_host(ssl.get(), "localhost");
-        if (SSL_connect(ssl.get()) == 1) {
+        if (X509_VERIFY_PARAM_set1_host(SSL_get0_param(ssl.get()), "localhost", 0) == 1 &&
+            SSL_connect(ssl.get()) == 1) {
             std::string req = "GET / HTTP/1.0\r\nHost: localhost\r\n\r\n";
             SSL_write(ssl.get(), req.data(), static_cast<int>(req.size()));
             char buf[4096];

@@ -16,6 +16,12 @@ std::string s_client(uint16_t port, const std::string& args, const std::string& 
 // s_client prints the verify result even when the handshake fails after the certificate (TLS
 // 1.3 sends it before CertificateVerify): success is that, a cipher, and no error at all.
 bool handshake_ok(const std::string& s_client_output);
+// Whether s_client's output shows `expect` for a handshake whose keyserver operation was `op`.
+// For "Peer signature type: X": OpenSSL 3.x prints the key type (RSA-PSS, ECDSA, RSA, ed25519),
+// 4.0 the SignatureScheme's name (rsa_pss_rsae_sha256, the SCHEME of a "sign-tls:SCHEME" op);
+// either is accepted, nothing else. Other lines must appear as given.
+bool s_client_shows(const std::string& s_client_output, const std::string& expect,
+                    const std::string& op);
 // Repeats s_client until a handshake succeeds (a keyserver that just came back is probed by the
 // provider before requests go to it again) or `within` passes; false then.
 bool handshake_eventually(uint16_t port, const std::string& args, const std::string& conf = "",

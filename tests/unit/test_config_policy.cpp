@@ -5,7 +5,7 @@
 
 #include <openssl/rsa.h>
 
-#include <catch2/catch.hpp>
+#include "catch.hpp"
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -69,22 +69,22 @@ TEST_CASE("config: a full file is read") {
 }
 
 TEST_CASE("config: every error names the offending key") {
-    CHECK_THAT(config_error("{"), Catch::Contains("invalid JSON"));
+    CHECK_THAT(config_error("{"), match::contains("invalid JSON"));
     CHECK(config_error(R"({"listne": "x"})") == "'listne' is not a known setting");
     CHECK(config_error(R"({"threads": -1})") == "'threads' must be a whole number from 0 to 256");
     CHECK(config_error(R"({"tls": {"cert": 5}})") == "'tls.cert' must be a string");
     CHECK(config_error(R"({"limits": {"max_frame_bytes": 10}})") ==
           "'limits.max_frame_bytes' must be a whole number from 1032 to 65543");
     CHECK_THAT(config_error(R"({"keys": {"rsa": {"allow": ["sign-tls", "sign-everything"]}}})"),
-               Catch::StartsWith("'keys.rsa.allow[1]' unknown operation 'sign-everything'"));
+               match::starts_with("'keys.rsa.allow[1]' unknown operation 'sign-everything'"));
     CHECK_THAT(config_error(R"({"keys": {"rsa": {"clients": ["nobody"]}}})"),
-               Catch::StartsWith("'keys.rsa.clients[0]' client selector 'nobody'"));
+               match::starts_with("'keys.rsa.clients[0]' client selector 'nobody'"));
     CHECK_THAT(config_error(R"({"keys": {"rsa": {"clients": []}}})"),
-               Catch::StartsWith("'keys.rsa.clients' must be a non-empty list"));
+               match::starts_with("'keys.rsa.clients' must be a non-empty list"));
     CHECK(config_error(R"({"keys": {"rsa": {"alow": []}}})") ==
           "'keys.rsa.alow' is not a known setting");
     CHECK_THAT(config_error(R"({"default_policy": {"clients": ["spki-sha256:abc"]}})"),
-               Catch::Contains("needs 64 hex digits"));
+               match::contains("needs 64 hex digits"));
 }
 
 TEST_CASE("policy: selectors match CN, SAN and SPKI fingerprint") {
@@ -124,9 +124,9 @@ TEST_CASE("key store: loads the test keys, indexes by name and SKI, refuses loos
     } catch (const KeyStoreError& e) {
         REQUIRE(e.problems().size() == 2);
         CHECK_THAT(e.problems()[0],
-                   Catch::StartsWith("key 'junk'") && Catch::Contains("not a PEM private key"));
+                   match::starts_with("key 'junk'") && match::contains("not a PEM private key"));
         CHECK_THAT(e.problems()[1],
-                   Catch::StartsWith("key 'loose'") && Catch::Contains("group or others"));
+                   match::starts_with("key 'loose'") && match::contains("group or others"));
     }
     // With the operator's explicit consent the loose key loads.
     ::unlink((dir / "junk.pem").c_str());
@@ -144,7 +144,7 @@ TEST_CASE("key store: refuses key files of another user and directories others c
         KeyStore::load_directory(dir.path(), false);
         FAIL("loaded keys from a world-writable directory");
     } catch (const KeyStoreError& e) {
-        CHECK_THAT(e.what(), Catch::Contains("writable by group or others"));
+        CHECK_THAT(e.what(), match::contains("writable by group or others"));
     }
     ::chmod(dir.path().c_str(), 0700);
 
@@ -154,7 +154,7 @@ TEST_CASE("key store: refuses key files of another user and directories others c
             KeyStore::load_directory(dir.path(), false);
             FAIL("loaded a key file owned by another user");
         } catch (const KeyStoreError& e) {
-            CHECK_THAT(e.what(), Catch::Contains("owned by uid 12345"));
+            CHECK_THAT(e.what(), match::contains("owned by uid 12345"));
         }
         CHECK(KeyStore::load_directory(dir.path(), true).by_name("www"));
     }
@@ -191,7 +191,7 @@ TEST_CASE("dispatcher: policy decisions and error codes") {
     auto missing = d.handle(edge1, req(Opcode::GetPublicKey, "missing", {}));
     CHECK(restricted.error == ErrorCode::KeyNotFound);
     CHECK(protocol::encode(7, restricted.response) == protocol::encode(7, missing.response));
-    CHECK_THAT(restricted.reason, Catch::Contains("client 'edge-1' may not use this key"));
+    CHECK_THAT(restricted.reason, match::contains("client 'edge-1' may not use this key"));
     Operation restricted_by_ski = Operation::make(Opcode::GetPublicKey);
     restricted_by_ski.ski = state->keys.by_name("ec-restricted")->ski;
     CHECK(d.handle(edge1, restricted_by_ski).error == ErrorCode::KeyNotFound);
@@ -203,7 +203,7 @@ TEST_CASE("dispatcher: policy decisions and error codes") {
     mismatch.ski = state->keys.by_name("p256")->ski;
     auto stale = d.handle(edge1, mismatch);
     CHECK(stale.error == ErrorCode::KeyMismatch);
-    CHECK_THAT(stale.reason, Catch::Contains("stale stub"));
+    CHECK_THAT(stale.reason, match::contains("stale stub"));
     mismatch.ski = state->keys.by_name("rsa2048")->ski;
     CHECK(d.handle(edge1, mismatch).error == ErrorCode::None);
     Operation unknown;
@@ -253,11 +253,11 @@ TEST_CASE("dispatcher: sign-TLS takes strict shapes, each with its own permissio
     CHECK(ok.size == server_cv.size());
     auto pkcs1 = sign_tls("rsa-default", server_cv, 0x0401);
     CHECK(pkcs1.error == ErrorCode::PolicyDenied);
-    CHECK_THAT(pkcs1.reason, Catch::Contains("not a TLS 1.3 scheme"));
+    CHECK_THAT(pkcs1.reason, match::contains("not a TLS 1.3 scheme"));
     // The client CertificateVerify needs its own permission.
     auto client = sign_tls("rsa-default", client_cv, 0x0804);
     CHECK(client.error == ErrorCode::PolicyDenied);
-    CHECK_THAT(client.reason, Catch::Contains("sign-tls-client"));
+    CHECK_THAT(client.reason, match::contains("sign-tls-client"));
     CHECK(sign_tls("rsa2048", client_cv, 0x0804).error == ErrorCode::None);
     // Free-form bytes: refused under sign-tls, signed under sign-digest.
     Bytes free_form(100, 0x30);

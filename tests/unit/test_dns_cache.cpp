@@ -2,7 +2,7 @@
 // endpoints, answers are kept for a TTL and looked up again after it or after a failure.
 #include "client/dns_cache.hpp"
 
-#include <catch2/catch.hpp>
+#include "catch.hpp"
 
 using keyless::Endpoint;
 using keyless::client::DnsCache;

@@ -2,7 +2,7 @@
 // exponential backoff with jitter, background probes, fail-fast reasons.
 #include "client/endpoint_set.hpp"
 
-#include <catch2/catch.hpp>
+#include "catch.hpp"
 
 #include <map>
 
@@ -107,9 +107,9 @@ TEST_CASE("endpoint set: when every endpoint is down, the reason names each one"
     set.failed("10.0.0.3:2407", "no reply within 5000 ms", now);
     CHECK_FALSE(set.pick(kFleet, {}));
     std::string why = set.why_all_down(kFleet, now + 100ms);
-    CHECK_THAT(why, Catch::Contains("keyserver 10.0.0.1:2407: cannot connect: Connection refused "
+    CHECK_THAT(why, match::contains("keyserver 10.0.0.1:2407: cannot connect: Connection refused "
                                     "(down; next probe in 0.1 s)"));
-    CHECK_THAT(why, Catch::Contains("keyserver 10.0.0.2:2407: mTLS handshake with keyserver "
+    CHECK_THAT(why, match::contains("keyserver 10.0.0.2:2407: mTLS handshake with keyserver "
                                     "failed: bad certificate"));
-    CHECK_THAT(why, Catch::Contains("keyserver 10.0.0.3:2407: no reply within 5000 ms"));
+    CHECK_THAT(why, match::contains("keyserver 10.0.0.3:2407: no reply within 5000 ms"));
 }

@@ -2,7 +2,7 @@
 // connection to it breaks, and only from answers.
 #include "client/extension_support.hpp"
 
-#include <catch2/catch.hpp>
+#include "catch.hpp"
 
 using namespace keyless;
 using namespace keyless::client;

@@ -1,7 +1,7 @@
 // The unauthenticated handshake budget: per-source shares and eviction of the oldest.
 #include "handshake_budget.hpp"
 
-#include <catch2/catch.hpp>
+#include "catch.hpp"
 
 using keyless::keyserver::HandshakeBudget;
 

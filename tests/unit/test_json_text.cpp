@@ -3,7 +3,7 @@
 // identities) stays one valid JSON string.
 #include "json_text.hpp"
 
-#include <catch2/catch.hpp>
+#include "catch.hpp"
 #include <nlohmann/json.hpp>
 
 #include <random>

@@ -1,7 +1,7 @@
 #include "frames.hpp"
 #include "protocol.hpp"
 
-#include <catch2/catch.hpp>
+#include "catch.hpp"
 
 using namespace keyless;
 using namespace keyless::protocol;

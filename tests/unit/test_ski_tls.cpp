@@ -4,7 +4,7 @@
 #include "test_keys.hpp"
 #include "tls_scheme.hpp"
 
-#include <catch2/catch.hpp>
+#include "catch.hpp"
 #include <openssl/core_names.h>
 
 using namespace keyless;

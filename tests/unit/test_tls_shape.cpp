@@ -3,7 +3,7 @@
 #include "test_keys.hpp"
 #include "tls_shape.hpp"
 
-#include <catch2/catch.hpp>
+#include "catch.hpp"
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# The platform matrix: builds and tests this tree inside minimal Debian roots (scripts/roots.sh;
+# cached under /var/cache/keyless-platforms, remade weekly), and prints per platform the
+# versions it tested. Needs root. scripts/test.sh runs it as root; PLATFORMS selects.
+#
+# Usage: scripts/platforms.sh [PLATFORM...]      (default: all, in this order)
+#   debian13   Debian 13 trixie (OpenSSL 3.5, nginx 1.26, haproxy 3.0, stunnel 5.74): the whole
+#              suite, as scripts/test.sh runs it (packages: see debian13-packages)
+#   sid        Debian sid (OpenSSL 3.6, nginx 1.30, haproxy 3.2, stunnel 5.82): build, the
+#              provider and interop suites (nginx store: URIs, stunnel key = URIs)
+#   openssl4   sid with OpenSSL 4.0 from experimental: build (-Werror) and the provider suite
+#   debian12-packages, debian13-packages
+#              the .debs built for that release (in its root, or on this machine when it is
+#              that release), installed on a fresh minimal root of it, docs/deploy.md followed
+#              there to a handshake through nginx
+# Environment: JOBS (default: cores), FUZZ_SECONDS for debian13 (default 20).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[[ $(id -u) -eq 0 ]] || { echo "platforms.sh: needs root (chroot, mount)" >&2; exit 1; }
+source scripts/roots.sh
+scripts/install-deps.sh --platforms >/dev/null
+
+all=(debian13 sid openssl4 debian12-packages debian13-packages)
+wanted=("$@")
+((${#wanted[@]})) || wanted=("${all[@]}")
+jobs=${JOBS:-$(nproc)}
+trap roots_overlay_done EXIT
+trap 'exit 130' INT TERM
+
+# Packages of each platform's root: the project's own list, plus what the platform adds.
+setup_full='scripts/install-deps.sh --interop'
+setup_openssl4='scripts/install-deps.sh --interop
+echo "deb '"$roots_mirror"' experimental main" > /etc/apt/sources.list.d/experimental.list
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends -t experimental libssl-dev openssl'
+
+# What each platform tested, printed at the end.
+summary=()
+versions() { # in the root: the versions a reader needs to judge the run
+    roots_chroot "$roots_root" bash -c '
+        v() { dpkg-query -W -f="\${Version}" "$1" 2>/dev/null || echo none; }
+        printf "%s; OpenSSL %s (libssl-dev %s); nginx %s; haproxy %s; stunnel %s; g++ %s" \
+            "$(. /etc/os-release; echo "$PRETTY_NAME")" "$(openssl version | cut -d" " -f2)" \
+            "$(v libssl-dev)" "$(v nginx)" "$(v haproxy)" "$(v stunnel4)" "$(g++ -dumpversion)"'
+}
+
+# in_root NAME SUITE SETUP COMMAND: runs COMMAND (bash) in /src of an overlay on that root.
+in_root() {
+    local name=$1 suite=$2 setup=$3 command=$4 started=$SECONDS
+    roots_packaged "$name" "$suite" "$setup"
+    roots_overlay "$roots_cache/$name.root"
+    echo "== platform $name: $(versions)"
+    roots_env=(JOBS="$jobs" PLATFORMS=host FUZZ_SECONDS="${FUZZ_SECONDS:-20}")
+    if ! roots_chroot "$roots_root" bash -euo pipefail -c "cd /src; $command"; then
+        echo "== platform $name: FAILED" >&2
+        roots_overlay_done
+        return 1
+    fi
+    summary+=("$name ($((SECONDS - started)) s): $(versions)")
+    roots_overlay_done
+}
+
+# Build and the chosen ctest suites (the PKI fixture is always among them).
+build_and_test() { # CTEST_REGEX
+    echo "cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=ON >/dev/null
+          cmake --build build -j $jobs
+          ctest --test-dir build --output-on-failure -j $jobs -R '$1'"
+}
+
+# packages_for RELEASE VERSION_ID: builds the .debs of RELEASE (on this machine when it is that
+# release, else in its root), then installs them on a fresh minimal root of it and follows
+# docs/deploy.md there (scripts/test-deploy-guide.sh --debs).
+packages_for() {
+    local release=$1 id=$2 name=$3 out=build-pkg/$1 started=$SECONDS
+    rm -rf "$out"; mkdir -p "$out"
+    if [[ $(. /etc/os-release; echo "${VERSION_CODENAME:-}") == "$release" ]]; then
+        scripts/package.sh >/dev/null
+        cp build-pkg/keyless-*.deb "$out/"
+    else
+        roots_packaged "$release-full" "$release" "$setup_full"
+        roots_overlay "$roots_cache/$release-full.root"
+        roots_chroot "$roots_root" bash -euo pipefail -c "cd /src; scripts/package.sh >/dev/null"
+        cp "$roots_root"/src/build-pkg/keyless-*.deb "$out/"
+        roots_overlay_done
+    fi
+    ls "$out"/*~deb"${id}"u*.deb >/dev/null || { echo "platforms: $release packages are not versioned ~deb${id}" >&2; return 1; }
+    roots_base "$release"
+    roots_overlay "$roots_cache/$release.base"
+    echo "== platform $name: $(ls "$out" | tr '\n' ' ')on a fresh $release root"
+    mkdir -p "$roots_root/debs"; cp "$out"/*.deb "$roots_root/debs/"
+    # The test's own tools (the guide itself installs nginx and the packages).
+    if ! roots_chroot "$roots_root" bash -euo pipefail -c "apt-get update -qq
+            apt-get install -y -qq --no-install-recommends curl systemd ca-certificates >/dev/null
+            cd /src && scripts/test-deploy-guide.sh --debs /debs"; then
+        echo "== platform $name: FAILED" >&2
+        roots_overlay_done
+        return 1
+    fi
+    summary+=("$name ($((SECONDS - started)) s): $(ls "$out" | tr '\n' ' ')on $(versions)")
+    roots_overlay_done
+}
+
+for platform in "${wanted[@]}"; do
+    case $platform in
+    debian13) in_root trixie-full trixie "$setup_full" "PACKAGES=0 scripts/test.sh" ;; # packages: debian13-packages
+    sid) in_root sid-full sid "$setup_full" "$(build_and_test '^(pki|provider_e2e|interop_e2e|example_.*)$')" ;;
+    openssl4) in_root sid-openssl4 sid "$setup_openssl4" "$(build_and_test '^(pki|provider_e2e)$')" ;;
+    debian12-packages) packages_for bookworm 12 "$platform" ;;
+    debian13-packages) packages_for trixie 13 "$platform" ;;
+    *) echo "platforms.sh: unknown platform '$platform' (known: ${all[*]})" >&2; exit 2 ;;
+    esac
+done
+echo "== platforms tested"
+printf '  %s\n' "${summary[@]}"
