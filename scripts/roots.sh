@@ -11,6 +11,9 @@ roots_cache=${KEYLESS_ROOTS_CACHE:-/var/cache/keyless-platforms}
 roots_mirror=${KEYLESS_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 roots_max_age_days=7
 
+# The packages of a root that builds and tests everything (platforms.sh, package.sh --release).
+roots_setup_full='scripts/install-deps.sh --interop'
+
 roots_log() { printf '%s\n' "platforms: $*" >&2; }
 
 # roots_fresh PATH: true when PATH/.keyless-stamp exists, is younger than a week and (with a

@@ -14,6 +14,7 @@ std::string write_openssl_conf(const std::string& path, const std::string& ident
                                const std::string& ca = "ca.crt", const std::string& extra = "");
 
 uint16_t free_port();
+bool accepts(uint16_t port); // something accepts TCP connections on 127.0.0.1:port
 // Polls until something accepts on 127.0.0.1:port, or throws after `timeout`.
 void wait_for_port(uint16_t port, std::chrono::milliseconds timeout);
 

@@ -144,8 +144,11 @@ class Nginx : public Terminator {
                                      dir + "/error.log"},
             std::map<std::string, std::string>{{"OPENSSL_CONF", conf}}, dir + "/stdout.log",
             dir + "/stdout.log");
-        wait_for_port(rsa_port_, std::chrono::seconds(20));
-        wait_for_port(ec_port_, std::chrono::seconds(20));
+        // Serving, or gone: nginx exits at start when it cannot load a key (a store: URI
+        // whose keyserver is down), and the test wants its reason, not a timeout.
+        eventually([&] { return !master_->running() || (accepts(rsa_port_) && accepts(ec_port_)); },
+                   "nginx listening");
+        if (!master_->running()) throw std::runtime_error("nginx did not start:\n" + log());
         eventually([&] { return children_of(master_->pid()) == 2; }, "nginx workers");
     }
     std::string name() const override { return "nginx"; }
