@@ -32,7 +32,10 @@ pin=$(head -1 "$pin_file")
 p11() { pkcs11-tool --module "$module" --token-label "$token" --login --pin "$pin" "$@"; }
 
 # A fresh CKA_ID: the next free one-byte value after those the token uses.
-used=$(p11 --list-objects 2>/dev/null | sed -n 's/^ *ID: *//p' | sort -u)
+# Object IDs in use, as hex: opensc 0.23-0.26 (Debian 12, 13) print "ID: 01", 0.27 (sid)
+# "ID: 1 (0x01)".
+used=$(p11 --list-objects 2>/dev/null | sed -n 's/^ *ID: *//p' |
+    sed -E 's/^[0-9]+ \(0x([0-9a-fA-F]+)\)$/\1/' | tr 'A-F' 'a-f' | sort -u)
 for i in $(seq 1 255); do
     id=$(printf '%02x' "$i")
     grep -qx "$id" <<<"$used" || break

@@ -9,6 +9,9 @@
 #   sid        Debian sid (OpenSSL 3.6, nginx 1.30, haproxy 3.2, stunnel 5.82): build, the
 #              provider and interop suites (nginx store: URIs, stunnel key = URIs)
 #   openssl4   sid with OpenSSL 4.0 from experimental: build (-Werror) and the provider suite
+#   debian12-demo, debian13-demo
+#              the README's first command, scripts/demo.sh, on a fresh minimal root (it installs
+#              what it needs itself: this is what a new user's machine does)
 #   debian12-packages, debian13-packages
 #              the .debs built for that release (in its root, or on this machine when it is
 #              that release), installed on a fresh minimal root of it, docs/deploy.md followed
@@ -20,7 +23,7 @@ cd "$(dirname "$0")/.."
 source scripts/roots.sh
 scripts/install-deps.sh --platforms >/dev/null
 
-all=(debian13 sid openssl4 debian12-packages debian13-packages)
+all=(debian13 sid openssl4 debian12-demo debian13-demo debian12-packages debian13-packages)
 wanted=("$@")
 ((${#wanted[@]})) || wanted=("${all[@]}")
 jobs=${JOBS:-$(nproc)}
@@ -93,6 +96,24 @@ packages_for() {
     roots_overlay_done
 }
 
+# demo_on RELEASE NAME: scripts/demo.sh as written, on a fresh minimal root of RELEASE.
+demo_on() {
+    local release=$1 name=$2 started=$SECONDS
+    roots_base "$release"
+    roots_overlay "$roots_cache/$release.base"
+    echo "== platform $name: scripts/demo.sh on a fresh $release root"
+    roots_env=()
+    if ! roots_chroot "$roots_root" bash -euo pipefail -c "cd /src; scripts/demo.sh > /tmp/demo.log 2>&1 ||
+            { tail -40 /tmp/demo.log; exit 1; }
+            grep -q 'the edges never held a private key' /tmp/demo.log"; then
+        echo "== platform $name: FAILED" >&2
+        roots_overlay_done
+        return 1
+    fi
+    summary+=("$name ($((SECONDS - started)) s): the demo on $(versions)")
+    roots_overlay_done
+}
+
 for platform in "${wanted[@]}"; do
     case $platform in
     debian13) in_root trixie-full trixie "$setup_full" "PACKAGES=0 scripts/test.sh" ;; # packages: debian13-packages
@@ -101,6 +122,8 @@ for platform in "${wanted[@]}"; do
           ctest --test-dir build -N -R '^interop_(nginx_store|stunnel_uri)\$' | grep -q 'Total Tests: 2' ||
               { echo 'sid: the store:/URI interop tests were not registered' >&2; exit 1; }" ;;
     openssl4) in_root sid-openssl4 sid "$setup_openssl4" "$(build_and_test '^(pki|provider_e2e)$')" ;;
+    debian12-demo) demo_on bookworm "$platform" ;;
+    debian13-demo) demo_on trixie "$platform" ;;
     debian12-packages) packages_for bookworm 12 "$platform" ;;
     debian13-packages) packages_for trixie 13 "$platform" ;;
     *) echo "platforms.sh: unknown platform '$platform' (known: ${all[*]})" >&2; exit 2 ;;
