@@ -4,8 +4,9 @@
 # promtool, which checks the /metrics output; scdoc renders the man pages; dpkg-dev and file let
 # CPack compute the packages' dependencies; softhsm2 and opensc's pkcs11-tool make the HSM the
 # PKCS#11 tests use; clang and its runtime build the fuzzers and sanitizer runs.
-# Usage: scripts/install-deps.sh [--interop] [--bench] [--platforms]
-#   --interop adds nginx, haproxy, stunnel4; --bench adds those and gnuplot (scripts/bench.sh);
+# Usage: scripts/install-deps.sh [--build] [--interop] [--bench] [--platforms]
+#   --build: only what building the programs needs (first on the line); --interop adds nginx,
+#   haproxy, stunnel4; --bench adds those and gnuplot (scripts/bench.sh);
 #   --platforms adds debootstrap (scripts/platforms.sh makes Debian roots with it)
 set -euo pipefail
 codename=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
@@ -13,10 +14,13 @@ case $codename in
 bookworm) clang_rt=libclang-rt-14-dev ;;     # Debian 12: clang 14, no unversioned runtime package
 *) clang_rt=libclang-rt-dev ;;               # Debian 13 (clang 19), sid (clang 21) and later
 esac
-pkgs=(g++ cmake make ccache pkg-config openssl libssl-dev libboost-dev nlohmann-json3-dev catch2 curl procps
-      clang "$clang_rt" prometheus scdoc dpkg-dev file libp11-kit-dev softhsm2 opensc)
+# What building the programs needs (the demo: scripts/lib.sh), then what the tests add.
+build=(g++ cmake make ccache pkg-config openssl libssl-dev libboost-dev nlohmann-json3-dev
+       libp11-kit-dev scdoc curl procps)
+pkgs=("${build[@]}" catch2 clang "$clang_rt" prometheus dpkg-dev file softhsm2 opensc)
 for flag in "$@"; do
     case $flag in
+    --build) pkgs=("${build[@]}") ;;
     --interop) pkgs+=(nginx haproxy stunnel4) ;;
     --bench) pkgs+=(nginx haproxy stunnel4 gnuplot-nox) ;;
     --platforms) pkgs+=(debootstrap) ;;

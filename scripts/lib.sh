@@ -5,7 +5,7 @@
 # setup NAME: installs missing packages, builds the three binaries (the tests are not configured:
 # they need packages the demo does not), makes $work and the cleanup trap. Call it first.
 setup() {
-    scripts/install-deps.sh >/dev/null
+    scripts/install-deps.sh --build >/dev/null
     cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
     cmake --build build -j "$(nproc)" --target keyserver keyless keyless-tool >/dev/null
     work=$(mktemp -d "/tmp/keyless-$1.XXXXXX")

@@ -23,7 +23,7 @@ if [[ -n $release && $release != "$host" ]]; then
     trap roots_overlay_done EXIT
     scripts/install-deps.sh --platforms >/dev/null
     roots_packaged "$release-full" "$release" "$roots_setup_full"
-    roots_overlay "$roots_cache/$release-full.root"
+    roots_overlay "$roots_cache/$release-full.root" "$release"
     roots_chroot "$roots_root" bash -euo pipefail -c "cd /src; scripts/package.sh >/dev/null"
     rm -rf "build-pkg/$release"; mkdir -p "build-pkg/$release"
     cp "$roots_root"/src/build-pkg/keyless-*.deb "build-pkg/$release/"

@@ -51,7 +51,7 @@ versions() { # in the root: the versions a reader needs to judge the run
 in_root() {
     local name=$1 suite=$2 setup=$3 command=$4 started=$SECONDS
     roots_packaged "$name" "$suite" "$setup"
-    roots_overlay "$roots_cache/$name.root"
+    roots_overlay "$roots_cache/$name.root" "$suite"
     echo "== platform $name: $(versions)"
     roots_env=(JOBS="$jobs" PLATFORMS=host FUZZ_SECONDS="${FUZZ_SECONDS:-20}")
     if ! roots_chroot "$roots_root" bash -euo pipefail -c "cd /src; $command"; then
@@ -78,7 +78,7 @@ packages_for() {
     scripts/package.sh --release "$release" >/dev/null
     ls "$out"/*~deb"${id}"u*.deb >/dev/null || { echo "platforms: $release packages are not versioned ~deb${id}" >&2; return 1; }
     roots_base "$release"
-    roots_overlay "$roots_cache/$release.base"
+    roots_overlay "$roots_cache/$release.base" "$release"
     echo "== platform $name: $(ls "$out" | tr '\n' ' ')on a fresh $release root"
     mkdir -p "$roots_root/debs"; cp "$out"/*.deb "$roots_root/debs/"
     # As in any chroot: package scripts must not start services (nginx's would bind :80 here);
@@ -100,7 +100,7 @@ packages_for() {
 demo_on() {
     local release=$1 name=$2 started=$SECONDS
     roots_base "$release"
-    roots_overlay "$roots_cache/$release.base"
+    roots_overlay "$roots_cache/$release.base" "$release"
     echo "== platform $name: scripts/demo.sh on a fresh $release root"
     roots_env=()
     if ! roots_chroot "$roots_root" bash -euo pipefail -c "cd /src; scripts/demo.sh > /tmp/demo.log 2>&1 ||

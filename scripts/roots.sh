@@ -93,6 +93,7 @@ roots_packaged() {
         mkdir -p "$dir.tmp/src/scripts"
         cp scripts/install-deps.sh "$dir.tmp/src/scripts/"
         roots_mount "$dir.tmp"
+        roots_apt_cache "$dir.tmp" "$suite"
         if ! roots_chroot "$dir.tmp" bash -euo pipefail -c "cd /src; apt-get update -qq; $setup" \
             > "$roots_cache/$name.setup.log" 2>&1; then
             roots_umount
@@ -105,11 +106,19 @@ roots_packaged() {
     fi
 }
 
-# roots_overlay LOWER: makes a writable overlay on LOWER (the cached root stays as it was) with
-# proc, dev, tmp, the shared ccache and a copy of this source tree in /src; sets roots_run_dir
-# and roots_root (the overlay's path). roots_overlay_done unmounts and deletes it.
+# roots_apt_cache ROOT SUITE: SUITE's downloaded packages kept across roots and runs (a fresh
+# root installs without downloading again what another run already fetched).
+roots_apt_cache() {
+    mkdir -p "$roots_cache/apt/$2/partial"
+    mount --bind "$roots_cache/apt/$2" "$1/var/cache/apt/archives" && roots_mounted+=("$1/var/cache/apt/archives")
+}
+
+# roots_overlay LOWER SUITE: makes a writable overlay on LOWER (the cached root of SUITE stays as
+# it was) with proc, dev, tmp, the shared ccache and apt cache and a copy of this source tree in
+# /src; sets roots_run_dir and roots_root (the overlay's path). roots_overlay_done unmounts and
+# deletes it.
 roots_overlay() {
-    local lower=$1 merged
+    local lower=$1 suite=$2 merged
     mkdir -p "$roots_cache/run" "$roots_cache/ccache"
     roots_run_dir=$(mktemp -d "$roots_cache/run/$(basename "$lower").XXXXXX")
     mkdir -p "$roots_run_dir"/{upper,work,merged}
@@ -121,6 +130,7 @@ roots_overlay() {
     roots_mount "$merged"
     mkdir -p "$merged/var/cache/ccache"
     mount --bind "$roots_cache/ccache" "$merged/var/cache/ccache" && roots_mounted+=("$merged/var/cache/ccache")
+    roots_apt_cache "$merged" "$suite"
     # The tree as it is now (committed or not), without build directories.
     mkdir -p "$merged/src"
     git ls-files -z --cached --others --exclude-standard | tar -cf - --null --ignore-failed-read -T - 2>/dev/null | tar -xf - -C "$merged/src"

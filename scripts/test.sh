@@ -42,14 +42,17 @@ fi
 echo "== every test (release build)"
 ctest --test-dir build --output-on-failure -j "$jobs"
 
-if [[ "${PACKAGES:-1}" != 0 && $(id -u) -eq 0 ]]; then
+platforms=${PLATFORMS:-all}
+if [[ "${PACKAGES:-1}" != 0 && $(id -u) -eq 0 && ($platforms == all || " $platforms " == *" debian12-packages "*) ]] &&
+    [[ $(. /etc/os-release && echo "${VERSION_CODENAME:-}") == bookworm ]]; then
+    echo "== Debian packages: in the platform matrix below (debian12-packages: a fresh Debian 12 root)"
+elif [[ "${PACKAGES:-1}" != 0 && $(id -u) -eq 0 ]]; then
     echo "== Debian packages: build, install, follow docs/deploy.md to a handshake, purge"
     scripts/test-deploy-guide.sh
 elif [[ "${PACKAGES:-1}" != 0 ]]; then
     echo "== NOT RUN: the packages and deploy-guide test needs root (it installs packages)"
 fi
 
-platforms=${PLATFORMS:-all}
 if [[ $platforms != host && $(id -u) -eq 0 ]]; then
     echo "== the platform matrix (scripts/platforms.sh; PLATFORMS=host skips it)"
     [[ $platforms == all ]] && platforms=

@@ -60,9 +60,9 @@ std::optional<ConnectionError> Connection::advance(SSL_CTX* tls, bool& became_re
             ERR_clear_error();
             if (SSL_set_tlsext_host_name(ssl.get(), endpoint.host.c_str()) != 1 ||
                 X509_VERIFY_PARAM_set1_host(vp, endpoint.host.c_str(), 0) != 1)
-                return ConnectionError{Failure::Unreachable,
-                                       "cannot check the keyserver's name '" + endpoint.host +
-                                           "': " + ossl::last_error()};
+                return ConnectionError{Failure::Unreachable, "cannot check the keyserver's name '" +
+                                                                 endpoint.host +
+                                                                 "': " + ossl::last_error()};
         }
         state = State::Handshaking;
     }

@@ -20,9 +20,9 @@ namespace {
 // The RSA key named with its keyserver, the EC key through the provider's fleet (`servers`).
 struct UriSetup : EdgeSetup {
     UriSetup() {
-        fleet_conf = write_openssl_conf(dir / "fleet.cnf", "edge-1", "ca.crt",
-                                        "request_timeout_ms = 3000\nservers = " +
-                                            keyserver.address());
+        fleet_conf =
+            write_openssl_conf(dir / "fleet.cnf", "edge-1", "ca.crt",
+                               "request_timeout_ms = 3000\nservers = " + keyserver.address());
     }
     EdgeKeys keys_by_uri(const std::string& prefix) const {
         return {keys.rsa_cert, prefix + uri("rsa2048"), keys.ec_cert, prefix + "keyless:/p256"};

@@ -12,10 +12,18 @@
 
 namespace match {
 #if __has_include(<catch2/catch_all.hpp>)
-inline auto contains(const std::string& text) { return Catch::Matchers::ContainsSubstring(text); }
-inline auto starts_with(const std::string& text) { return Catch::Matchers::StartsWith(text); }
+inline auto contains(const std::string& text) {
+    return Catch::Matchers::ContainsSubstring(text);
+}
+inline auto starts_with(const std::string& text) {
+    return Catch::Matchers::StartsWith(text);
+}
 #else
-inline auto contains(const std::string& text) { return Catch::Contains(text); }
-inline auto starts_with(const std::string& text) { return Catch::StartsWith(text); }
+inline auto contains(const std::string& text) {
+    return Catch::Contains(text);
+}
+inline auto starts_with(const std::string& text) {
+    return Catch::StartsWith(text);
+}
 #endif
 } // namespace match

@@ -189,8 +189,8 @@ class Haproxy : public Terminator {
         rsa_port_ = free_port();
         ec_port_ = free_port();
         // RSA: certificate then stub in one bundle; EC: certificate, stub beside it as ".key".
-        run_command("mkdir -p " + dir + "/ec && cat " + k.rsa_cert + " " + k.rsa_key + " > " +
-                    dir + "/rsa-bundle.pem && cp " + k.ec_cert + " " + dir + "/ec/ec.pem && cp " +
+        run_command("mkdir -p " + dir + "/ec && cat " + k.rsa_cert + " " + k.rsa_key + " > " + dir +
+                    "/rsa-bundle.pem && cp " + k.ec_cert + " " + dir + "/ec/ec.pem && cp " +
                     k.ec_key + " " + dir + "/ec/ec.pem.key");
         auto frontend = [&](const char* name, uint16_t port, const std::string& crt) {
             return std::string("frontend ") + name +

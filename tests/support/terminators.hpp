@@ -45,15 +45,16 @@ class Terminator {
     uint16_t rsa_port_ = 0, ec_port_ = 0;
 };
 
-// nginx (1.22 on Debian 12): master (loads keys as root) + worker_processes 2 (forked, unprivileged).
-// `extra_http` is appended inside the http block (more server blocks).
+// nginx (1.22 on Debian 12): master (loads keys as root) + worker_processes 2 (forked,
+// unprivileged). `extra_http` is appended inside the http block (more server blocks).
 std::unique_ptr<Terminator> start_nginx(const std::string& dir, const std::string& openssl_conf,
                                         const EdgeKeys& keys, const std::string& extra_http = "");
-// haproxy (2.6 on Debian 12) master-worker (-W), nbthread N, optional ssl-mode-async. The RSA key is a stub
-// after the certificate in the crt bundle; the EC key a separate "<crt>.key" file.
+// haproxy (2.6 on Debian 12) master-worker (-W), nbthread N, optional ssl-mode-async. The RSA key
+// is a stub after the certificate in the crt bundle; the EC key a separate "<crt>.key" file.
 std::unique_ptr<Terminator> start_haproxy(const std::string& dir, const std::string& openssl_conf,
                                           const EdgeKeys& keys, int threads, bool async);
-// stunnel (5.68 on Debian 12) daemonized (forks), thread per connection, forwarding to `backend_port`.
+// stunnel (5.68 on Debian 12) daemonized (forks), thread per connection, forwarding to
+// `backend_port`.
 std::unique_ptr<Terminator> start_stunnel(const std::string& dir, const std::string& openssl_conf,
                                           const EdgeKeys& keys, uint16_t backend_port);
 
