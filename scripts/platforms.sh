@@ -8,7 +8,8 @@
 #              suite, as scripts/test.sh runs it (packages: see debian13-packages)
 #   sid        Debian sid (OpenSSL 3.6, nginx 1.30, haproxy 3.2, stunnel 5.82): build, the
 #              provider and interop suites (nginx store: URIs, stunnel key = URIs)
-#   openssl4   sid with OpenSSL 4.0 from experimental: build (-Werror) and the provider suite
+#   openssl4   sid with OpenSSL 4.0 from experimental: build (-Werror), the unit, keyserver and
+#              provider suites
 #   debian12-demo, debian13-demo
 #              the README's first command, scripts/demo.sh, on a fresh minimal root (it installs
 #              what it needs itself: this is what a new user's machine does)
@@ -121,7 +122,7 @@ for platform in "${wanted[@]}"; do
           # nginx 1.30 and stunnel 5.82 take URIs: their cases must have been registered and run.
           ctest --test-dir build -N -R '^interop_(nginx_store|stunnel_uri)\$' | grep -q 'Total Tests: 2' ||
               { echo 'sid: the store:/URI interop tests were not registered' >&2; exit 1; }" ;;
-    openssl4) in_root sid-openssl4 sid "$setup_openssl4" "$(build_and_test '^(pki|provider_e2e)$')" ;;
+    openssl4) in_root sid-openssl4 sid "$setup_openssl4" "$(build_and_test '^(pki|unit_tests|keyserver_e2e|provider_e2e)$')" ;;
     debian12-demo) demo_on bookworm "$platform" ;;
     debian13-demo) demo_on trixie "$platform" ;;
     debian12-packages) packages_for bookworm 12 "$platform" ;;

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Minimal Debian roots for the platform matrix (scripts/platforms.sh) and per-release packages
 # (scripts/package.sh --release). Sourced, bash only, needs root.
 #
