@@ -48,20 +48,34 @@ versions() { # in the root: the versions a reader needs to judge the run
             "$(v libssl-dev)" "$(v nginx)" "$(v haproxy)" "$(v stunnel4)" "$(g++ -dumpversion)"'
 }
 
-# in_root NAME SUITE SETUP COMMAND: runs COMMAND (bash) in /src of an overlay on that root.
+# run_platform NAME STARTED WHAT COMMAND: runs COMMAND (bash, in /src) in the overlay that
+# roots_overlay made; records "NAME (seconds): WHAT versions" or fails; removes the overlay.
+run_platform() {
+    local name=$1 started=$2 what=$3 command=$4
+    if ! roots_chroot "$roots_root" bash -euo pipefail -c "cd /src; $command"; then
+        echo "== platform $name: FAILED" >&2
+        roots_leftovers "$roots_root" || true
+        roots_overlay_done
+        return 1
+    fi
+    # Every test stops what it started: anything still running in the root is a failure.
+    if ! roots_leftovers "$roots_root"; then
+        echo "== platform $name: FAILED (processes left running)" >&2
+        roots_overlay_done
+        return 1
+    fi
+    summary+=("$name ($((SECONDS - started)) s): $what$(versions)")
+    roots_overlay_done
+}
+
+# in_root NAME SUITE SETUP COMMAND: runs COMMAND in an overlay on the root with SETUP's packages.
 in_root() {
     local name=$1 suite=$2 setup=$3 command=$4 started=$SECONDS
     roots_packaged "$name" "$suite" "$setup"
     roots_overlay "$roots_cache/$name.root" "$suite"
     echo "== platform $name: $(versions)"
     roots_env=(JOBS="$jobs" PLATFORMS=host FUZZ_SECONDS="${FUZZ_SECONDS:-20}")
-    if ! roots_chroot "$roots_root" bash -euo pipefail -c "cd /src; $command"; then
-        echo "== platform $name: FAILED" >&2
-        roots_overlay_done
-        return 1
-    fi
-    summary+=("$name ($((SECONDS - started)) s): $(versions)")
-    roots_overlay_done
+    run_platform "$name" "$started" "" "$command"
 }
 
 # Build and the chosen ctest suites (the PKI fixture is always among them).
@@ -86,15 +100,10 @@ packages_for() {
     # the guide starts what it needs (test-deploy-guide.sh's systemctl stand-in).
     printf '#!/bin/sh\nexit 101\n' > "$roots_root/usr/sbin/policy-rc.d"; chmod 755 "$roots_root/usr/sbin/policy-rc.d"
     # The test's own tools (the guide itself installs nginx and the packages).
-    if ! roots_chroot "$roots_root" bash -euo pipefail -c "apt-get update -qq
-            apt-get install -y -qq --no-install-recommends curl systemd ca-certificates >/dev/null
-            cd /src && scripts/test-deploy-guide.sh --debs /debs"; then
-        echo "== platform $name: FAILED" >&2
-        roots_overlay_done
-        return 1
-    fi
-    summary+=("$name ($((SECONDS - started)) s): $(ls "$out" | tr '\n' ' ')on $(versions)")
-    roots_overlay_done
+    roots_env=()
+    run_platform "$name" "$started" "$(ls "$out" | tr '\n' ' ')on " "apt-get update -qq
+        apt-get install -y -qq --no-install-recommends curl systemd ca-certificates >/dev/null
+        scripts/test-deploy-guide.sh --debs /debs"
 }
 
 # demo_on RELEASE NAME: scripts/demo.sh as written, on a fresh minimal root of RELEASE.
@@ -104,15 +113,9 @@ demo_on() {
     roots_overlay "$roots_cache/$release.base" "$release"
     echo "== platform $name: scripts/demo.sh on a fresh $release root"
     roots_env=()
-    if ! roots_chroot "$roots_root" bash -euo pipefail -c "cd /src; scripts/demo.sh > /tmp/demo.log 2>&1 ||
-            { tail -40 /tmp/demo.log; exit 1; }
-            grep -q 'the edges never held a private key' /tmp/demo.log"; then
-        echo "== platform $name: FAILED" >&2
-        roots_overlay_done
-        return 1
-    fi
-    summary+=("$name ($((SECONDS - started)) s): the demo on $(versions)")
-    roots_overlay_done
+    run_platform "$name" "$started" "the demo on " "scripts/demo.sh > /tmp/demo.log 2>&1 ||
+        { tail -40 /tmp/demo.log; exit 1; }
+        grep -q 'the edges never held a private key' /tmp/demo.log"
 }
 
 for platform in "${wanted[@]}"; do
@@ -120,7 +123,7 @@ for platform in "${wanted[@]}"; do
     debian13) in_root trixie-full trixie "$setup_full" "PACKAGES=0 scripts/test.sh" ;; # packages: debian13-packages
     sid) in_root sid-full sid "$setup_full" "$(build_and_test '^(pki|provider_e2e|interop_.*|example_.*)$')
           # nginx 1.30 and stunnel 5.82 take URIs: their cases must have been registered and run.
-          ctest --test-dir build -N -R '^interop_(nginx_store|stunnel_uri)\$' | grep -q 'Total Tests: 2' ||
+          ctest --test-dir build -N -R '^interop_(nginx_store|stunnel_uri)\$' | grep -c 'Total Tests: 2' >/dev/null ||
               { echo 'sid: the store:/URI interop tests were not registered' >&2; exit 1; }" ;;
     openssl4) in_root sid-openssl4 sid "$setup_openssl4" "$(build_and_test '^(pki|unit_tests|keyserver_e2e|provider_e2e)$')" ;;
     debian12-demo) demo_on bookworm "$platform" ;;

@@ -26,11 +26,12 @@ roots_fresh() {
     [[ $# -lt 2 || $(cat "$stamp") == "$2" ]]
 }
 
-# roots_remove PATH: deletes a root that nothing is mounted in (never crosses a mount).
+# roots_remove PATH: deletes a root that nothing is mounted in, or on (an overlay's lowerdir),
+# and never crosses a mount.
 roots_remove() {
     [[ -e $1 ]] || return 0
-    if grep -q " $(realpath "$1")/" /proc/mounts; then
-        roots_log "not removing $1: something is still mounted inside it"; return 1
+    if grep -qF "$(realpath "$1")" /proc/mounts; then
+        roots_log "not removing $1: it or something inside it is still mounted"; return 1
     fi
     rm -rf --one-file-system "$1"
 }
@@ -136,6 +137,22 @@ roots_overlay() {
     mkdir -p "$merged/src"
     git ls-files -z --cached --others --exclude-standard | tar -cf - --null --ignore-failed-read -T - 2>/dev/null | tar -xf - -C "$merged/src"
 }
+# roots_leftovers ROOT: ends every process still running in ROOT (its /proc/PID/root) and
+# names them; false when there were any (a test that does not stop what it started).
+roots_leftovers() {
+    local root p found=()
+    root=$(realpath "$1")
+    for p in /proc/[0-9]*; do
+        [[ $(readlink "$p/root" 2>/dev/null) == "$root" ]] || continue
+        found+=("${p#/proc/} $(tr '\0' ' ' < "$p/cmdline" 2>/dev/null)")
+        kill -KILL "${p#/proc/}" 2>/dev/null || true
+    done
+    ((${#found[@]} == 0)) && return 0
+    roots_log "processes left running in the root (ended now):"
+    printf '  %s\n' "${found[@]}" >&2
+    return 1
+}
+
 roots_overlay_done() {
     roots_umount
     [[ -n ${roots_run_dir:-} ]] && roots_remove "$roots_run_dir"
