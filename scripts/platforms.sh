@@ -99,10 +99,11 @@ packages_for() {
     # As in any chroot: package scripts must not start services (nginx's would bind :80 here);
     # the guide starts what it needs (test-deploy-guide.sh's systemctl stand-in).
     printf '#!/bin/sh\nexit 101\n' > "$roots_root/usr/sbin/policy-rc.d"; chmod 755 "$roots_root/usr/sbin/policy-rc.d"
-    # The test's own tools (the guide itself installs nginx and the packages).
+    # The test's own tools: curl, and systemd-analyze with man (it checks the units' Documentation=
+    # pages); the guide itself installs nginx and the packages.
     roots_env=()
     run_platform "$name" "$started" "$(ls "$out" | tr '\n' ' ')on " "apt-get update -qq
-        apt-get install -y -qq --no-install-recommends curl systemd ca-certificates >/dev/null
+        apt-get install -y -qq --no-install-recommends curl systemd man-db ca-certificates >/dev/null
         scripts/test-deploy-guide.sh --debs /debs"
 }
 
