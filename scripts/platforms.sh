@@ -45,7 +45,7 @@ versions() { # in the root: the versions a reader needs to judge the run
         v() { dpkg-query -W -f="\${Version}" "$1" 2>/dev/null || echo none; }
         printf "%s; OpenSSL %s (libssl-dev %s); nginx %s; haproxy %s; stunnel %s; g++ %s" \
             "$(. /etc/os-release; echo "$PRETTY_NAME")" "$(openssl version | cut -d" " -f2)" \
-            "$(v libssl-dev)" "$(v nginx)" "$(v haproxy)" "$(v stunnel4)" "$(g++ -dumpversion)"'
+            "$(v libssl-dev)" "$(v nginx)" "$(v haproxy)" "$(v stunnel4)" "$(g++ -dumpversion 2>/dev/null || echo none)"'
 }
 
 # run_platform NAME STARTED WHAT COMMAND: runs COMMAND (bash, in /src) in the overlay that
