@@ -17,7 +17,9 @@ case ${1:-} in
 esac
 host=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
 
-if [[ -n $release && $release != "$host" ]]; then
+# KEYLESS_PACKAGE_IN_ROOT=1 builds in the release's root even on that release (platforms.sh: the
+# packages of a fresh machine, not of this one's installed state).
+if [[ -n $release && ($release != "$host" || ${KEYLESS_PACKAGE_IN_ROOT:-0} == 1) ]]; then
     [[ $(id -u) -eq 0 ]] || { echo "package.sh --release $release: needs root (debootstrap, chroot)" >&2; exit 1; }
     source scripts/roots.sh
     trap roots_overlay_done EXIT

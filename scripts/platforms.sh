@@ -14,9 +14,8 @@
 #              the README's first command, scripts/demo.sh, on a fresh minimal root (it installs
 #              what it needs itself: this is what a new user's machine does)
 #   debian12-packages, debian13-packages
-#              the .debs built for that release (in its root, or on this machine when it is
-#              that release), installed on a fresh minimal root of it, docs/deploy.md followed
-#              there to a handshake through nginx
+#              the .debs built for that release in its root, installed on a fresh minimal root
+#              of it, docs/deploy.md followed there to a handshake through nginx
 # Environment: JOBS (default: cores), FUZZ_SECONDS for debian13 (default 20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -85,12 +84,12 @@ build_and_test() { # CTEST_REGEX
           ctest --test-dir build --output-on-failure -j $jobs -R '$1'"
 }
 
-# packages_for RELEASE VERSION_ID NAME: builds the .debs of RELEASE (scripts/package.sh --release:
-# on this machine when it is that release, else in its root), then installs them on a fresh
-# minimal root of it and follows docs/deploy.md there (scripts/test-deploy-guide.sh --debs).
+# packages_for RELEASE VERSION_ID NAME: builds the .debs of RELEASE in its root (scripts/package.sh
+# --release, which installs what it needs there), then installs them on a fresh minimal root of
+# it and follows docs/deploy.md there (scripts/test-deploy-guide.sh --debs).
 packages_for() {
     local release=$1 id=$2 name=$3 out=build-pkg/$1 started=$SECONDS
-    scripts/package.sh --release "$release" >/dev/null
+    KEYLESS_PACKAGE_IN_ROOT=1 scripts/package.sh --release "$release" >/dev/null
     ls "$out"/*~deb"${id}"u*.deb >/dev/null || { echo "platforms: $release packages are not versioned ~deb${id}" >&2; return 1; }
     roots_base "$release"
     roots_overlay "$roots_cache/$release.base" "$release"
