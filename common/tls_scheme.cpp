@@ -23,6 +23,11 @@ constexpr std::array kSchemes{
     SchemeInfo{0x0203, "ecdsa_sha1", KeyKind::EC, Padding::None, "SHA1", ""},
     SchemeInfo{0x0303, "ecdsa_sha224", KeyKind::EC, Padding::None, "SHA224", ""},
     SchemeInfo{0x0807, "ed25519", KeyKind::Ed25519, Padding::None, "", ""},
+    SchemeInfo{0x0808, "ed448", KeyKind::Ed448, Padding::None, "", ""},
+    // FIPS 204 ML-DSA in TLS 1.3 (draft-ietf-tls-mldsa; OpenSSL 3.5's mldsa44/65/87).
+    SchemeInfo{0x0904, "mldsa44", KeyKind::MLDSA44, Padding::None, "", ""},
+    SchemeInfo{0x0905, "mldsa65", KeyKind::MLDSA65, Padding::None, "", ""},
+    SchemeInfo{0x0906, "mldsa87", KeyKind::MLDSA87, Padding::None, "", ""},
 };
 
 } // namespace

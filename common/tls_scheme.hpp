@@ -9,7 +9,15 @@
 
 namespace keyless::tls {
 
-enum class KeyKind { RSA, EC, Ed25519 };
+// ML-DSA's three parameter sets are three kinds: a scheme fits one of them only.
+enum class KeyKind { RSA, EC, Ed25519, Ed448, MLDSA44, MLDSA65, MLDSA87 };
+// EdDSA and ML-DSA sign whole messages (no digest, no pre-hash in TLS).
+constexpr bool signs_whole_messages(KeyKind k) {
+    return k != KeyKind::RSA && k != KeyKind::EC;
+}
+constexpr bool is_ml_dsa(KeyKind k) {
+    return k == KeyKind::MLDSA44 || k == KeyKind::MLDSA65 || k == KeyKind::MLDSA87;
+}
 enum class Padding { None, PKCS1, PSS };
 
 struct SchemeInfo {
@@ -17,13 +25,13 @@ struct SchemeInfo {
     std::string_view name;
     KeyKind key;
     Padding padding;
-    std::string_view digest; // empty for Ed25519
+    std::string_view digest; // empty for EdDSA and ML-DSA
     std::string_view curve;  // the curve a TLS 1.3 ECDSA scheme is bound to, e.g. "P-256"
 };
 
 std::optional<SchemeInfo> scheme_info(uint16_t code);
 // Every scheme has a fixed slot in [0, kSchemeCount), for per-scheme tables.
-inline constexpr size_t kSchemeCount = 14;
+inline constexpr size_t kSchemeCount = 18;
 std::optional<size_t> scheme_slot(uint16_t code);
 // The scheme for a (key, padding, digest) combination, e.g. (RSA, PSS, "SHA256") -> 0x0804.
 std::optional<uint16_t> scheme_for(KeyKind key, Padding padding, std::string_view digest);

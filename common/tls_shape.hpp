@@ -38,9 +38,10 @@ struct SignerKey {
     std::string_view curve;
 };
 
-// Empty when `scheme` may sign a valid `shape` with `key`, else why not: TLS 1.3 only allows
-// RSA-PSS, the ECDSA scheme of the key's own curve and Ed25519; TLS 1.2 allows SHA-256/384/512
-// (and Ed25519), SHA-1 only when `allow_sha1`, never SHA-224 or MD5.
+// Empty when `scheme` may sign a valid `shape` with `key`, else why not: the scheme must be of
+// the key's own kind (an ML-DSA parameter set is a kind); TLS 1.3 only allows RSA-PSS, the ECDSA
+// scheme of the key's own curve, Ed25519, Ed448 and ML-DSA; TLS 1.2 allows SHA-256/384/512 (and
+// EdDSA), SHA-1 only when `allow_sha1`, never SHA-224, MD5 or ML-DSA (TLS 1.3 only).
 std::string scheme_problem(const Shape& shape, const SchemeInfo& scheme, const SignerKey& key,
                            bool allow_sha1);
 

@@ -6,12 +6,14 @@
 #include <openssl/core_names.h>
 #include <openssl/decoder.h>
 #include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <fstream>
 
 namespace keyless::keyserver {
@@ -67,7 +69,49 @@ std::string classify(Key& key) {
         key.description = "Ed25519";
         return {};
     }
+    if (EVP_PKEY_is_a(p, "ED448")) {
+        key.kind = tls::KeyKind::Ed448;
+        key.description = "Ed448";
+        return {};
+    }
+    // FIPS 204 ML-DSA (OpenSSL 3.5 and later decode these; older ones never get here).
+    for (auto [name, kind] : {std::pair{"ML-DSA-44", tls::KeyKind::MLDSA44},
+                              std::pair{"ML-DSA-65", tls::KeyKind::MLDSA65},
+                              std::pair{"ML-DSA-87", tls::KeyKind::MLDSA87}}) {
+        if (EVP_PKEY_is_a(p, name)) {
+            key.kind = kind;
+            key.description = name;
+            return {};
+        }
+    }
     return std::string("unsupported key type ") + EVP_PKEY_get0_type_name(p);
+}
+
+// Why a PEM private key that this OpenSSL could not decode is unusable, from its PKCS#8
+// algorithm identifier (plain ASN.1, readable by any version): ML-DSA needs OpenSSL 3.5.
+// Empty when the file is not a PKCS#8 key at all.
+std::string undecodable_algorithm(const std::string& path) {
+    ossl::Bio bio(BIO_new_file(path.c_str(), "r"));
+    std::unique_ptr<PKCS8_PRIV_KEY_INFO, ossl::Deleter<PKCS8_PRIV_KEY_INFO_free>> info(
+        bio ? PEM_read_bio_PKCS8_PRIV_KEY_INFO(bio.get(), nullptr, nullptr, nullptr) : nullptr);
+    ERR_clear_error();
+    const ASN1_OBJECT* oid = nullptr;
+    if (!info || PKCS8_pkey_get0(&oid, nullptr, nullptr, nullptr, info.get()) != 1 || !oid)
+        return {};
+    char text[80] = {};
+    OBJ_obj2txt(text, sizeof text, oid, 1);
+    static const std::map<std::string, std::string> ml_dsa{
+        {"2.16.840.1.101.3.4.3.17", "ML-DSA-44"},
+        {"2.16.840.1.101.3.4.3.18", "ML-DSA-65"},
+        {"2.16.840.1.101.3.4.3.19", "ML-DSA-87"}};
+    std::string running = OpenSSL_version(OPENSSL_VERSION_STRING);
+    if (auto it = ml_dsa.find(text); it != ml_dsa.end())
+        return OpenSSL_version_num() >= 0x30500000L
+                   ? "an " + it->second + " key that OpenSSL " + running + " cannot decode"
+                   : "an " + it->second + " key: ML-DSA needs a keyserver built with OpenSSL " +
+                         "3.5 or later (this one runs OpenSSL " + running + ")";
+    return std::string("a private key of algorithm ") + text + ", which OpenSSL " + running +
+           " cannot read (supported: RSA, EC, Ed25519, Ed448, ML-DSA from OpenSSL 3.5)";
 }
 
 } // namespace
@@ -138,10 +182,11 @@ LoadedFile load_file(const fs::path& path, PemKeyReader& reader, bool allow_inse
     key->pkey = reader.read(bio.get());
     if (!key->pkey) {
         ERR_clear_error(); // the reason may quote file contents; say only what failed
-        return problem(is_encrypted_pem(key->path)
-                           ? "encrypted: the keyserver needs unencrypted key files (mode 600); "
-                             "decrypt with openssl pkey -in FILE -out NEW"
-                           : "not a PEM private key");
+        if (is_encrypted_pem(key->path))
+            return problem("encrypted: the keyserver needs unencrypted key files (mode 600); "
+                           "decrypt with openssl pkey -in FILE -out NEW");
+        std::string algorithm = undecodable_algorithm(key->path);
+        return problem(algorithm.empty() ? "not a PEM private key" : algorithm);
     }
     if (auto why = describe_key(*key); !why.empty()) return problem(why);
     EVP_PKEY_up_ref(key->pkey.get()); // shared with the FileKey that signs with it

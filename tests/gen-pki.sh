@@ -59,6 +59,13 @@ key p384 -algorithm EC -pkeyopt ec_paramgen_curve:P-384
 key rsa-default -algorithm RSA -pkeyopt rsa_keygen_bits:2048
 key ec-restricted -algorithm EC -pkeyopt ec_paramgen_curve:P-256
 key ed25519 -algorithm ED25519
+key ed448 -algorithm ED448
+# ML-DSA where this OpenSSL has it (3.5 and later); tests that use these keys check the same.
+if openssl list -signature-algorithms 2>/dev/null | grep -q "ML-DSA-65"; then
+    key mldsa44 -algorithm ML-DSA-44
+    key mldsa65 -algorithm ML-DSA-65
+    key mldsa87 -algorithm ML-DSA-87
+fi
 chmod 600 keys/*.pem
 chmod 644 ./*.crt certs/*.crt
 rm -f ./*.srl certs/*.srl

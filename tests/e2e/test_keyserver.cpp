@@ -90,8 +90,9 @@ bool verify_message(EVP_PKEY* pub, uint16_t scheme_code, ByteView msg, ByteView 
     auto scheme = tls::scheme_info(scheme_code);
     ossl::MdCtx ctx(EVP_MD_CTX_new());
     EVP_PKEY_CTX* pctx = nullptr;
-    EVP_DigestVerifyInit_ex(ctx.get(), &pctx, std::string(scheme->digest).c_str(), nullptr, nullptr,
-                            pub, nullptr);
+    std::string digest(scheme->digest); // none for EdDSA and ML-DSA
+    EVP_DigestVerifyInit_ex(ctx.get(), &pctx, digest.empty() ? nullptr : digest.c_str(), nullptr,
+                            nullptr, pub, nullptr);
     if (scheme->padding == tls::Padding::PSS) {
         EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING);
         EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST);
@@ -189,6 +190,54 @@ TEST_CASE("every gokeyless digest-signing op verifies against the public key") {
     by_ski.ski = compute_ski(load_public("p256").get());
     CHECK(verify_digest(load_public("p256").get(), 0, "SHA256", by_ski.payload,
                         c.call(by_ski).payload));
+}
+
+TEST_CASE("sign-tls with Ed448 and ML-DSA keys: each scheme for its own key only") {
+    TestClient c(server().client());
+    TestClient edge2(server().client("edge-2")); // ec-restricted: an EC key under sign-tls only
+    struct Case {
+        std::string key;
+        uint16_t scheme;
+        bool tls12; // a TLS 1.2 scheme too (EdDSA); ML-DSA is TLS 1.3 only
+    };
+    std::vector<Case> cases{{"ed448", 0x0808, true}};
+    if (OpenSSL_version_num() >= 0x30500000L) // ML-DSA keys exist from OpenSSL 3.5 (gen-pki.sh)
+        cases.insert(cases.end(), {{"mldsa44", 0x0904, false},
+                                   {"mldsa65", 0x0905, false},
+                                   {"mldsa87", 0x0906, false}});
+    for (const auto& k : cases) {
+        CAPTURE(k.key);
+        auto pub = load_public(k.key);
+        Bytes cv = tls13_certificate_verify_input(48);
+        Operation op = request(Opcode::SignTLS, k.key, cv);
+        op.signature_scheme = k.scheme;
+        auto reply = c.call(op);
+        REQUIRE(reply.is(Opcode::Response));
+        CHECK(verify_message(pub.get(), k.scheme, cv, reply.payload));
+
+        Operation ske = request(Opcode::SignTLS, k.key, tls12_server_key_exchange_input());
+        ske.signature_scheme = k.scheme;
+        auto ske_reply = c.call(ske);
+        if (k.tls12) {
+            REQUIRE(ske_reply.is(Opcode::Response));
+            CHECK(verify_message(pub.get(), k.scheme, ske.payload, ske_reply.payload));
+        } else {
+            CHECK(error_of(ske_reply) == ErrorCode::PolicyDenied);
+        }
+        // Another key type's scheme on this key, and this key's scheme on an EC key.
+        op.signature_scheme = 0x0403;
+        CHECK(error_of(c.call(op)) == ErrorCode::PolicyDenied);
+        Operation on_ec = request(Opcode::SignTLS, "ec-restricted", cv);
+        on_ec.signature_scheme = k.scheme;
+        CHECK(error_of(edge2.call(on_ec)) == ErrorCode::PolicyDenied);
+    }
+    if (cases.size() > 1) { // one ML-DSA parameter set's scheme on another's key
+        Operation op = request(Opcode::SignTLS, "mldsa65", tls13_certificate_verify_input(48));
+        op.signature_scheme = 0x0904;
+        CHECK(error_of(c.call(op)) == ErrorCode::PolicyDenied);
+    }
+    // The access log names the scheme.
+    CHECK_THAT(server().access_log(), match::contains("\"op\":\"sign-tls:ed448\""));
 }
 
 TEST_CASE("sign-tls accepts both TLS shapes and denies other messages under the default policy") {
@@ -505,7 +554,7 @@ TEST_CASE("keyserver --check validates config and keys and names what is wrong")
     std::string out;
     CHECK(run_command(base + " --keys " + pki("keys") + " --check", &out) == 0);
     CHECK_THAT(out,
-               match::contains("config ok: 7 key(s)") && match::contains("rsa2048: RSA-2048 ski="));
+               match::contains("config ok: " + std::to_string(pki_key_count()) + " key(s)") && match::contains("rsa2048: RSA-2048 ski="));
 
     write_file(dir / "bad.json", R"({"keys": {"rsa2048": {"allow": ["sign-everything"]}}})");
     CHECK(run_command(base + " --keys " + pki("keys") + " --config " + (dir / "bad.json") +

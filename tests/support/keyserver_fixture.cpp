@@ -1,5 +1,7 @@
 #include "keyserver_fixture.hpp"
 
+#include <filesystem>
+
 #include <nlohmann/json.hpp>
 
 #include <signal.h>
@@ -19,6 +21,13 @@ std::string pki_dir() {
 
 std::string pki(const std::string& name) {
     return pki_dir() + "/" + name;
+}
+
+size_t pki_key_count() {
+    size_t n = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(pki("keys")))
+        n += entry.path().extension() == ".pem";
+    return n;
 }
 
 std::string keyserver_binary(bool test_build) {

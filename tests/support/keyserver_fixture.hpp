@@ -11,6 +11,8 @@ namespace keyless::test {
 // The PKI made by tests/gen-pki.sh (ctest fixture); from $KEYLESS_TEST_PKI.
 std::string pki_dir();
 std::string pki(const std::string& name); // pki_dir() + "/" + name
+// How many keys gen-pki.sh made (the ML-DSA ones only where OpenSSL has ML-DSA).
+size_t pki_key_count();
 // The keyserver program ($KEYLESS_KEYSERVER), or its test build with test-only flags
 // ($KEYLESS_TEST_KEYSERVER, tests/support/keyserver_for_tests.cpp).
 std::string keyserver_binary(bool test_build = false);

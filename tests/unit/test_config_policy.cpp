@@ -3,11 +3,16 @@
 #include "keyserver_fixture.hpp"
 #include "signer.hpp"
 
+#include <openssl/pem.h>
 #include <openssl/rsa.h>
+#include <openssl/x509.h>
 
 #include "catch.hpp"
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <cstring>
+#include <tuple>
 
 using namespace keyless;
 using namespace keyless::keyserver;
@@ -131,6 +136,49 @@ TEST_CASE("key store: loads the test keys, indexes by name and SKI, refuses loos
     // With the operator's explicit consent the loose key loads.
     ::unlink((dir / "junk.pem").c_str());
     CHECK(KeyStore::load_directory(dir.path(), true).by_name("loose"));
+}
+
+TEST_CASE("key store: Ed448 and ML-DSA keys, or why this OpenSSL cannot use them") {
+    auto store = KeyStore::load_directory(test::pki("keys"), false);
+    REQUIRE(store.by_name("ed448"));
+    CHECK(store.by_name("ed448")->description == "Ed448");
+    CHECK(store.by_name("ed448")->kind == tls::KeyKind::Ed448);
+    bool has_ml_dsa = OpenSSL_version_num() >= 0x30500000L;
+    if (has_ml_dsa) {
+        for (auto [name, description, kind] :
+             {std::tuple{"mldsa44", "ML-DSA-44", tls::KeyKind::MLDSA44},
+              std::tuple{"mldsa65", "ML-DSA-65", tls::KeyKind::MLDSA65},
+              std::tuple{"mldsa87", "ML-DSA-87", tls::KeyKind::MLDSA87}}) {
+            auto key = store.by_name(name);
+            REQUIRE(key);
+            CHECK(key->description == description);
+            CHECK(key->kind == kind);
+            CHECK(store.by_ski(key->ski) == key);
+        }
+    }
+    // A PKCS#8 key with ML-DSA-65's OID (its contents made up): OpenSSL 3.0 cannot read any
+    // ML-DSA key and the message says what is needed; 3.5 cannot decode this one.
+    TempDir dir;
+    std::unique_ptr<PKCS8_PRIV_KEY_INFO, ossl::Deleter<PKCS8_PRIV_KEY_INFO_free>> info(
+        PKCS8_PRIV_KEY_INFO_new());
+    auto* blob = static_cast<unsigned char*>(OPENSSL_malloc(34));
+    std::memset(blob, 0x42, 34);
+    REQUIRE(PKCS8_pkey_set0(info.get(), OBJ_txt2obj("2.16.840.1.101.3.4.3.18", 1), 0, V_ASN1_UNDEF,
+                            nullptr, blob, 34) == 1);
+    {
+        ossl::Bio out(BIO_new_file((dir / "pq.pem").c_str(), "w"));
+        REQUIRE(PEM_write_bio_PKCS8_PRIV_KEY_INFO(out.get(), info.get()) == 1);
+    }
+    ::chmod((dir / "pq.pem").c_str(), 0600);
+    try {
+        KeyStore::load_directory(dir.path(), false);
+        FAIL("loaded a made-up ML-DSA key");
+    } catch (const KeyStoreError& e) {
+        CHECK_THAT(e.what(), match::starts_with("key 'pq'") && match::contains("ML-DSA-65"));
+        CHECK_THAT(e.what(), match::contains(has_ml_dsa ? "cannot decode"
+                                                        : "ML-DSA needs a keyserver built with "
+                                                          "OpenSSL 3.5 or later"));
+    }
 }
 
 TEST_CASE("key store: refuses key files of another user and directories others can write") {

@@ -73,6 +73,10 @@ constexpr tls::SignerKey kRsa{tls::KeyKind::RSA, ""};
 constexpr tls::SignerKey kP256{tls::KeyKind::EC, "P-256"};
 constexpr tls::SignerKey kP384{tls::KeyKind::EC, "P-384"};
 constexpr tls::SignerKey kEd25519{tls::KeyKind::Ed25519, ""};
+constexpr tls::SignerKey kEd448{tls::KeyKind::Ed448, ""};
+constexpr tls::SignerKey kMlDsa44{tls::KeyKind::MLDSA44, ""};
+constexpr tls::SignerKey kMlDsa65{tls::KeyKind::MLDSA65, ""};
+constexpr tls::SignerKey kMlDsa87{tls::KeyKind::MLDSA87, ""};
 
 // ---- a tiny DER writer, to build hostile structures byte by byte ----
 
@@ -181,6 +185,26 @@ TEST_CASE("TLS 1.3 CertificateVerify: exact prefix, 32/48-byte hash, TLS 1.3 sch
     CHECK(problem(cv, 0x0503, kP384).empty());
     CHECK(problem(cv, 0x0807, kEd25519).empty());
     CHECK_FALSE(problem(cv, 0x0403, kRsa).empty()); // scheme of another key type
+    // Ed448 and ML-DSA: each scheme for its own key (an ML-DSA parameter set is a key type).
+    CHECK(problem(cv, 0x0808, kEd448).empty());
+    CHECK_FALSE(problem(cv, 0x0807, kEd448).empty());
+    CHECK_FALSE(problem(cv, 0x0808, kEd25519).empty());
+    CHECK(problem(cv, 0x0904, kMlDsa44).empty());
+    CHECK(problem(cv, 0x0905, kMlDsa65).empty());
+    CHECK(problem(cv, 0x0906, kMlDsa87).empty());
+    CHECK_FALSE(problem(cv, 0x0904, kMlDsa65).empty());
+    CHECK_FALSE(problem(cv, 0x0906, kMlDsa44).empty());
+    CHECK_FALSE(problem(cv, 0x0905, kP256).empty()); // ML-DSA scheme on an EC key
+    CHECK_FALSE(problem(cv, 0x0403, kMlDsa65).empty()); // and the reverse
+    CHECK_FALSE(problem(cv, 0x0804, kMlDsa65).empty());
+    for (uint16_t code : std::initializer_list<uint16_t>{0x0808, 0x0904, 0x0905, 0x0906}) {
+        auto info = tls::scheme_info(code);
+        REQUIRE(info);
+        CHECK(info->digest.empty()); // whole messages, no pre-hash
+        CHECK(tls::signs_whole_messages(info->key));
+        CHECK(tls::scheme_slot(code));
+    }
+    CHECK(tls::scheme_info(0x0905)->name == "mldsa65");
 }
 
 TEST_CASE("TLS 1.2 ECDHE: named group, exact share size, a point on the curve") {
@@ -236,6 +260,8 @@ TEST_CASE("TLS 1.2 ECDHE: named group, exact share size, a point on the curve") 
         CHECK(problem(m, 0x0601, kRsa).empty());
         CHECK(problem(m, 0x0403, kP384).empty()); // TLS 1.2 ECDSA is not bound to the curve
         CHECK(problem(m, 0x0807, kEd25519).empty());
+        CHECK(problem(m, 0x0808, kEd448).empty()); // RFC 8422: EdDSA in TLS 1.2 too
+        CHECK_THAT(problem(m, 0x0905, kMlDsa65), match::contains("TLS 1.3 scheme only"));
         CHECK_FALSE(problem(m, 0x0201, kRsa).empty());
         CHECK(problem(m, 0x0201, kRsa, true).empty());
         CHECK_FALSE(problem(m, 0x0203, kP256).empty());
