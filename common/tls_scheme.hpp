@@ -18,6 +18,26 @@ constexpr bool signs_whole_messages(KeyKind k) {
 constexpr bool is_ml_dsa(KeyKind k) {
     return k == KeyKind::MLDSA44 || k == KeyKind::MLDSA65 || k == KeyKind::MLDSA87;
 }
+// OpenSSL's key type name (EVP_PKEY_is_a, keymgmt): "RSA", "EC", "ED25519", "ML-DSA-65", ...
+constexpr const char* key_type_name(KeyKind k) {
+    switch (k) {
+    case KeyKind::RSA:
+        return "RSA";
+    case KeyKind::EC:
+        return "EC";
+    case KeyKind::Ed25519:
+        return "ED25519";
+    case KeyKind::Ed448:
+        return "ED448";
+    case KeyKind::MLDSA44:
+        return "ML-DSA-44";
+    case KeyKind::MLDSA65:
+        return "ML-DSA-65";
+    case KeyKind::MLDSA87:
+        return "ML-DSA-87";
+    }
+    return "?";
+}
 enum class Padding { None, PKCS1, PSS };
 
 struct SchemeInfo {

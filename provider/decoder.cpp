@@ -127,5 +127,9 @@ const OSSL_DISPATCH pem_to_der_decoder_functions[] = {
 DER_DECODER_TABLE(der_to_rsa_decoder_functions, tls::KeyKind::RSA)
 DER_DECODER_TABLE(der_to_ec_decoder_functions, tls::KeyKind::EC)
 DER_DECODER_TABLE(der_to_ed25519_decoder_functions, tls::KeyKind::Ed25519)
+DER_DECODER_TABLE(der_to_ed448_decoder_functions, tls::KeyKind::Ed448)
+DER_DECODER_TABLE(der_to_mldsa44_decoder_functions, tls::KeyKind::MLDSA44)
+DER_DECODER_TABLE(der_to_mldsa65_decoder_functions, tls::KeyKind::MLDSA65)
+DER_DECODER_TABLE(der_to_mldsa87_decoder_functions, tls::KeyKind::MLDSA87)
 
 } // namespace keyless::provider

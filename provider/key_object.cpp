@@ -37,6 +37,28 @@ KeyUri parse(const std::string& uri) {
 
 } // namespace
 
+namespace {
+
+// Why a public key did not decode: an ML-DSA key on an OpenSSL without ML-DSA says so.
+std::string undecodable_reason(ByteView spki_der, std::string openssl_reason) {
+    const unsigned char* p = spki_der.data();
+    ossl::X509PubkeyPtr pub(d2i_X509_PUBKEY(nullptr, &p, static_cast<long>(spki_der.size())));
+    ERR_clear_error();
+    ASN1_OBJECT* oid = nullptr;
+    char text[80] = {};
+    if (pub && X509_PUBKEY_get0_param(&oid, nullptr, nullptr, nullptr, pub.get()) == 1 && oid)
+        OBJ_obj2txt(text, sizeof text, oid, 1);
+    std::string_view o = text; // id-ml-dsa-44, -65, -87 (FIPS 204)
+    bool ml_dsa = o == "2.16.840.1.101.3.4.3.17" || o == "2.16.840.1.101.3.4.3.18" ||
+                  o == "2.16.840.1.101.3.4.3.19";
+    if (ml_dsa && OpenSSL_version_num() < 0x30500000L)
+        return "an ML-DSA key needs OpenSSL 3.5 or later (this is OpenSSL " +
+               std::string(OpenSSL_version(OPENSSL_VERSION_STRING)) + ")";
+    return openssl_reason;
+}
+
+} // namespace
+
 std::shared_ptr<const KeyObject> KeyObject::create(ProviderContext* prov, const std::string& uri,
                                                    ByteView spki_der, Origin origin) {
     auto key = std::make_shared<KeyObject>();
@@ -51,20 +73,20 @@ std::shared_ptr<const KeyObject> KeyObject::create(ProviderContext* prov, const 
     key->pub_.reset(
         d2i_PUBKEY_ex(nullptr, &p, static_cast<long>(spki_der.size()), libctx, nullptr));
     if (!key->pub_)
-        throw KeylessError(KEYLESS_R_BAD_STUB,
-                           uri + ": public key does not decode: " + errors.text());
+        throw KeylessError(KEYLESS_R_BAD_STUB, uri + ": public key does not decode: " +
+                                                   undecodable_reason(spki_der, errors.text()));
     key->ski_ = compute_ski_from_spki(spki_der);
-    if (EVP_PKEY_is_a(key->pub_.get(), "RSA"))
-        key->kind_ = tls::KeyKind::RSA;
-    else if (EVP_PKEY_is_a(key->pub_.get(), "EC"))
-        key->kind_ = tls::KeyKind::EC;
-    else if (EVP_PKEY_is_a(key->pub_.get(), "ED25519"))
-        key->kind_ = tls::KeyKind::Ed25519;
-    else
-        throw KeylessError(KEYLESS_R_UNSUPPORTED,
-                           uri + ": key type " + EVP_PKEY_get0_type_name(key->pub_.get()) +
-                               " is not supported (RSA, EC and Ed25519 are)");
-    return key;
+    for (auto kind : {tls::KeyKind::RSA, tls::KeyKind::EC, tls::KeyKind::Ed25519,
+                      tls::KeyKind::Ed448, tls::KeyKind::MLDSA44, tls::KeyKind::MLDSA65,
+                      tls::KeyKind::MLDSA87}) {
+        if (EVP_PKEY_is_a(key->pub_.get(), tls::key_type_name(kind))) {
+            key->kind_ = kind;
+            return key;
+        }
+    }
+    throw KeylessError(KEYLESS_R_UNSUPPORTED,
+                       uri + ": key type " + EVP_PKEY_get0_type_name(key->pub_.get()) +
+                           " is not supported (RSA, EC, Ed25519, Ed448 and ML-DSA are)");
 }
 
 std::shared_ptr<const KeyObject> KeyObject::fetch(ProviderContext* prov, const std::string& uri) {

@@ -42,9 +42,7 @@ class KeyObject {
     const Ski& ski() const { return ski_; } // lets a gokeyless keyserver find the key
     tls::KeyKind kind() const { return kind_; }
     // The keymgmt name OpenSSL knows the key type by.
-    const char* type_name() const {
-        return kind_ == tls::KeyKind::RSA ? "RSA" : kind_ == tls::KeyKind::EC ? "EC" : "ED25519";
-    }
+    const char* type_name() const { return tls::key_type_name(kind_); }
     size_t max_signature_size() const;
     Origin origin() const { return origin_; }
 

@@ -1,4 +1,5 @@
-// KEYMGMT for "RSA", "EC" and "ED25519": key objects that hold a keyless URI and a cached public
+// KEYMGMT for "RSA", "EC", "ED25519", "ED448" and "ML-DSA-44/65/87" (OpenSSL 3.5 and later):
+// key objects that hold a keyless URI and a cached public
 // key. Private export always fails: that is what makes OpenSSL route private-key operations for
 // these keys to this provider instead of the default one. Nothing here touches the network.
 #include "dispatch_entry.hpp"
@@ -54,10 +55,10 @@ int keymgmt_get_params(void* keydata, OSSL_PARAM params[]) {
     const KeyObject* key = key_of(keydata);
     if (!key) return 0;
     // The cached public key answers bits, security bits, max size, n/e, group and point.
-    // (For Ed25519 that includes the empty mandatory digest: it signs messages, not digests.)
+    // (For EdDSA and ML-DSA that includes the empty mandatory digest: they sign messages.)
     if (!EVP_PKEY_get_params(key->public_key(), params)) return 0;
     if (OSSL_PARAM* p = OSSL_PARAM_locate(params, OSSL_PKEY_PARAM_DEFAULT_DIGEST))
-        if (key->kind() != tls::KeyKind::Ed25519 && !OSSL_PARAM_set_utf8_string(p, "SHA256"))
+        if (!tls::signs_whole_messages(key->kind()) && !OSSL_PARAM_set_utf8_string(p, "SHA256"))
             return 0;
     return 1;
 }
@@ -108,7 +109,8 @@ const OSSL_PARAM* ec_export_types(int selection) {
                : nullptr;
 }
 
-const OSSL_PARAM* ed25519_export_types(int selection) {
+// EdDSA and ML-DSA public keys are one octet string.
+const OSSL_PARAM* raw_public_export_types(int selection) {
     static const OSSL_PARAM params[] = {
         OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_PUB_KEY, nullptr, 0), OSSL_PARAM_END};
     return (selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) ? params : nullptr;
@@ -132,8 +134,8 @@ void* keymgmt_dup(const void* keydata, int /*selection*/) {
 const char* rsa_query_operation_name(int) {
     return "RSA";
 }
-const char* ed25519_query_operation_name(int) {
-    return "ED25519";
+template <tls::KeyKind Kind> const char* own_query_operation_name(int) {
+    return tls::key_type_name(Kind); // EdDSA and ML-DSA: the signature has the key's name
 }
 const char* ec_query_operation_name(int operation_id) {
     return operation_id == OSSL_OP_SIGNATURE ? "ECDSA" : "EC";
@@ -163,7 +165,15 @@ const char* ec_query_operation_name(int operation_id) {
 
 KEYMGMT_TABLE(rsa_keymgmt_functions, tls::KeyKind::RSA, rsa_export_types, rsa_query_operation_name)
 KEYMGMT_TABLE(ec_keymgmt_functions, tls::KeyKind::EC, ec_export_types, ec_query_operation_name)
-KEYMGMT_TABLE(ed25519_keymgmt_functions, tls::KeyKind::Ed25519, ed25519_export_types,
-              ed25519_query_operation_name)
+KEYMGMT_TABLE(ed25519_keymgmt_functions, tls::KeyKind::Ed25519, raw_public_export_types,
+              own_query_operation_name<tls::KeyKind::Ed25519>)
+KEYMGMT_TABLE(ed448_keymgmt_functions, tls::KeyKind::Ed448, raw_public_export_types,
+              own_query_operation_name<tls::KeyKind::Ed448>)
+KEYMGMT_TABLE(mldsa44_keymgmt_functions, tls::KeyKind::MLDSA44, raw_public_export_types,
+              own_query_operation_name<tls::KeyKind::MLDSA44>)
+KEYMGMT_TABLE(mldsa65_keymgmt_functions, tls::KeyKind::MLDSA65, raw_public_export_types,
+              own_query_operation_name<tls::KeyKind::MLDSA65>)
+KEYMGMT_TABLE(mldsa87_keymgmt_functions, tls::KeyKind::MLDSA87, raw_public_export_types,
+              own_query_operation_name<tls::KeyKind::MLDSA87>)
 
 } // namespace keyless::provider

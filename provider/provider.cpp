@@ -18,6 +18,11 @@ namespace {
 constexpr const char* kRsaNames = "RSA:rsaEncryption:1.2.840.113549.1.1.1";
 constexpr const char* kEcNames = "EC:id-ecPublicKey:1.2.840.10045.2.1";
 constexpr const char* kEd25519Names = "ED25519:1.3.101.112";
+constexpr const char* kEd448Names = "ED448:1.3.101.113";
+// The names OpenSSL 3.5's default provider gives ML-DSA (FIPS 204); older versions never ask.
+constexpr const char* kMlDsa44Names = "ML-DSA-44:MLDSA44:2.16.840.1.101.3.4.3.17:id-ml-dsa-44";
+constexpr const char* kMlDsa65Names = "ML-DSA-65:MLDSA65:2.16.840.1.101.3.4.3.18:id-ml-dsa-65";
+constexpr const char* kMlDsa87Names = "ML-DSA-87:MLDSA87:2.16.840.1.101.3.4.3.19:id-ml-dsa-87";
 
 const OSSL_ALGORITHM kKeymgmt[] = {
     {kRsaNames, kProperties, rsa_keymgmt_functions,
@@ -25,11 +30,23 @@ const OSSL_ALGORITHM kKeymgmt[] = {
     {kEcNames, kProperties, ec_keymgmt_functions, "keyless EC key (private half on a keyserver)"},
     {kEd25519Names, kProperties, ed25519_keymgmt_functions,
      "keyless Ed25519 key (private half on a keyserver)"},
+    {kEd448Names, kProperties, ed448_keymgmt_functions,
+     "keyless Ed448 key (private half on a keyserver)"},
+    {kMlDsa44Names, kProperties, mldsa44_keymgmt_functions,
+     "keyless ML-DSA-44 key (private half on a keyserver)"},
+    {kMlDsa65Names, kProperties, mldsa65_keymgmt_functions,
+     "keyless ML-DSA-65 key (private half on a keyserver)"},
+    {kMlDsa87Names, kProperties, mldsa87_keymgmt_functions,
+     "keyless ML-DSA-87 key (private half on a keyserver)"},
     {nullptr, nullptr, nullptr, nullptr}};
 const OSSL_ALGORITHM kSignature[] = {
     {kRsaNames, kProperties, rsa_signature_functions, "RSA signatures on a keyserver"},
     {"ECDSA", kProperties, ecdsa_signature_functions, "ECDSA signatures on a keyserver"},
     {kEd25519Names, kProperties, ed25519_signature_functions, "Ed25519 signatures on a keyserver"},
+    {kEd448Names, kProperties, ed448_signature_functions, "Ed448 signatures on a keyserver"},
+    {kMlDsa44Names, kProperties, mldsa44_signature_functions, "ML-DSA-44 signatures on a keyserver"},
+    {kMlDsa65Names, kProperties, mldsa65_signature_functions, "ML-DSA-65 signatures on a keyserver"},
+    {kMlDsa87Names, kProperties, mldsa87_signature_functions, "ML-DSA-87 signatures on a keyserver"},
     {nullptr, nullptr, nullptr, nullptr}};
 const OSSL_ALGORITHM kAsymCipher[] = {
     {kRsaNames, kProperties, rsa_asym_cipher_functions, "RSA decryption on a keyserver"},
@@ -45,6 +62,14 @@ const OSSL_ALGORITHM kDecoder[] = {
      "keyless EC key stub"},
     {kEd25519Names, "provider=keyless,input=der,structure=keyless-key",
      der_to_ed25519_decoder_functions, "keyless Ed25519 key stub"},
+    {kEd448Names, "provider=keyless,input=der,structure=keyless-key",
+     der_to_ed448_decoder_functions, "keyless Ed448 key stub"},
+    {kMlDsa44Names, "provider=keyless,input=der,structure=keyless-key",
+     der_to_mldsa44_decoder_functions, "keyless ML-DSA-44 key stub"},
+    {kMlDsa65Names, "provider=keyless,input=der,structure=keyless-key",
+     der_to_mldsa65_decoder_functions, "keyless ML-DSA-65 key stub"},
+    {kMlDsa87Names, "provider=keyless,input=der,structure=keyless-key",
+     der_to_mldsa87_decoder_functions, "keyless ML-DSA-87 key stub"},
     {nullptr, nullptr, nullptr, nullptr}};
 
 // One entry per key type and private-key output OpenSSL asks for (PEM/DER PKCS#8, encrypted
@@ -65,6 +90,10 @@ const OSSL_ALGORITHM kDecoder[] = {
 const OSSL_ALGORITHM kEncoder[] = {KEYLESS_REFUSE_ALL(kRsaNames),
                                    KEYLESS_REFUSE_ALL(kEcNames),
                                    KEYLESS_REFUSE_ALL(kEd25519Names),
+                                   KEYLESS_REFUSE_ALL(kEd448Names),
+                                   KEYLESS_REFUSE_ALL(kMlDsa44Names),
+                                   KEYLESS_REFUSE_ALL(kMlDsa65Names),
+                                   KEYLESS_REFUSE_ALL(kMlDsa87Names),
                                    {nullptr, nullptr, nullptr, nullptr}};
 
 const OSSL_ALGORITHM* query_operation(void*, int operation_id, int* no_cache) {

@@ -1,4 +1,5 @@
-// SIGNATURE for RSA (PKCS#1 v1.5 and PSS), ECDSA and Ed25519 on keyless keys. Init, size queries
+// SIGNATURE for RSA (PKCS#1 v1.5 and PSS), ECDSA, Ed25519, Ed448 and ML-DSA on keyless keys.
+// Init, size queries
 // and parameters are local (libssl calls DigestSignInit for every candidate sigalg of every
 // handshake); only the final signature goes to the keyserver: a TLS-shaped message as sign-TLS
 // (the keyserver sees and checks what it signs), anything else as a digest-signing operation.
@@ -409,6 +410,24 @@ Bytes pss_algorithm_id(const DigestInfo& d) {
     return der_of(alg.get());
 }
 
+// The signature algorithm OID of a key that signs whole messages (it is also the key's OID).
+const char* whole_message_oid(tls::KeyKind kind) {
+    switch (kind) {
+    case tls::KeyKind::Ed25519:
+        return "1.3.101.112";
+    case tls::KeyKind::Ed448:
+        return "1.3.101.113";
+    case tls::KeyKind::MLDSA44:
+        return "2.16.840.1.101.3.4.3.17";
+    case tls::KeyKind::MLDSA65:
+        return "2.16.840.1.101.3.4.3.18";
+    case tls::KeyKind::MLDSA87:
+        return "2.16.840.1.101.3.4.3.19";
+    default:
+        return "";
+    }
+}
+
 // The DER AlgorithmIdentifier of the signature, which X.509, CSR, CRL and CMS signing ask
 // providers for. Throws when it cannot be written: returning success with nothing makes OpenSSL
 // read an uninitialised buffer.
@@ -418,10 +437,13 @@ Bytes algorithm_id(const SignatureContext& ctx) {
                            (ctx.key ? ctx.key->uri_text() + ": " : std::string()) +
                                "no signature AlgorithmIdentifier for " + why);
     };
-    if (ctx.kind == tls::KeyKind::Ed25519) { // RFC 8410: the OID, no parameters
+    if (tls::signs_whole_messages(ctx.kind)) { // RFC 8410, RFC 9881: the OID, no parameters
         Algor alg(X509_ALGOR_new());
-        if (!alg || !X509_ALGOR_set0(alg.get(), OBJ_nid2obj(NID_ED25519), V_ASN1_UNDEF, nullptr))
-            return fail("Ed25519");
+        ASN1_OBJECT* oid = OBJ_txt2obj(whole_message_oid(ctx.kind), 1);
+        if (!alg || !oid || !X509_ALGOR_set0(alg.get(), oid, V_ASN1_UNDEF, nullptr)) {
+            ASN1_OBJECT_free(oid);
+            return fail(tls::key_type_name(ctx.kind));
+        }
         return der_of(alg.get());
     }
     if (!ctx.digest) return fail("a signature without a digest");
@@ -469,40 +491,53 @@ int sig_get_ctx_params(void* vctx, OSSL_PARAM params[]) {
     });
 }
 
-// ---- Ed25519: one-shot signatures over whole messages (no digest, no streaming) ----
+// ---- EdDSA and ML-DSA: one-shot signatures over whole messages (no digest, no streaming) ----
 
-Bytes sign_ed25519(const SignatureContext& ctx, ByteView message) {
-    if (auto sig = sign_as_tls(ctx, message,
-                               *tls::scheme_for(tls::KeyKind::Ed25519, tls::Padding::None, "")))
-        return *sig;
-    // Anything else (or a gokeyless keyserver): gokeyless's Ed25519 operation, which signs the
-    // whole message and needs sign-digest on our keyserver.
-    return ctx.key->call(
-        Operation::make(Opcode::Ed25519Sign, Bytes(message.begin(), message.end())), "signing");
+Bytes sign_whole_message(const SignatureContext& ctx, ByteView message) {
+    uint16_t scheme = *tls::scheme_for(ctx.kind, tls::Padding::None, "");
+    if (ctx.kind == tls::KeyKind::Ed25519) {
+        if (auto sig = sign_as_tls(ctx, message, scheme)) return *sig;
+        // Anything else (or a gokeyless keyserver): gokeyless's Ed25519 operation, which signs
+        // the whole message and needs sign-digest on our keyserver.
+        return ctx.key->call(
+            Operation::make(Opcode::Ed25519Sign, Bytes(message.begin(), message.end())), "signing");
+    }
+    // Ed448 and ML-DSA have no gokeyless operation: sign-TLS carries every message, and the
+    // keyserver signs a TLS input under sign-tls, anything else (CSRs, certificates, CMS) only
+    // under sign-digest. ML-DSA signs with an empty context string, as X.509 and TLS use it.
+    Operation req = Operation::make(Opcode::SignTLS, Bytes(message.begin(), message.end()));
+    req.signature_scheme = scheme;
+    if (auto sig = ctx.key->extension(std::move(req), "signing")) return *sig;
+    throw KeylessError(KEYLESS_R_UNSUPPORTED,
+                       ctx.key->uri_text() + ": signing failed: the keyserver has no " +
+                           tls::key_type_name(ctx.kind) +
+                           " operation (a gokeyless keyserver signs RSA, ECDSA and Ed25519 only; "
+                           "key '" + ctx.key->uri().key_id + "' needs a keyless keyserver)");
 }
 
-int ed25519_digest_sign_init(void* vctx, const char* mdname, void* keydata,
-                             const OSSL_PARAM params[]) {
+int whole_message_digest_sign_init(void* vctx, const char* mdname, void* keydata,
+                                   const OSSL_PARAM params[]) {
     SignatureContext* ctx = ctx_of(vctx);
-    return guarded(ctx->prov, "keyless_ed25519_digest_sign_init", 0, [&] {
-        // Ed25519 takes no digest: refusing one quietly is how callers probing digests learn it.
+    return guarded(ctx->prov, "keyless_message_digest_sign_init", 0, [&] {
+        // No digest: refusing one quietly is how callers probing digests learn it.
         if (!keydata || (mdname && *mdname)) return 0;
         ctx->digest = nullptr;
         return sig_init(ctx, keydata, params);
     });
 }
 
-int ed25519_digest_sign(void* vctx, unsigned char* sig, size_t* siglen, size_t sigsize,
-                        const unsigned char* tbs, size_t tbslen) {
+int whole_message_digest_sign(void* vctx, unsigned char* sig, size_t* siglen, size_t sigsize,
+                              const unsigned char* tbs, size_t tbslen) {
     SignatureContext* ctx = ctx_of(vctx);
-    return guarded(ctx->prov, "keyless_ed25519_digest_sign", 0, [&] {
+    return guarded(ctx->prov, "keyless_message_digest_sign", 0, [&] {
         if (!ctx->key) return 0;
         if (answer_size_query(*ctx, sig, siglen)) return 1;
-        return output(*ctx, sign_ed25519(*ctx, ByteView(tbs, tbslen)), sig, siglen, sigsize);
+        return output(*ctx, sign_whole_message(*ctx, ByteView(tbs, tbslen)), sig, siglen,
+                      sigsize);
     });
 }
 
-const OSSL_PARAM* ed25519_gettable_ctx_params(void*, void*) {
+const OSSL_PARAM* whole_message_gettable_ctx_params(void*, void*) {
     static const OSSL_PARAM params[] = {
         OSSL_PARAM_octet_string(OSSL_SIGNATURE_PARAM_ALGORITHM_ID, nullptr, 0), OSSL_PARAM_END};
     return params;
@@ -542,15 +577,23 @@ const OSSL_PARAM* sig_gettable_ctx_params(void*, void*) {
 SIGNATURE_TABLE(rsa_signature_functions, tls::KeyKind::RSA, rsa_settable_ctx_params)
 SIGNATURE_TABLE(ecdsa_signature_functions, tls::KeyKind::EC, ecdsa_settable_ctx_params)
 
-const OSSL_DISPATCH ed25519_signature_functions[] = {
-    KEYLESS_FN(SIGNATURE_NEWCTX, signature_newctx, sig_newctx<tls::KeyKind::Ed25519>),
-    KEYLESS_FN(SIGNATURE_FREECTX, signature_freectx, sig_freectx),
-    KEYLESS_FN(SIGNATURE_DUPCTX, signature_dupctx, sig_dupctx),
-    KEYLESS_FN(SIGNATURE_DIGEST_SIGN_INIT, signature_digest_sign_init, ed25519_digest_sign_init),
-    KEYLESS_FN(SIGNATURE_DIGEST_SIGN, signature_digest_sign, ed25519_digest_sign),
-    KEYLESS_FN(SIGNATURE_GET_CTX_PARAMS, signature_get_ctx_params, sig_get_ctx_params),
-    KEYLESS_FN(SIGNATURE_GETTABLE_CTX_PARAMS, signature_gettable_ctx_params,
-               ed25519_gettable_ctx_params),
-    {0, nullptr}};
+#define WHOLE_MESSAGE_SIGNATURE_TABLE(NAME, KIND)                                                 \
+    const OSSL_DISPATCH NAME[] = {                                                                 \
+        KEYLESS_FN(SIGNATURE_NEWCTX, signature_newctx, sig_newctx<KIND>),                          \
+        KEYLESS_FN(SIGNATURE_FREECTX, signature_freectx, sig_freectx),                             \
+        KEYLESS_FN(SIGNATURE_DUPCTX, signature_dupctx, sig_dupctx),                                \
+        KEYLESS_FN(SIGNATURE_DIGEST_SIGN_INIT, signature_digest_sign_init,                         \
+                   whole_message_digest_sign_init),                                                \
+        KEYLESS_FN(SIGNATURE_DIGEST_SIGN, signature_digest_sign, whole_message_digest_sign),       \
+        KEYLESS_FN(SIGNATURE_GET_CTX_PARAMS, signature_get_ctx_params, sig_get_ctx_params),        \
+        KEYLESS_FN(SIGNATURE_GETTABLE_CTX_PARAMS, signature_gettable_ctx_params,                   \
+                   whole_message_gettable_ctx_params),                                             \
+        {0, nullptr}};
+
+WHOLE_MESSAGE_SIGNATURE_TABLE(ed25519_signature_functions, tls::KeyKind::Ed25519)
+WHOLE_MESSAGE_SIGNATURE_TABLE(ed448_signature_functions, tls::KeyKind::Ed448)
+WHOLE_MESSAGE_SIGNATURE_TABLE(mldsa44_signature_functions, tls::KeyKind::MLDSA44)
+WHOLE_MESSAGE_SIGNATURE_TABLE(mldsa65_signature_functions, tls::KeyKind::MLDSA65)
+WHOLE_MESSAGE_SIGNATURE_TABLE(mldsa87_signature_functions, tls::KeyKind::MLDSA87)
 
 } // namespace keyless::provider
