@@ -30,6 +30,10 @@ size_t pki_key_count() {
     return n;
 }
 
+bool pki_has_ml_dsa() {
+    return std::filesystem::exists(pki("keys/mldsa65.pem"));
+}
+
 std::string keyserver_binary(bool test_build) {
     const char* var = test_build ? "KEYLESS_TEST_KEYSERVER" : "KEYLESS_KEYSERVER";
     const char* bin = std::getenv(var);

@@ -13,6 +13,8 @@ std::string pki_dir();
 std::string pki(const std::string& name); // pki_dir() + "/" + name
 // How many keys gen-pki.sh made (the ML-DSA ones only where OpenSSL has ML-DSA).
 size_t pki_key_count();
+// Whether gen-pki.sh made ML-DSA keys (it does where OpenSSL has ML-DSA: 3.5 and later).
+bool pki_has_ml_dsa();
 // The keyserver program ($KEYLESS_KEYSERVER), or its test build with test-only flags
 // ($KEYLESS_TEST_KEYSERVER, tests/support/keyserver_for_tests.cpp).
 std::string keyserver_binary(bool test_build = false);
