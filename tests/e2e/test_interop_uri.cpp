@@ -105,3 +105,22 @@ TEST_CASE("stunnel with a URI key and the keyserver down: start fails naming the
         CHECK_THAT(e.what(), match::contains("cannot connect"));
     }
 }
+
+TEST_CASE("nginx serves an ML-DSA (or Ed448) certificate whose key it loads by store: URI",
+          "[nginx]") {
+    UriSetup s;
+    std::string key = pki_has_ml_dsa() ? "mldsa65" : "ed448";
+    EdgeKeys keys{pki("certs/" + key + ".crt"), "store:" + s.uri(key), pki("certs/ed448.crt"),
+                  "store:keyless:/ed448"};
+    auto t = start_nginx(s.subdir("nginx"), s.fleet_conf, keys);
+    for (auto [port, scheme] :
+         {std::pair{t->rsa_port(), key}, std::pair{t->ec_port(), std::string("ed448")}}) {
+        INFO(scheme);
+        std::string out = s_client(port, "-tls1_3 -sigalgs " + scheme);
+        INFO(out);
+        CHECK(handshake_ok(out));
+        CHECK(s_client_shows(out, "Peer signature type: " + scheme, "sign-tls:" + scheme));
+    }
+    CHECK(count_of(s.keyserver.access_log(), "sign-tls:" + key) >= 1);
+    CHECK(t->alive());
+}

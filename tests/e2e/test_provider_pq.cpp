@@ -84,7 +84,9 @@ TEST_CASE("CSRs and certificates signed by keyless Ed448 and ML-DSA keys verify,
         REQUIRE(rc == 0);
         return out;
     };
-    auto uri = [&](const std::string& name) { return "keyless:" + keyserver.address() + "/" + name; };
+    auto uri = [&](const std::string& name) {
+        return "keyless:" + keyserver.address() + "/" + name;
+    };
     write_file(dir / "leaf.ext", "basicConstraints = CA:FALSE\nkeyUsage = digitalSignature\n");
     // cert CA_NAME LEAF_NAME: a self-signed CA by the keyless key CA_NAME signs a CSR made by the
     // keyless key LEAF_NAME; the default provider verifies the chain.
@@ -97,9 +99,9 @@ TEST_CASE("CSRs and certificates signed by keyless Ed448 and ML-DSA keys verify,
            (dir / "leaf.csr"));
         CHECK_THAT(ok("openssl req -in " + (dir / "leaf.csr") + " -verify -noout"),
                    match::contains("verify OK"));
-        ok("openssl x509 -req -in " + (dir / "leaf.csr") + " -CA " + (dir / "ca.crt") +
-           " -CAkey " + uri(ca) + " -CAcreateserial -days 1 -extfile " + (dir / "leaf.ext") +
-           " -out " + (dir / "leaf.crt"));
+        ok("openssl x509 -req -in " + (dir / "leaf.csr") + " -CA " + (dir / "ca.crt") + " -CAkey " +
+           uri(ca) + " -CAcreateserial -days 1 -extfile " + (dir / "leaf.ext") + " -out " +
+           (dir / "leaf.crt"));
         // Verified by the default provider alone (no keyless.so loaded).
         std::string verified;
         run_command("OPENSSL_CONF=/dev/null openssl verify -CAfile " + (dir / "ca.crt") + " " +
@@ -127,7 +129,8 @@ TEST_CASE("Ed448 and ML-DSA keys sign only what their policy allows") {
                                    k.name + " -subj /CN=x -out " + (dir / "x.csr"),
                                &out);
         CHECK(rc != 0);
-        CHECK_THAT(out, match::contains("denied by the keyserver's policy for key '" + k.name + "'"));
+        CHECK_THAT(out,
+                   match::contains("denied by the keyserver's policy for key '" + k.name + "'"));
     }
     CHECK_THAT(keyserver.access_log(), match::contains("anything else needs sign-digest"));
 }
