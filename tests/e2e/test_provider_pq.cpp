@@ -163,3 +163,24 @@ TEST_CASE("keyless Ed448 and ML-DSA client certificates (TLS 1.3, sign-tls-clien
         CHECK(count_of(keyserver.access_log(), "\"shape\":\"tls13-client-cv\"") == before + 1);
     }
 }
+
+TEST_CASE("against a gokeyless keyserver, Ed448 and ML-DSA keys fail naming the key and why") {
+    // gokeyless has no Ed448 or ML-DSA operation (and answers BadOpcode to keyless's).
+    KeyserverFixture keyserver(pq_config(kAll), {"--test-emulate-gokeyless"});
+    TempDir dir;
+    std::string conf = write_openssl_conf(dir / "openssl.cnf");
+    for (const auto& k : pq_keys()) {
+        INFO(k.name);
+        std::string stub = dir / (k.name + ".stub.pem"), out;
+        REQUIRE(run_with_conf(conf,
+                              keyless_tool() + " stub keyless:" + keyserver.address() + "/" +
+                                  k.name + " --from-cert " + pki("certs/" + k.name + ".crt") +
+                                  " -o " + stub,
+                              &out) == 0);
+        int rc = run_with_conf(
+            conf, "openssl req -new -key " + stub + " -subj /CN=x -out " + (dir / "x.csr"), &out);
+        CHECK(rc != 0);
+        CHECK_THAT(out, match::contains("keyless:" + keyserver.address() + "/" + k.name));
+        CHECK_THAT(out, match::contains("needs a keyless keyserver"));
+    }
+}
