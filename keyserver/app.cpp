@@ -23,7 +23,7 @@ namespace {
 
 constexpr const char* kUsage = R"(usage: keyserver [options]
 
-Serves RSA, EC and Ed25519 private-key operations to keyless edges (the keyless.so OpenSSL provider, or any
+Serves RSA, EC, Ed25519, Ed448 and ML-DSA private-key operations to keyless edges (the keyless.so OpenSSL provider, or any
 gokeyless v1.0 client) over mutual TLS. Flags override the config file.
 
   --config FILE         JSON config file (all settings; see docs/operations.md)
