@@ -512,7 +512,8 @@ Bytes sign_whole_message(const SignatureContext& ctx, ByteView message) {
                        ctx.key->uri_text() + ": signing failed: the keyserver has no " +
                            tls::key_type_name(ctx.kind) +
                            " operation (a gokeyless keyserver signs RSA, ECDSA and Ed25519 only; "
-                           "key '" + ctx.key->uri().key_id + "' needs a keyless keyserver)");
+                           "key '" +
+                           ctx.key->uri().key_id + "' needs a keyless keyserver)");
 }
 
 int whole_message_digest_sign_init(void* vctx, const char* mdname, void* keydata,
@@ -532,10 +533,63 @@ int whole_message_digest_sign(void* vctx, unsigned char* sig, size_t* siglen, si
     return guarded(ctx->prov, "keyless_message_digest_sign", 0, [&] {
         if (!ctx->key) return 0;
         if (answer_size_query(*ctx, sig, siglen)) return 1;
-        return output(*ctx, sign_whole_message(*ctx, ByteView(tbs, tbslen)), sig, siglen,
-                      sigsize);
+        return output(*ctx, sign_whole_message(*ctx, ByteView(tbs, tbslen)), sig, siglen, sigsize);
     });
 }
+
+#ifdef OSSL_FUNC_SIGNATURE_SIGN_MESSAGE_INIT
+// OpenSSL 3.5's message-signing API (EVP_PKEY_sign_message_init, then EVP_PKEY_sign with the
+// message, or _update/_final): the same whole-message signature. Streamed messages are collected
+// up to kMaxSignedMessage, what one keyserver frame carries.
+constexpr size_t kMaxSignedMessage = 60 * 1024;
+
+int whole_message_sign_message_init(void* vctx, void* keydata, const OSSL_PARAM params[]) {
+    SignatureContext* ctx = ctx_of(vctx);
+    return guarded(ctx->prov, "keyless_sign_message_init", 0, [&] {
+        ctx->digest = nullptr;
+        return sig_init(ctx, keydata, params);
+    });
+}
+
+int whole_message_sign(void* vctx, unsigned char* sig, size_t* siglen, size_t sigsize,
+                       const unsigned char* tbs, size_t tbslen) {
+    return whole_message_digest_sign(vctx, sig, siglen, sigsize, tbs, tbslen);
+}
+
+int whole_message_sign_message_update(void* vctx, const unsigned char* data, size_t len) {
+    SignatureContext* ctx = ctx_of(vctx);
+    return guarded(ctx->prov, "keyless_sign_message_update", 0, [&] {
+        if (!ctx->key) return 0;
+        if (ctx->message.size() + len > kMaxSignedMessage)
+            throw KeylessError(KEYLESS_R_UNSUPPORTED,
+                               ctx->key->uri_text() + ": a message of more than " +
+                                   std::to_string(kMaxSignedMessage) +
+                                   " bytes cannot be signed by the keyserver");
+        ctx->message.insert(ctx->message.end(), data, data + len);
+        return 1;
+    });
+}
+
+int whole_message_sign_message_final(void* vctx, unsigned char* sig, size_t* siglen,
+                                     size_t sigsize) {
+    SignatureContext* ctx = ctx_of(vctx);
+    return guarded(ctx->prov, "keyless_sign_message_final", 0, [&] {
+        if (!ctx->key) return 0;
+        if (answer_size_query(*ctx, sig, siglen)) return 1;
+        return output(*ctx, sign_whole_message(*ctx, ctx->message), sig, siglen, sigsize);
+    });
+}
+#define KEYLESS_MESSAGE_SIGNING                                                                    \
+    KEYLESS_FN(SIGNATURE_SIGN_MESSAGE_INIT, signature_sign_message_init,                           \
+               whole_message_sign_message_init),                                                   \
+        KEYLESS_FN(SIGNATURE_SIGN, signature_sign, whole_message_sign),                            \
+        KEYLESS_FN(SIGNATURE_SIGN_MESSAGE_UPDATE, signature_sign_message_update,                   \
+                   whole_message_sign_message_update),                                             \
+        KEYLESS_FN(SIGNATURE_SIGN_MESSAGE_FINAL, signature_sign_message_final,                     \
+                   whole_message_sign_message_final),
+#else
+#define KEYLESS_MESSAGE_SIGNING // OpenSSL before 3.5 has no message-signing API
+#endif
 
 const OSSL_PARAM* whole_message_gettable_ctx_params(void*, void*) {
     static const OSSL_PARAM params[] = {
@@ -577,7 +631,7 @@ const OSSL_PARAM* sig_gettable_ctx_params(void*, void*) {
 SIGNATURE_TABLE(rsa_signature_functions, tls::KeyKind::RSA, rsa_settable_ctx_params)
 SIGNATURE_TABLE(ecdsa_signature_functions, tls::KeyKind::EC, ecdsa_settable_ctx_params)
 
-#define WHOLE_MESSAGE_SIGNATURE_TABLE(NAME, KIND)                                                 \
+#define WHOLE_MESSAGE_SIGNATURE_TABLE(NAME, KIND)                                                  \
     const OSSL_DISPATCH NAME[] = {                                                                 \
         KEYLESS_FN(SIGNATURE_NEWCTX, signature_newctx, sig_newctx<KIND>),                          \
         KEYLESS_FN(SIGNATURE_FREECTX, signature_freectx, sig_freectx),                             \
@@ -585,7 +639,8 @@ SIGNATURE_TABLE(ecdsa_signature_functions, tls::KeyKind::EC, ecdsa_settable_ctx_
         KEYLESS_FN(SIGNATURE_DIGEST_SIGN_INIT, signature_digest_sign_init,                         \
                    whole_message_digest_sign_init),                                                \
         KEYLESS_FN(SIGNATURE_DIGEST_SIGN, signature_digest_sign, whole_message_digest_sign),       \
-        KEYLESS_FN(SIGNATURE_GET_CTX_PARAMS, signature_get_ctx_params, sig_get_ctx_params),        \
+        KEYLESS_MESSAGE_SIGNING KEYLESS_FN(SIGNATURE_GET_CTX_PARAMS, signature_get_ctx_params,     \
+                                           sig_get_ctx_params),                                    \
         KEYLESS_FN(SIGNATURE_GETTABLE_CTX_PARAMS, signature_gettable_ctx_params,                   \
                    whole_message_gettable_ctx_params),                                             \
         {0, nullptr}};

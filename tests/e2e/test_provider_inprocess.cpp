@@ -1,10 +1,12 @@
 // The provider inside a process, the way nginx, haproxy and stunnel use it: a stub PEM read with
 // PEM_read_bio_PrivateKey, checked against the certificate, used across fork() and from many
 // threads at once.
+#include "keyserver_fixture.hpp"
 #include "ossl.hpp"
 #include "provider_env.hpp"
 
 #include "catch.hpp"
+#include <openssl/core_dispatch.h>
 #include <openssl/pem.h>
 
 #include <sys/wait.h>
@@ -145,3 +147,60 @@ TEST_CASE("8 threads x 500 signatures on one key, all verified") {
     CHECK(bad == 0);
     CHECK(good == 4000);
 }
+
+#ifdef OSSL_FUNC_SIGNATURE_SIGN_MESSAGE_INIT // OpenSSL 3.5's message-signing API
+TEST_CASE("EVP_PKEY_sign_message_* on keyless ML-DSA and Ed448 keys, one-shot and streamed") {
+    std::vector<std::string> names{"ed448"};
+    if (pki_has_ml_dsa()) names.insert(names.end(), {"mldsa44", "mldsa65", "mldsa87"});
+    std::string keys;
+    for (const auto& n : names)
+        keys +=
+            std::string(keys.empty() ? "" : ", ") + "\"" + n + R"(": {"allow": ["sign-digest"]})";
+    KeyserverFixture keyserver(R"({"keys": {)" + keys + "}}");
+    TempDir dir;
+    std::string conf = write_openssl_conf(dir / "openssl.cnf");
+    Context c(conf);
+    std::string message(5000, 'm'); // not a TLS input: signed under sign-digest
+    auto data = reinterpret_cast<const unsigned char*>(message.data());
+    for (const auto& name : names) {
+        INFO(name);
+        std::string stub = dir / (name + ".stub.pem"), out;
+        REQUIRE(run_with_conf(conf,
+                              keyless_tool() + " stub keyless:" + keyserver.address() + "/" + name +
+                                  " -o " + stub,
+                              &out) == 0);
+        ossl::Pkey key = read_key(c.libctx.get(), stub);
+        REQUIRE(key);
+        ossl::X509Ptr cert = read_cert(pki("certs/" + name + ".crt"));
+        std::string alg = name == "ed448" ? "ED448" : "ML-DSA-" + name.substr(5);
+        for (bool streamed : {false, true}) {
+            INFO((streamed ? "update/final" : "one-shot"));
+            std::unique_ptr<EVP_SIGNATURE, ossl::Deleter<EVP_SIGNATURE_free>> sigalg(
+                EVP_SIGNATURE_fetch(c.libctx.get(), alg.c_str(), "provider=keyless"));
+            REQUIRE(sigalg);
+            ossl::PkeyCtx ctx(EVP_PKEY_CTX_new_from_pkey(c.libctx.get(), key.get(), nullptr));
+            REQUIRE(EVP_PKEY_sign_message_init(ctx.get(), sigalg.get(), nullptr) == 1);
+            size_t len = 0;
+            Bytes sig;
+            if (streamed) {
+                REQUIRE(EVP_PKEY_sign_message_update(ctx.get(), data, 1000) == 1);
+                REQUIRE(EVP_PKEY_sign_message_update(ctx.get(), data + 1000, 4000) == 1);
+                REQUIRE(EVP_PKEY_sign_message_final(ctx.get(), nullptr, &len) == 1);
+                sig.resize(len);
+                REQUIRE(EVP_PKEY_sign_message_final(ctx.get(), sig.data(), &len) == 1);
+            } else {
+                REQUIRE(EVP_PKEY_sign(ctx.get(), nullptr, &len, data, message.size()) == 1);
+                sig.resize(len);
+                REQUIRE(EVP_PKEY_sign(ctx.get(), sig.data(), &len, data, message.size()) == 1);
+            }
+            sig.resize(len);
+            // Verified by the default provider with the certificate's public key.
+            ossl::MdCtx vctx(EVP_MD_CTX_new());
+            CHECK(EVP_DigestVerifyInit_ex(vctx.get(), nullptr, nullptr, nullptr, nullptr,
+                                          X509_get0_pubkey(cert.get()), nullptr) == 1);
+            CHECK(EVP_DigestVerify(vctx.get(), sig.data(), sig.size(), data, message.size()) == 1);
+        }
+    }
+    CHECK(count_of(keyserver.access_log(), "\"result\":\"ok\"") >= 2 * names.size());
+}
+#endif
