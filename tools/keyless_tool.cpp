@@ -299,7 +299,7 @@ int stub(const Options& o) {
 // The TLS 1.3 signature scheme a server would use with this key: (digest, PSS?).
 std::pair<const char*, bool> tls13_signing(EVP_PKEY* key) {
     if (EVP_PKEY_is_a(key, "RSA")) return {"SHA256", true};
-    if (EVP_PKEY_is_a(key, "ED25519")) return {nullptr, false};
+    if (!EVP_PKEY_is_a(key, "EC")) return {nullptr, false}; // EdDSA, ML-DSA: no digest
     int bits = EVP_PKEY_get_bits(key);
     return {bits > 384 ? "SHA512" : bits > 256 ? "SHA384" : "SHA256", false};
 }
