@@ -1,6 +1,7 @@
 // keyless-tool bench: TLS 1.3 CertificateVerify signatures kept in flight against a keyserver,
 // through the same client code keyless.so runs.
 #include "ossl.hpp"
+#include "tls_scheme.hpp"
 #include "tool.hpp"
 
 #include <nlohmann/json.hpp>
@@ -23,14 +24,29 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// The TLS 1.3 scheme a server signs with this key: RSA-PSS, its curve's ECDSA, or the key's own
+// (EdDSA, ML-DSA).
+uint16_t tls13_scheme(EVP_PKEY* pub) {
+    if (EVP_PKEY_is_a(pub, "RSA")) return 0x0804;
+    if (EVP_PKEY_is_a(pub, "EC")) {
+        int bits = EVP_PKEY_get_bits(pub);
+        return bits > 384 ? 0x0603 : bits > 256 ? 0x0503 : 0x0403;
+    }
+    for (auto kind : {tls::KeyKind::Ed25519, tls::KeyKind::Ed448, tls::KeyKind::MLDSA44,
+                      tls::KeyKind::MLDSA65, tls::KeyKind::MLDSA87})
+        if (EVP_PKEY_is_a(pub, tls::key_type_name(kind)))
+            return *tls::scheme_for(kind, tls::Padding::None, "");
+    die(std::string("no TLS 1.3 scheme for a ") + EVP_PKEY_get0_type_name(pub) + " key");
+}
+
 // What a TLS 1.3 server signs: 64 spaces, the context string, 0, a SHA-256 transcript hash.
-protocol::Operation certificate_verify_request(bool rsa) {
+protocol::Operation certificate_verify_request(uint16_t scheme) {
     std::string message = std::string(64, ' ') + "TLS 1.3, server CertificateVerify";
     message.push_back('\0');
     message.append(32, 'Z');
     protocol::Operation req =
         protocol::Operation::make(protocol::Opcode::SignTLS, Bytes(message.begin(), message.end()));
-    req.signature_scheme = rsa ? 0x0804 : 0x0403;
+    req.signature_scheme = scheme;
     return req;
 }
 
@@ -103,8 +119,7 @@ int bench(const Options& o) {
     const unsigned char* p = spki.data();
     ossl::Pkey pub(d2i_PUBKEY(nullptr, &p, static_cast<long>(spki.size())));
     if (!pub) die(o.uri + ": the keyserver sent an unreadable public key");
-    bool rsa = EVP_PKEY_is_a(pub.get(), "RSA");
-    load.request = certificate_verify_request(rsa);
+    load.request = certificate_verify_request(tls13_scheme(pub.get()));
     load.clients.push_back(std::move(first));
     for (int i = 1; i < o.connections; ++i) {
         KeyUri ignored;
@@ -154,7 +169,8 @@ int bench(const Options& o) {
     double ops = static_cast<double>(all.size());
     double rate = ops / elapsed;
     double cpu_us = cpu * 1e6 / ops;
-    const char* algorithm = rsa ? "RSA-PSS" : "ECDSA";
+    // The scheme signed, as TLS names it (rsa_pss_rsae_sha256, ecdsa_secp256r1_sha256, mldsa65).
+    std::string algorithm(tls::scheme_info(*load.request.signature_scheme)->name);
     if (o.json) {
         nlohmann::json out = {
             {"uri", o.uri},
@@ -179,8 +195,8 @@ int bench(const Options& o) {
     std::printf("%s: %s sign-tls, %d in flight from %d client(s), %d thread(s), %.1f s: "
                 "%.0f ops/s\n  latency ms: p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n"
                 "  this client's CPU: %.1f us per operation\n",
-                o.uri.c_str(), algorithm, o.concurrency, o.connections, threads, elapsed, rate,
-                pct(0.50), pct(0.90), pct(0.99), pct(0.999), all.back(), cpu_us);
+                o.uri.c_str(), algorithm.c_str(), o.concurrency, o.connections, threads, elapsed,
+                rate, pct(0.50), pct(0.90), pct(0.99), pct(0.999), all.back(), cpu_us);
     return 0;
 }
 

@@ -52,9 +52,14 @@ TEST_CASE("Ed448 and ML-DSA keyless keys serve TLS 1.3 through s_server, by URI 
         std::string uri = "keyless:" + keyserver.address() + "/" + k.name;
         std::string stub = dir / (k.name + ".stub.pem");
         REQUIRE(run_with_conf(conf, keyless_tool() + " stub " + uri + " -o " + stub, &out) == 0);
-        // keyless-tool check's test signature: a TLS 1.3 CertificateVerify with the key's scheme.
+        // keyless-tool check's test signature and bench: TLS 1.3 CertificateVerify inputs with the
+        // key's own scheme.
         CHECK(run_with_conf(conf, keyless_tool() + " check " + uri, &out) == 0);
         CHECK_THAT(out, match::contains("ok: " + uri));
+        CHECK(run_with_conf(
+                  conf, keyless_tool() + " bench " + uri + " --seconds 1 --concurrency 4 --json",
+                  &out) == 0);
+        CHECK_THAT(out, match::contains("\"algorithm\":\"" + k.scheme + "\""));
         for (const std::string& key : {uri, stub}) {
             INFO(key);
             uint16_t port = free_port();
