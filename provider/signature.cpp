@@ -1,8 +1,9 @@
 // SIGNATURE for RSA (PKCS#1 v1.5 and PSS), ECDSA, Ed25519, Ed448 and ML-DSA on keyless keys.
-// Init, size queries
-// and parameters are local (libssl calls DigestSignInit for every candidate sigalg of every
-// handshake); only the final signature goes to the keyserver: a TLS-shaped message as sign-TLS
-// (the keyserver sees and checks what it signs), anything else as a digest-signing operation.
+// Init, size queries and parameters are local (libssl calls DigestSignInit for every candidate
+// sigalg of every handshake); only the final signature goes to the keyserver: a TLS-shaped
+// message as sign-TLS (the keyserver sees and checks what it signs), anything else as a
+// digest-signing operation, or (Ed448, ML-DSA: no digest, no gokeyless operation) as sign-TLS
+// that the keyserver signs only under sign-digest.
 #include "algorithms.hpp"
 #include "dispatch_entry.hpp"
 #include "dispatch_tables.hpp"

@@ -12,6 +12,7 @@
 # and draws latency percentiles against requests in flight into docs/bench-latency.png.
 # The keyserver runs on core 0 (`--threads 1`), load generators on the other cores.
 # Usage: scripts/bench.sh [SECONDS]   (default 5 per measurement; about 25 x SECONDS in all)
+# (ML-DSA, where OpenSSL has it: scripts/bench-pq.sh)
 #   KEYLESS_BENCH_BUILD=DIR scripts/bench.sh   measures the keyserver and keyless.so of another
 #   build tree (say, a previous commit's) with this tree's tools, for before/after tables.
 set -euo pipefail
@@ -20,19 +21,6 @@ secs=${1:-5}
 source scripts/lib.sh
 setup bench
 scripts/install-deps.sh --bench >/dev/null
-tick=$(getconf CLK_TCK)
-cores=$(nproc)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; }
-field() { sed -E "s/.*\"$1\":([0-9.e+-]+).*/\1/" <<<"$2"; }
-
-results=()
-# verdict NAME MEASURED LIMIT DETAIL: "meets" when MEASURED <= LIMIT
-verdict() {
-    local v; v=$(awk -v m="$2" -v l="$3" 'BEGIN { print (m <= l) ? "meets " : "MISSES" }')
-    results+=("$(printf '%s  %-58s %8s (target <= %s)  %s' "$v" "$1" "$2" "$3" "$4")")
-    echo "   $v $1: $2 (target <= $3) $4"
-}
 
 tests/gen-pki.sh "$work/pki" >/dev/null
 pki=$work/pki
@@ -49,18 +37,6 @@ ec_us=$(awk '/nistp256/ {printf "%.2f", 1e6 / $7}' <<<"$speed")
 echo "   openssl speed: P-256 $ec_us us/sign, RSA-2048 $rsa_us us/sign"
 start_keyserver "$work/ks.json" --threads 1 --access-log "$work/access.log"
 taskset -pc 0 "$ks_pid" >/dev/null
-load_cpus=1-$((cores - 1))
-[[ $cores -lt 2 ]] && load_cpus=0
-# run_bench KEY IN_FLIGHT [more bench flags]: sets json and ks_us (keyserver CPU us per op)
-run_bench() {
-    local key=$1 n=$2; shift 2
-    local k0 k1; k0=$(cpu_ticks "$ks_pid")
-    # One connection: a one-thread keyserver gains nothing from two, and batches better on one.
-    json=$(taskset -c "$load_cpus" env OPENSSL_CONF="$work/openssl.cnf" KEYLESS_CONNECTIONS_PER_SERVER=1 build/tools/keyless-tool \
-        bench "keyless:$ks/$key" --seconds "$secs" --concurrency "$n" --json "$@")
-    k1=$(cpu_ticks "$ks_pid")
-    ks_us=$(calc "($k1 - $k0) * 1e6 / $tick / $(field operations "$json")" 1)
-}
 : > "$work/latency.dat"
 declare -A edge_us
 for n in 1 4 32 128; do
@@ -105,55 +81,6 @@ taskset -pc 0 "$ks_pid" >/dev/null
 for key in rsa2048 p256; do
     tool stub "keyless:$ks/$key" -o "$work/$key.stub.pem" 2>/dev/null
 done
-# nginx_handshakes KEYFILE CERT CONF: sets hs (handshakes), ng_us and ks_hs_us (CPU us per handshake)
-nginx_handshakes() {
-    local dir=$work/nginx port; port=$(free_port)
-    rm -rf "$dir"; mkdir -p "$dir/tmp"
-    cat > "$dir/nginx.conf" <<NGINX
-daemon off;
-master_process on;
-worker_processes 1;
-pid $dir/nginx.pid;
-error_log $dir/error.log;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $dir/tmp;
-    ssl_session_cache off;
-    ssl_session_tickets off;
-    server {
-        listen 127.0.0.1:$port ssl;
-        ssl_protocols TLSv1.3;
-        ssl_certificate $2;
-        ssl_certificate_key $1;
-        location / { return 200 "ok\n"; }
-    }
-}
-NGINX
-    OPENSSL_CONF=$3 /usr/sbin/nginx -c "$dir/nginx.conf" -p "$dir" -e "$dir/error.log" &
-    local master=$! worker=""
-    pids+=("$master")
-    wait_port "$port"
-    for _ in $(seq 100); do worker=$(pgrep -P "$master" | head -1); [[ -n $worker ]] && break; sleep 0.05; done
-    taskset -pc 1 "$worker" >/dev/null 2>&1 || true
-    local w0 k0 w1 k1 out total=0 i clients=()
-    w0=$(cpu_ticks "$worker"); k0=$(cpu_ticks "$ks_pid")
-    # Three clients keep the worker busy (s_time makes one full handshake at a time).
-    for i in 1 2 3; do
-        openssl s_time -connect "127.0.0.1:$port" -new -time "$secs" -CAfile "$pki/ca.crt" > "$work/s_time.$i" 2>/dev/null &
-        clients+=($!)
-    done
-    wait "${clients[@]}"
-    for i in 1 2 3; do
-        out=$(awk '/connections in [0-9]+ real seconds/ {print $1}' "$work/s_time.$i" | head -1)
-        total=$((total + ${out:-0}))
-    done
-    w1=$(cpu_ticks "$worker"); k1=$(cpu_ticks "$ks_pid")
-    kill "$master"; wait "$master" 2>/dev/null || true
-    hs=$total
-    ng_us=$(calc "($w1 - $w0) * 1e6 / $tick / $hs" 0)
-    ks_hs_us=$(calc "($k1 - $k0) * 1e6 / $tick / $hs" 0)
-}
 for key in p256 rsa2048; do
     nginx_handshakes "$pki/keys/$key.pem" "$pki/certs/$key.crt" /dev/null
     local_us=$ng_us; local_hs=$hs

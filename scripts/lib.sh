@@ -55,3 +55,81 @@ client_key = $pki/edge-1.key
 ca_file = $pki/ca.crt
 CNF
 }
+
+# ---- for the benchmarks (scripts/bench.sh, scripts/bench-pq.sh) ----
+# They set $secs (seconds per measurement), start a keyserver with start_keyserver (ks, ks_pid)
+# and write $work/openssl.cnf; load generators run on $load_cpus.
+tick=$(getconf CLK_TCK)
+cores=$(nproc)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; }
+field() { sed -E "s/.*\"$1\":([0-9.e+-]+).*/\1/" <<<"$2"; }
+
+results=()
+# verdict NAME MEASURED LIMIT DETAIL: "meets" when MEASURED <= LIMIT
+verdict() {
+    local v; v=$(awk -v m="$2" -v l="$3" 'BEGIN { print (m <= l) ? "meets " : "MISSES" }')
+    results+=("$(printf '%s  %-58s %8s (target <= %s)  %s' "$v" "$1" "$2" "$3" "$4")")
+    echo "   $v $1: $2 (target <= $3) $4"
+}
+load_cpus=1-$((cores - 1))
+[[ $cores -lt 2 ]] && load_cpus=0
+# run_bench KEY IN_FLIGHT [more bench flags]: sets json and ks_us (keyserver CPU us per op)
+run_bench() {
+    local key=$1 n=$2; shift 2
+    local k0 k1; k0=$(cpu_ticks "$ks_pid")
+    # One connection: a one-thread keyserver gains nothing from two, and batches better on one.
+    json=$(taskset -c "$load_cpus" env OPENSSL_CONF="$work/openssl.cnf" KEYLESS_CONNECTIONS_PER_SERVER=1 build/tools/keyless-tool \
+        bench "keyless:$ks/$key" --seconds "$secs" --concurrency "$n" --json "$@")
+    k1=$(cpu_ticks "$ks_pid")
+    ks_us=$(calc "($k1 - $k0) * 1e6 / $tick / $(field operations "$json")" 1)
+}
+# nginx_handshakes KEYFILE CERT CONF: sets hs (handshakes), ng_us and ks_hs_us (CPU us per handshake)
+nginx_handshakes() {
+    local dir=$work/nginx port; port=$(free_port)
+    rm -rf "$dir"; mkdir -p "$dir/tmp"
+    cat > "$dir/nginx.conf" <<NGINX
+daemon off;
+master_process on;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $dir/tmp;
+    ssl_session_cache off;
+    ssl_session_tickets off;
+    server {
+        listen 127.0.0.1:$port ssl;
+        ssl_protocols TLSv1.3;
+        ssl_certificate $2;
+        ssl_certificate_key $1;
+        location / { return 200 "ok\n"; }
+    }
+}
+NGINX
+    OPENSSL_CONF=$3 /usr/sbin/nginx -c "$dir/nginx.conf" -p "$dir" -e "$dir/error.log" &
+    local master=$! worker=""
+    pids+=("$master")
+    wait_port "$port"
+    for _ in $(seq 100); do worker=$(pgrep -P "$master" | head -1); [[ -n $worker ]] && break; sleep 0.05; done
+    taskset -pc 1 "$worker" >/dev/null 2>&1 || true
+    local w0 k0 w1 k1 out total=0 i clients=()
+    w0=$(cpu_ticks "$worker"); k0=$(cpu_ticks "$ks_pid")
+    # Three clients keep the worker busy (s_time makes one full handshake at a time).
+    for i in 1 2 3; do
+        openssl s_time -connect "127.0.0.1:$port" -new -time "$secs" -CAfile "$pki/ca.crt" > "$work/s_time.$i" 2>/dev/null &
+        clients+=($!)
+    done
+    wait "${clients[@]}"
+    for i in 1 2 3; do
+        out=$(awk '/connections in [0-9]+ real seconds/ {print $1}' "$work/s_time.$i" | head -1)
+        total=$((total + ${out:-0}))
+    done
+    w1=$(cpu_ticks "$worker"); k1=$(cpu_ticks "$ks_pid")
+    kill "$master"; wait "$master" 2>/dev/null || true
+    hs=$total
+    ng_us=$(calc "($w1 - $w0) * 1e6 / $tick / $hs" 0)
+    ks_hs_us=$(calc "($k1 - $k0) * 1e6 / $tick / $hs" 0)
+}
