@@ -46,6 +46,12 @@ std::optional<size_t> scheme_slot(uint16_t code) {
     return std::nullopt;
 }
 
+std::optional<KeyKind> ml_dsa_of_oid(std::string_view oid) {
+    for (KeyKind k : {KeyKind::MLDSA44, KeyKind::MLDSA65, KeyKind::MLDSA87})
+        if (oid == whole_message_oid(k)) return k;
+    return std::nullopt;
+}
+
 std::optional<uint16_t> scheme_for(KeyKind key, Padding padding, std::string_view digest) {
     const algorithms::Digest* wanted = algorithms::digest_named(digest);
     if (!wanted && !digest.empty()) return std::nullopt;

@@ -38,6 +38,31 @@ constexpr const char* key_type_name(KeyKind k) {
     }
     return "?";
 }
+// The key's (and, for EdDSA and ML-DSA, its signature's) OID; "" for RSA and EC, whose
+// signature OIDs depend on the digest.
+constexpr const char* whole_message_oid(KeyKind k) {
+    switch (k) {
+    case KeyKind::Ed25519:
+        return "1.3.101.112";
+    case KeyKind::Ed448:
+        return "1.3.101.113";
+    case KeyKind::MLDSA44:
+        return "2.16.840.1.101.3.4.3.17";
+    case KeyKind::MLDSA65:
+        return "2.16.840.1.101.3.4.3.18";
+    case KeyKind::MLDSA87:
+        return "2.16.840.1.101.3.4.3.19";
+    default:
+        return "";
+    }
+}
+// The ML-DSA parameter set whose OID is `oid` (dotted), if it is one: how a keyserver or an edge
+// on an OpenSSL without ML-DSA still names the key it cannot read.
+std::optional<KeyKind> ml_dsa_of_oid(std::string_view oid);
+// Every kind, for lookups by OpenSSL type name.
+inline constexpr KeyKind kAllKeyKinds[] = {KeyKind::RSA,    KeyKind::EC,      KeyKind::Ed25519,
+                                           KeyKind::Ed448,  KeyKind::MLDSA44, KeyKind::MLDSA65,
+                                           KeyKind::MLDSA87};
 enum class Padding { None, PKCS1, PSS };
 
 struct SchemeInfo {

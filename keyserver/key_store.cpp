@@ -13,8 +13,8 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <map>
 #include <fstream>
+#include <map>
 
 namespace keyless::keyserver {
 
@@ -75,12 +75,10 @@ std::string classify(Key& key) {
         return {};
     }
     // FIPS 204 ML-DSA (OpenSSL 3.5 and later decode these; older ones never get here).
-    for (auto [name, kind] : {std::pair{"ML-DSA-44", tls::KeyKind::MLDSA44},
-                              std::pair{"ML-DSA-65", tls::KeyKind::MLDSA65},
-                              std::pair{"ML-DSA-87", tls::KeyKind::MLDSA87}}) {
-        if (EVP_PKEY_is_a(p, name)) {
+    for (auto kind : {tls::KeyKind::MLDSA44, tls::KeyKind::MLDSA65, tls::KeyKind::MLDSA87}) {
+        if (EVP_PKEY_is_a(p, tls::key_type_name(kind))) {
             key.kind = kind;
-            key.description = name;
+            key.description = tls::key_type_name(kind);
             return {};
         }
     }
@@ -100,16 +98,14 @@ std::string undecodable_algorithm(const std::string& path) {
         return {};
     char text[80] = {};
     OBJ_obj2txt(text, sizeof text, oid, 1);
-    static const std::map<std::string, std::string> ml_dsa{
-        {"2.16.840.1.101.3.4.3.17", "ML-DSA-44"},
-        {"2.16.840.1.101.3.4.3.18", "ML-DSA-65"},
-        {"2.16.840.1.101.3.4.3.19", "ML-DSA-87"}};
     std::string running = OpenSSL_version(OPENSSL_VERSION_STRING);
-    if (auto it = ml_dsa.find(text); it != ml_dsa.end())
+    if (auto kind = tls::ml_dsa_of_oid(text)) {
+        std::string name = tls::key_type_name(*kind);
         return OpenSSL_version_num() >= 0x30500000L
-                   ? "an " + it->second + " key that OpenSSL " + running + " cannot decode"
-                   : "an " + it->second + " key: ML-DSA needs a keyserver built with OpenSSL " +
-                         "3.5 or later (this one runs OpenSSL " + running + ")";
+                   ? "an " + name + " key that OpenSSL " + running + " cannot decode"
+                   : "an " + name + " key: ML-DSA needs a keyserver built with OpenSSL 3.5 or " +
+                         "later (this one runs OpenSSL " + running + ")";
+    }
     return std::string("a private key of algorithm ") + text + ", which OpenSSL " + running +
            " cannot read (supported: RSA, EC, Ed25519, Ed448, ML-DSA from OpenSSL 3.5)";
 }

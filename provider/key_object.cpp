@@ -48,10 +48,7 @@ std::string undecodable_reason(ByteView spki_der, std::string openssl_reason) {
     char text[80] = {};
     if (pub && X509_PUBKEY_get0_param(&oid, nullptr, nullptr, nullptr, pub.get()) == 1 && oid)
         OBJ_obj2txt(text, sizeof text, oid, 1);
-    std::string_view o = text; // id-ml-dsa-44, -65, -87 (FIPS 204)
-    bool ml_dsa = o == "2.16.840.1.101.3.4.3.17" || o == "2.16.840.1.101.3.4.3.18" ||
-                  o == "2.16.840.1.101.3.4.3.19";
-    if (ml_dsa && OpenSSL_version_num() < 0x30500000L)
+    if (tls::ml_dsa_of_oid(text) && OpenSSL_version_num() < 0x30500000L)
         return "an ML-DSA key needs OpenSSL 3.5 or later (this is OpenSSL " +
                std::string(OpenSSL_version(OPENSSL_VERSION_STRING)) + ")";
     return openssl_reason;
@@ -76,9 +73,7 @@ std::shared_ptr<const KeyObject> KeyObject::create(ProviderContext* prov, const 
         throw KeylessError(KEYLESS_R_BAD_STUB, uri + ": public key does not decode: " +
                                                    undecodable_reason(spki_der, errors.text()));
     key->ski_ = compute_ski_from_spki(spki_der);
-    for (auto kind : {tls::KeyKind::RSA, tls::KeyKind::EC, tls::KeyKind::Ed25519,
-                      tls::KeyKind::Ed448, tls::KeyKind::MLDSA44, tls::KeyKind::MLDSA65,
-                      tls::KeyKind::MLDSA87}) {
+    for (auto kind : tls::kAllKeyKinds) {
         if (EVP_PKEY_is_a(key->pub_.get(), tls::key_type_name(kind))) {
             key->kind_ = kind;
             return key;

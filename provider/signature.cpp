@@ -411,24 +411,6 @@ Bytes pss_algorithm_id(const DigestInfo& d) {
     return der_of(alg.get());
 }
 
-// The signature algorithm OID of a key that signs whole messages (it is also the key's OID).
-const char* whole_message_oid(tls::KeyKind kind) {
-    switch (kind) {
-    case tls::KeyKind::Ed25519:
-        return "1.3.101.112";
-    case tls::KeyKind::Ed448:
-        return "1.3.101.113";
-    case tls::KeyKind::MLDSA44:
-        return "2.16.840.1.101.3.4.3.17";
-    case tls::KeyKind::MLDSA65:
-        return "2.16.840.1.101.3.4.3.18";
-    case tls::KeyKind::MLDSA87:
-        return "2.16.840.1.101.3.4.3.19";
-    default:
-        return "";
-    }
-}
-
 // The DER AlgorithmIdentifier of the signature, which X.509, CSR, CRL and CMS signing ask
 // providers for. Throws when it cannot be written: returning success with nothing makes OpenSSL
 // read an uninitialised buffer.
@@ -440,7 +422,7 @@ Bytes algorithm_id(const SignatureContext& ctx) {
     };
     if (tls::signs_whole_messages(ctx.kind)) { // RFC 8410, RFC 9881: the OID, no parameters
         Algor alg(X509_ALGOR_new());
-        ASN1_OBJECT* oid = OBJ_txt2obj(whole_message_oid(ctx.kind), 1);
+        ASN1_OBJECT* oid = OBJ_txt2obj(tls::whole_message_oid(ctx.kind), 1);
         if (!alg || !oid || !X509_ALGOR_set0(alg.get(), oid, V_ASN1_UNDEF, nullptr)) {
             ASN1_OBJECT_free(oid);
             return fail(tls::key_type_name(ctx.kind));

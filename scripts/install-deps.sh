@@ -5,7 +5,7 @@
 # CPack compute the packages' dependencies; softhsm2 and opensc's pkcs11-tool make the HSM the
 # PKCS#11 tests use; clang and its runtime build the fuzzers and sanitizer runs.
 # Usage: scripts/install-deps.sh [--build] [--interop] [--bench] [--platforms]
-#   --build: only what building the programs needs (first on the line); --interop adds nginx,
+#   --build: only what building the programs needs (not the test tools); --interop adds nginx,
 #   haproxy, stunnel4; --bench adds those and gnuplot (scripts/bench.sh);
 #   --platforms adds debootstrap (scripts/platforms.sh makes Debian roots with it)
 set -euo pipefail
@@ -17,16 +17,18 @@ esac
 # What building the programs needs (the demo: scripts/lib.sh), then what the tests add.
 build=(g++ cmake make ccache pkg-config openssl libssl-dev libboost-dev nlohmann-json3-dev
        libp11-kit-dev scdoc curl procps)
-pkgs=("${build[@]}" catch2 clang "$clang_rt" prometheus dpkg-dev file softhsm2 opensc)
+testing=(catch2 clang "$clang_rt" prometheus dpkg-dev file softhsm2 opensc)
+extra=()
 for flag in "$@"; do
     case $flag in
-    --build) pkgs=("${build[@]}") ;;
-    --interop) pkgs+=(nginx haproxy stunnel4) ;;
-    --bench) pkgs+=(nginx haproxy stunnel4 gnuplot-nox) ;;
-    --platforms) pkgs+=(debootstrap) ;;
+    --build) testing=() ;;
+    --interop) extra+=(nginx haproxy stunnel4) ;;
+    --bench) extra+=(nginx haproxy stunnel4 gnuplot-nox) ;;
+    --platforms) extra+=(debootstrap) ;;
     *) echo "install-deps.sh: unknown flag $flag" >&2; exit 2 ;;
     esac
 done
+pkgs=("${build[@]}" "${testing[@]}" "${extra[@]}")
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -16,6 +16,12 @@ case ${1:-} in
 *) echo "usage: scripts/package.sh [--release bookworm|trixie]" >&2; exit 2 ;;
 esac
 host=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+# collect DIR: the .debs in DIR become build-pkg/$release/'s.
+collect() {
+    rm -rf "build-pkg/$release"; mkdir -p "build-pkg/$release"
+    cp "$1"/keyless-*.deb "build-pkg/$release/"
+    ls "build-pkg/$release"/keyless-*.deb
+}
 
 # KEYLESS_PACKAGE_IN_ROOT=1 builds in the release's root even on that release (platforms.sh: the
 # packages of a fresh machine, not of this one's installed state).
@@ -27,9 +33,7 @@ if [[ -n $release && ($release != "$host" || ${KEYLESS_PACKAGE_IN_ROOT:-0} == 1)
     roots_packaged "$release-full" "$release" "$roots_setup_full"
     roots_overlay "$roots_cache/$release-full.root" "$release"
     roots_chroot "$roots_root" bash -euo pipefail -c "cd /src; scripts/package.sh >/dev/null"
-    rm -rf "build-pkg/$release"; mkdir -p "build-pkg/$release"
-    cp "$roots_root"/src/build-pkg/keyless-*.deb "build-pkg/$release/"
-    ls "build-pkg/$release"/keyless-*.deb
+    collect "$roots_root/src/build-pkg"
     exit 0
 fi
 
@@ -40,9 +44,7 @@ cmake --build build-pkg -j "$(nproc)" >/dev/null
 rm -f build-pkg/keyless-*.deb
 (cd build-pkg && cpack -G DEB > cpack.log 2>&1) || { echo "package.sh: cpack failed:" >&2; cat build-pkg/cpack.log >&2; exit 1; }
 if [[ -n $release ]]; then
-    rm -rf "build-pkg/$release"; mkdir -p "build-pkg/$release"
-    cp build-pkg/keyless-*.deb "build-pkg/$release/"
-    ls "build-pkg/$release"/keyless-*.deb
+    collect build-pkg
 else
     ls build-pkg/keyless-*.deb
 fi

@@ -24,21 +24,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// The TLS 1.3 scheme a server signs with this key: RSA-PSS, its curve's ECDSA, or the key's own
-// (EdDSA, ML-DSA).
-uint16_t tls13_scheme(EVP_PKEY* pub) {
-    if (EVP_PKEY_is_a(pub, "RSA")) return 0x0804;
-    if (EVP_PKEY_is_a(pub, "EC")) {
-        int bits = EVP_PKEY_get_bits(pub);
-        return bits > 384 ? 0x0603 : bits > 256 ? 0x0503 : 0x0403;
-    }
-    for (auto kind : {tls::KeyKind::Ed25519, tls::KeyKind::Ed448, tls::KeyKind::MLDSA44,
-                      tls::KeyKind::MLDSA65, tls::KeyKind::MLDSA87})
-        if (EVP_PKEY_is_a(pub, tls::key_type_name(kind)))
-            return *tls::scheme_for(kind, tls::Padding::None, "");
-    die(std::string("no TLS 1.3 scheme for a ") + EVP_PKEY_get0_type_name(pub) + " key");
-}
-
 // What a TLS 1.3 server signs: 64 spaces, the context string, 0, a SHA-256 transcript hash.
 protocol::Operation certificate_verify_request(uint16_t scheme) {
     std::string message = std::string(64, ' ') + "TLS 1.3, server CertificateVerify";

@@ -2,6 +2,7 @@
 #include "key_stub.hpp"
 #include "ossl.hpp"
 #include "ski.hpp"
+#include "tls_scheme.hpp"
 #include "tool.hpp"
 #include "uri.hpp"
 #include "version.hpp"
@@ -296,24 +297,34 @@ int stub(const Options& o) {
     return 0;
 }
 
-// The TLS 1.3 signature scheme a server would use with this key: (digest, PSS?).
-std::pair<const char*, bool> tls13_signing(EVP_PKEY* key) {
-    if (EVP_PKEY_is_a(key, "RSA")) return {"SHA256", true};
-    if (!EVP_PKEY_is_a(key, "EC")) return {nullptr, false}; // EdDSA, ML-DSA: no digest
-    int bits = EVP_PKEY_get_bits(key);
-    return {bits > 384 ? "SHA512" : bits > 256 ? "SHA384" : "SHA256", false};
+} // namespace
+
+uint16_t keyless::tool::tls13_scheme(EVP_PKEY* key) {
+    if (EVP_PKEY_is_a(key, "RSA")) return 0x0804;
+    if (EVP_PKEY_is_a(key, "EC")) {
+        int bits = EVP_PKEY_get_bits(key);
+        return bits > 384 ? 0x0603 : bits > 256 ? 0x0503 : 0x0403;
+    }
+    for (auto kind : tls::kAllKeyKinds)
+        if (tls::signs_whole_messages(kind) && EVP_PKEY_is_a(key, tls::key_type_name(kind)))
+            return *tls::scheme_for(kind, tls::Padding::None, "");
+    die(std::string("no TLS 1.3 scheme for a ") + EVP_PKEY_get0_type_name(key) + " key");
 }
+
+namespace {
 
 int check(const Options& o) {
     auto key = load_through_provider(o, true);
     std::string message = std::string(64, ' ') + "TLS 1.3, server CertificateVerify";
     message.push_back('\0');
     message.append(32, 'C');
-    auto [digest, pss] = tls13_signing(key.get());
+    auto scheme = *tls::scheme_info(tls13_scheme(key.get()));
+    std::string md(scheme.digest); // none for EdDSA and ML-DSA
+    bool pss = scheme.padding == tls::Padding::PSS;
     ossl::MdCtx sign_ctx(EVP_MD_CTX_new());
     EVP_PKEY_CTX* pctx = nullptr;
-    if (EVP_DigestSignInit_ex(sign_ctx.get(), &pctx, digest, nullptr, nullptr, key.get(),
-                              nullptr) != 1 ||
+    if (EVP_DigestSignInit_ex(sign_ctx.get(), &pctx, md.empty() ? nullptr : md.c_str(), nullptr,
+                              nullptr, key.get(), nullptr) != 1 ||
         (pss && (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
                  EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1)))
         die(o.uri + ": cannot start signing:\n" + ossl::all_errors());
@@ -332,8 +343,8 @@ int check(const Options& o) {
     ossl::MdCtx verify_ctx(EVP_MD_CTX_new());
     pctx = nullptr;
     bool ok = pub &&
-              EVP_DigestVerifyInit_ex(verify_ctx.get(), &pctx, digest, nullptr, "provider=default",
-                                      pub.get(), nullptr) == 1 &&
+              EVP_DigestVerifyInit_ex(verify_ctx.get(), &pctx, md.empty() ? nullptr : md.c_str(),
+                                      nullptr, "provider=default", pub.get(), nullptr) == 1 &&
               (!pss || (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1 &&
                         EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) == 1)) &&
               EVP_DigestVerify(verify_ctx.get(), sig.data(), sig.size(), tbs, message.size()) == 1;

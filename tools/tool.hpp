@@ -3,6 +3,7 @@
 #pragma once
 
 #include "client/client.hpp"
+#include "ossl.hpp"
 #include "uri.hpp"
 
 #include <memory>
@@ -26,6 +27,10 @@ struct Options {
 std::unique_ptr<client::Client> direct_client(const Options& o, KeyUri& uri);
 // The payload of a successful Response, else dies naming `what` and the failure.
 Bytes reply_or_die(const client::Call& call, const std::string& what);
+
+// The TLS 1.3 scheme a server signs with this key: RSA-PSS, its curve's ECDSA, or the key's own
+// (EdDSA, ML-DSA); dies for any other key.
+uint16_t tls13_scheme(EVP_PKEY* key);
 
 int bench(const Options& o);
 

@@ -202,5 +202,18 @@ TEST_CASE("EVP_PKEY_sign_message_* on keyless ML-DSA and Ed448 keys, one-shot an
         }
     }
     CHECK(count_of(keyserver.access_log(), "\"result\":\"ok\"") >= 2 * names.size());
+
+    // A streamed message is bounded by what one keyserver frame carries (60 KiB).
+    ossl::Pkey key = read_key(c.libctx.get(), dir / "ed448.stub.pem");
+    std::unique_ptr<EVP_SIGNATURE, ossl::Deleter<EVP_SIGNATURE_free>> ed448(
+        EVP_SIGNATURE_fetch(c.libctx.get(), "ED448", "provider=keyless"));
+    ossl::PkeyCtx ctx(EVP_PKEY_CTX_new_from_pkey(c.libctx.get(), key.get(), nullptr));
+    REQUIRE(EVP_PKEY_sign_message_init(ctx.get(), ed448.get(), nullptr) == 1);
+    std::string big(60 * 1024, 'b');
+    auto big_data = reinterpret_cast<const unsigned char*>(big.data());
+    CHECK(EVP_PKEY_sign_message_update(ctx.get(), big_data, big.size()) == 1);
+    ERR_clear_error();
+    CHECK(EVP_PKEY_sign_message_update(ctx.get(), big_data, 1) != 1);
+    CHECK_THAT(ossl::all_errors(), match::contains("a message of more than 61440 bytes"));
 }
 #endif
