@@ -23,18 +23,29 @@ const char* kConfig = R"({"keys": {
     "ed25519": {"allow": ["sign-tls", "sign-digest"]}
 }})";
 
-// One `openssl s_server -www` with a keyless key, on a free port.
+// One `openssl s_server -www` with a keyless key, on a free port. A port another test took
+// between free_port() and s_server's bind (ctest runs suites in parallel) makes s_server exit:
+// then it starts again on another; a failure to start says why (its log).
 struct Edge {
     Edge(const std::string& conf, const std::string& key_arg, const std::string& key_name,
-         const std::string& log)
-        : port(free_port()),
-          proc({"/usr/bin/openssl", "s_server", "-accept", "127.0.0.1:" + std::to_string(port),
-                "-cert", pki("certs/" + key_name + ".crt"), "-key", key_arg, "-www"},
-               {{"OPENSSL_CONF", conf}}, log, log) {
-        wait_for_port(port, std::chrono::seconds(10));
+         const std::string& log) {
+        for (int attempt = 0; attempt < 3; ++attempt) {
+            port = free_port();
+            proc = std::make_unique<Process>(
+                std::vector<std::string>{
+                    "/usr/bin/openssl", "s_server", "-accept", "127.0.0.1:" + std::to_string(port),
+                    "-cert", pki("certs/" + key_name + ".crt"), "-key", key_arg, "-www"},
+                std::map<std::string, std::string>{{"OPENSSL_CONF", conf}}, log, log);
+            auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+            while (proc->running() && !accepts(port) && std::chrono::steady_clock::now() < deadline)
+                std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            if (accepts(port)) return;
+            if (proc->running()) break; // alive but not listening: not a lost port race
+        }
+        throw std::runtime_error("s_server with " + key_arg + " did not start:\n" + read_file(log));
     }
-    uint16_t port;
-    Process proc;
+    uint16_t port = 0;
+    std::unique_ptr<Process> proc;
 };
 
 } // namespace
@@ -108,7 +119,7 @@ TEST_CASE("s_server with a keyless key (URI and stub): TLS 1.2/1.3, RSA/EC, RSA 
                 INFO(body);
                 CHECK_THAT(body, match::contains("s_server"));
                 CHECK(count_of(keyserver.access_log(), needle) == key_ops + 1); // curl's handshake
-                CHECK(edge->proc.running());
+                CHECK(edge->proc->running());
             }
         }
     }
@@ -467,18 +478,18 @@ TEST_CASE("a keyserver that floods replies costs a handshake, never the terminat
                               pki("certs/p256.crt") + " -o " + (dir / "p256.stub.pem"),
                           &out) == 0);
     Edge edge(conf, dir / "p256.stub.pem", "p256", dir / "edge.log");
-    size_t rss_before = rss_kib(edge.proc.pid());
+    size_t rss_before = rss_kib(edge.proc->pid());
     {
         FloodingKeyserver flood(port);
         for (int i = 0; i < 3; ++i) {
             CHECK_FALSE(handshake_ok(s_client(edge.port, "-tls1_3")));
-            CHECK(edge.proc.running());
+            CHECK(edge.proc->running());
         }
         CHECK(flood.connections() >= 1);
         INFO("flood sent " << flood.bytes_sent() << " bytes; s_server RSS " << rss_before
-                           << " KiB before, " << rss_kib(edge.proc.pid()) << " KiB after");
+                           << " KiB before, " << rss_kib(edge.proc->pid()) << " KiB after");
         // Bounded: the client keeps at most one read and one partial frame per connection.
-        CHECK(rss_kib(edge.proc.pid()) < rss_before + 32 * 1024);
+        CHECK(rss_kib(edge.proc->pid()) < rss_before + 32 * 1024);
         CHECK_THAT(read_file(dir / "edge.log"),
                    match::contains("keyserver 127.0.0.1:" + std::to_string(port) +
                                    " answered request id"));
@@ -486,7 +497,7 @@ TEST_CASE("a keyserver that floods replies costs a handshake, never the terminat
     // A good keyserver at the same address: the same s_server recovers.
     KeyserverFixture good(kConfig, {}, "127.0.0.1:" + std::to_string(port));
     CHECK(handshake_eventually(edge.port, "-tls1_3"));
-    CHECK(edge.proc.running());
+    CHECK(edge.proc->running());
 }
 
 TEST_CASE("failures are bounded and name the URI and the cause") {
@@ -509,7 +520,7 @@ TEST_CASE("failures are bounded and name the URI and the cause") {
         CHECK_FALSE(handshake_ok(out));
         CHECK_THAT(out, match::contains("alert internal error"));
         CHECK(took < std::chrono::seconds(10)); // bounded: never a hang
-        CHECK(edge.proc.running());
+        CHECK(edge.proc->running());
         std::string log = read_file(dir / "edge.log");
         CHECK_THAT(log, match::contains(base + "rsa2048: signing failed: keyserver 127.0.0.1:"));
         CHECK_THAT(log, match::contains("Connection refused"));
@@ -533,7 +544,7 @@ TEST_CASE("failures are bounded and name the URI and the cause") {
         CHECK_THAT(read_file(dir / "slow.log"),
                    match::contains(slow_base + "p256: signing failed: keyserver 127.0.0.1:"));
         CHECK_THAT(read_file(dir / "slow.log"), match::contains("no reply within 1500 ms"));
-        CHECK(edge.proc.running());
+        CHECK(edge.proc->running());
     }
     SECTION("unknown key id") {
         int rc = run_with_conf(
