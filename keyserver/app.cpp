@@ -1,10 +1,10 @@
 #include "app.hpp"
 
-#include "access_log.hpp"
-#include "config.hpp"
-#include "dispatch.hpp"
-#include "log.hpp"
-#include "server.hpp"
+#include "config/config.hpp"
+#include "net/server.hpp"
+#include "observe/access_log.hpp"
+#include "observe/log.hpp"
+#include "ops/dispatch.hpp"
 #include "service.hpp"
 #include "version.hpp"
 
@@ -131,7 +131,7 @@ Options parse_args(const std::vector<std::string>& args) {
 void print_summary(const ServingState& state) {
     std::cout << "config ok: " << state.keys.keys().size() << " key(s)\n";
     for (const auto& key : state.keys.keys()) {
-        const KeyPolicy& p = state.config.policy_for(key->name);
+        const KeyPolicy& p = state.policies.policy_for(key->name);
         std::string allow, clients;
         for (auto perm : p.allow)
             allow += (allow.empty() ? "" : ",") + std::string(to_string(perm));

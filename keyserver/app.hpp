@@ -2,7 +2,7 @@
 // is; a test build of the keyserver (tests/support/keyserver_for_tests.cpp) adds hooks.
 #pragma once
 
-#include "dispatch.hpp"
+#include "ops/dispatch.hpp"
 
 #include <functional>
 #include <memory>

@@ -1,7 +1,7 @@
 #include "service.hpp"
 
-#include "connection.hpp"
-#include "log.hpp"
+#include "net/connection.hpp"
+#include "observe/log.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -62,7 +62,7 @@ std::shared_ptr<const ServingState> load_state(const Config& config, Pkcs11Regis
     for (const auto& [name, uri] : config.pkcs11_keys) {
         try {
             auto key = tokens.load(name, uri, pkcs11);
-            const KeyPolicy& policy = config.policy_for(name);
+            const KeyPolicy& policy = config.policies.policy_for(name);
             if (key->raw_decrypt_unavailable && (policy.allow.count(Permission::RSADecryptTLS) ||
                                                  policy.allow.count(Permission::RSADecryptRaw)))
                 throw std::runtime_error(uri +
@@ -77,11 +77,12 @@ std::shared_ptr<const ServingState> load_state(const Config& config, Pkcs11Regis
         }
     }
     if (!problems.empty()) throw KeyStoreError(std::move(problems));
-    for (const auto& [name, policy] : config.key_policies)
+    for (const auto& [name, policy] : config.policies.key_policies)
         if (!keys.by_name(name))
             throw ConfigError("'keys." + name + "': no key file named " + name + ".pem or " + name +
                               ".key in " + config.keys_dir + ", and no pkcs11 URI");
-    return std::make_shared<const ServingState>(ServingState{std::move(keys), config});
+    return std::make_shared<const ServingState>(
+        ServingState{std::move(keys), config.policies, config.limits.max_ping_payload});
 }
 
 Service::Service(ServiceSettings settings, std::shared_ptr<const ServingState> state,
@@ -305,7 +306,7 @@ std::string Service::keys_json() const {
     }
     nlohmann::json keys = nlohmann::json::array();
     for (const auto& key : state->keys.keys()) {
-        const KeyPolicy& policy = state->config.policy_for(key->name);
+        const KeyPolicy& policy = state->policies.policy_for(key->name);
         nlohmann::json allow = nlohmann::json::array(), clients = nlohmann::json::array();
         for (auto p : policy.allow)
             allow.push_back(std::string(to_string(p)));

@@ -2,12 +2,12 @@
 // app.cpp parses flags and config and hands a Service what it loaded.
 #pragma once
 
-#include "access_log.hpp"
-#include "admin.hpp"
 #include "app.hpp"
-#include "metrics.hpp"
-#include "pkcs11_source.hpp"
-#include "server.hpp"
+#include "keys/pkcs11/source.hpp"
+#include "net/server.hpp"
+#include "observe/access_log.hpp"
+#include "observe/admin.hpp"
+#include "observe/metrics.hpp"
 
 #include <functional>
 #include <memory>

@@ -1,6 +1,6 @@
 // libFuzzer target: decoded frames through the request handler, with real keys (from
 // $KEYLESS_TEST_PKI/keys, or none), must yield a response for everything and never crash.
-#include "dispatch.hpp"
+#include "ops/dispatch.hpp"
 
 #include <cstdlib>
 
@@ -11,20 +11,22 @@ namespace {
 
 std::shared_ptr<const ServingState> make_state() {
     Config config;
-    config.default_policy.allow = {Permission::SignTLS, Permission::SignDigest,
-                                   Permission::RSADecryptTLS, Permission::RSADecryptRaw};
+    config.policies.default_policy.allow = {Permission::SignTLS, Permission::SignDigest,
+                                            Permission::RSADecryptTLS, Permission::RSADecryptRaw};
     // Keys without sign-digest, so the strict sign-TLS checks (shape, scheme, DHE and SHA-1
     // opt-ins, client CertificateVerify) are reached too; and one hidden from this client.
-    config.key_policies["p256"].allow = {Permission::SignTLS, Permission::SignTLSClient};
-    config.key_policies["p256"].tls12_dhe = true;
-    config.key_policies["rsa-default"].allow = {Permission::SignTLS};
-    config.key_policies["rsa-default"].allow_sha1 = true;
-    config.key_policies["ed25519"].allow = {Permission::SignTLS};
-    config.key_policies["ec-restricted"].clients = {ClientSelector::parse("cn:someone-else")};
+    config.policies.key_policies["p256"].allow = {Permission::SignTLS, Permission::SignTLSClient};
+    config.policies.key_policies["p256"].tls12_dhe = true;
+    config.policies.key_policies["rsa-default"].allow = {Permission::SignTLS};
+    config.policies.key_policies["rsa-default"].allow_sha1 = true;
+    config.policies.key_policies["ed25519"].allow = {Permission::SignTLS};
+    config.policies.key_policies["ec-restricted"].clients = {
+        ClientSelector::parse("cn:someone-else")};
     const char* pki = std::getenv("KEYLESS_TEST_PKI");
     KeyStore keys;
     if (pki) keys = KeyStore::load_directory(std::string(pki) + "/keys", false);
-    return std::make_shared<const ServingState>(ServingState{std::move(keys), config});
+    return std::make_shared<const ServingState>(
+        ServingState{std::move(keys), config.policies, config.limits.max_ping_payload});
 }
 
 } // namespace

@@ -1,7 +1,7 @@
-#include "config.hpp"
-#include "dispatch.hpp"
+#include "config/config.hpp"
 #include "keyserver_fixture.hpp"
-#include "signer.hpp"
+#include "ops/dispatch.hpp"
+#include "ops/signer.hpp"
 
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
@@ -37,7 +37,8 @@ std::string config_error(const std::string& json) {
 // What a dispatcher serves: the test PKI's keys under `config`.
 std::shared_ptr<const ServingState> serving(const Config& config) {
     return std::make_shared<const ServingState>(
-        ServingState{KeyStore::load_directory(test::pki("keys"), false), config});
+        ServingState{KeyStore::load_directory(test::pki("keys"), false), config.policies,
+                     config.limits.max_ping_payload});
 }
 
 ClientIdentity identity(const std::string& cn) {
@@ -66,9 +67,9 @@ TEST_CASE("config: a full file is read") {
     CHECK(c.cert_file == "c.pem");
     CHECK(c.limits.max_connections == 10);
     CHECK(c.limits.idle_timeout == std::chrono::milliseconds(1000));
-    CHECK(c.default_policy.allow.count(Permission::SignDigest) == 1);
-    CHECK(c.policy_for("rsa").allow == std::set<Permission>{Permission::RSADecryptTLS});
-    CHECK(c.policy_for("other").allow.count(Permission::SignTLS) == 1);
+    CHECK(c.policies.default_policy.allow.count(Permission::SignDigest) == 1);
+    CHECK(c.policies.policy_for("rsa").allow == std::set<Permission>{Permission::RSADecryptTLS});
+    CHECK(c.policies.policy_for("other").allow.count(Permission::SignTLS) == 1);
     CHECK(missing_settings(c).empty());
     CHECK(missing_settings(Config{}).size() == 4);
 }
@@ -210,8 +211,8 @@ TEST_CASE("key store: refuses key files of another user and directories others c
 
 TEST_CASE("dispatcher: policy decisions and error codes") {
     Config config;
-    config.key_policies["rsa2048"].allow = {Permission::SignDigest};
-    config.key_policies["ec-restricted"].clients = {ClientSelector::parse("cn:edge-2")};
+    config.policies.key_policies["rsa2048"].allow = {Permission::SignDigest};
+    config.policies.key_policies["ec-restricted"].clients = {ClientSelector::parse("cn:edge-2")};
     auto state = serving(config);
     Dispatcher d(state);
     auto edge1 = identity("edge-1");
@@ -279,8 +280,9 @@ Bytes tls13_input(std::string_view context) {
 
 TEST_CASE("dispatcher: sign-TLS takes strict shapes, each with its own permission") {
     Config config;
-    config.key_policies["rsa2048"].allow = {Permission::SignTLS, Permission::SignTLSClient};
-    config.key_policies["rsa3072"].allow = {Permission::SignDigest};
+    config.policies.key_policies["rsa2048"].allow = {Permission::SignTLS,
+                                                     Permission::SignTLSClient};
+    config.policies.key_policies["rsa3072"].allow = {Permission::SignDigest};
     auto state = serving(config);
     Dispatcher d(state);
     auto edge1 = identity("edge-1");

@@ -1,5 +1,5 @@
 // The unauthenticated handshake budget: per-source shares and eviction of the oldest.
-#include "handshake_budget.hpp"
+#include "net/handshake_budget.hpp"
 
 #include "catch.hpp"
 

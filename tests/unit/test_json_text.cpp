@@ -1,7 +1,7 @@
 // The access log's hand-written JSON strings must be exactly what nlohmann's dump() with
 // replacement of invalid UTF-8 writes: any string a client can put in a log line (key names,
 // identities) stays one valid JSON string.
-#include "json_text.hpp"
+#include "observe/json_text.hpp"
 
 #include "catch.hpp"
 #include <nlohmann/json.hpp>

@@ -1,0 +1,236 @@
+#include "config/config.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <set>
+
+namespace keyless::keyserver {
+
+namespace {
+
+using nlohmann::json;
+
+// Walks a JSON object, remembering where it is so every error names the offending key.
+class Reader {
+  public:
+    Reader(const json& j, std::string path, std::string file)
+        : j_(j), path_(std::move(path)), file_(std::move(file)) {
+        if (!j_.is_object()) fail("must be an object");
+    }
+
+    [[noreturn]] void fail(const std::string& why, const std::string& key = {}) const {
+        std::string where = path_.empty() ? key : key.empty() ? path_ : path_ + "." + key;
+        throw ConfigError(file_ + ": " + (where.empty() ? "" : "'" + where + "' ") + why);
+    }
+
+    void reject_unknown(std::initializer_list<const char*> known) const {
+        std::set<std::string> names(known.begin(), known.end());
+        for (const auto& [k, v] : j_.items())
+            if (!names.count(k)) fail("is not a known setting", k);
+    }
+
+    const json* find(const char* key) const {
+        auto it = j_.find(key);
+        return it == j_.end() ? nullptr : &*it;
+    }
+
+    void string(const char* key, std::string& out) const {
+        if (auto* v = find(key)) {
+            if (!v->is_string()) fail("must be a string", key);
+            out = v->get<std::string>();
+        }
+    }
+    void boolean(const char* key, bool& out) const {
+        if (auto* v = find(key)) {
+            if (!v->is_boolean()) fail("must be true or false", key);
+            out = v->get<bool>();
+        }
+    }
+    template <typename T> void number(const char* key, T& out, uint64_t min, uint64_t max) const {
+        if (auto* v = find(key)) {
+            if (!v->is_number_unsigned() || v->get<uint64_t>() < min || v->get<uint64_t>() > max)
+                fail("must be a whole number from " + std::to_string(min) + " to " +
+                         std::to_string(max),
+                     key);
+            out = static_cast<T>(v->get<uint64_t>());
+        }
+    }
+    void millis(const char* key, std::chrono::milliseconds& out, uint64_t min, uint64_t max) const {
+        uint64_t ms = static_cast<uint64_t>(out.count());
+        number(key, ms, min, max);
+        out = std::chrono::milliseconds(ms);
+    }
+    Reader child(const char* key) const {
+        return Reader(j_.at(key), path_.empty() ? key : path_ + "." + key, file_);
+    }
+    const json& raw() const { return j_; }
+    const std::string& path() const { return path_; }
+    const std::string& file() const { return file_; }
+
+  private:
+    const json& j_;
+    std::string path_;
+    std::string file_;
+};
+
+RateLimit read_limits(const Reader& r) {
+    r.reject_unknown({"ops_per_second", "burst", "max_in_flight"});
+    RateLimit limit;
+    uint64_t rate = 0, burst = 0;
+    r.number("ops_per_second", rate, 0, 10'000'000);
+    r.number("burst", burst, 0, 10'000'000);
+    r.number("max_in_flight", limit.max_in_flight, 0, 1'000'000);
+    limit.ops_per_second = static_cast<double>(rate);
+    limit.burst = static_cast<double>(burst);
+    return limit;
+}
+
+KeyPolicy read_policy(const Reader& r, bool with_limits) {
+    if (with_limits)
+        r.reject_unknown({"allow", "clients", "tls12_dhe", "allow_sha1", "limits", "pkcs11"});
+    else
+        r.reject_unknown({"allow", "clients", "tls12_dhe", "allow_sha1"});
+    KeyPolicy policy;
+    r.boolean("tls12_dhe", policy.tls12_dhe);
+    r.boolean("allow_sha1", policy.allow_sha1);
+    if (auto* allow = r.find("allow")) {
+        if (!allow->is_array()) r.fail("must be a list of operations", "allow");
+        policy.allow.clear();
+        for (size_t i = 0; i < allow->size(); ++i) {
+            const auto& item = (*allow)[i];
+            std::string key = "allow[" + std::to_string(i) + "]";
+            if (!item.is_string()) r.fail("must be a string", key);
+            try {
+                policy.allow.insert(parse_permission(item.get<std::string>()));
+            } catch (const std::invalid_argument& e) {
+                r.fail(e.what(), key);
+            }
+        }
+    }
+    if (auto* clients = r.find("clients")) {
+        if (!clients->is_array() || clients->empty())
+            r.fail("must be a non-empty list of client selectors", "clients");
+        policy.clients.clear();
+        for (size_t i = 0; i < clients->size(); ++i) {
+            const auto& item = (*clients)[i];
+            std::string key = "clients[" + std::to_string(i) + "]";
+            if (!item.is_string()) r.fail("must be a string", key);
+            try {
+                policy.clients.push_back(ClientSelector::parse(item.get<std::string>()));
+            } catch (const std::invalid_argument& e) {
+                r.fail(e.what(), key);
+            }
+        }
+    }
+    return policy;
+}
+
+} // namespace
+
+void load_config_file(const std::string& path, Config& c) {
+    std::ifstream in(path);
+    if (!in) throw ConfigError(path + ": cannot open config file");
+    json j;
+    try {
+        j = json::parse(in);
+    } catch (const json::parse_error& e) {
+        throw ConfigError(path + ": invalid JSON: " + e.what());
+    }
+    Reader r(j, "", path);
+    r.reject_unknown({"listen", "threads", "tls", "keys_dir", "allow_insecure_key_permissions",
+                      "access_log", "limits", "default_policy", "default_limits", "clients", "keys",
+                      "admin", "drain_timeout_ms", "pkcs11"});
+    r.string("listen", c.listen);
+    r.number("threads", c.threads, 0, 256);
+    r.string("keys_dir", c.keys_dir);
+    r.boolean("allow_insecure_key_permissions", c.allow_insecure_key_permissions);
+    r.string("access_log", c.access_log);
+    r.millis("drain_timeout_ms", c.drain_timeout, 0, 3'600'000);
+    if (r.find("admin")) {
+        Reader admin = r.child("admin");
+        admin.reject_unknown({"listen", "token_file"});
+        admin.string("listen", c.admin_listen);
+        admin.string("token_file", c.admin_token_file);
+    }
+    if (r.find("tls")) {
+        Reader tls = r.child("tls");
+        tls.reject_unknown({"cert", "key", "client_ca", "crl"});
+        tls.string("cert", c.cert_file);
+        tls.string("key", c.key_file);
+        tls.string("client_ca", c.client_ca_file);
+        tls.string("crl", c.crl_file);
+    }
+    if (r.find("limits")) {
+        Reader l = r.child("limits");
+        l.reject_unknown({"max_connections", "max_handshaking", "max_handshaking_per_source",
+                          "max_in_flight_per_connection", "max_buffered_bytes_per_connection",
+                          "max_buffered_bytes", "max_ping_payload", "max_frame_bytes",
+                          "handshake_timeout_ms", "idle_timeout_ms"});
+        l.number("max_connections", c.limits.max_connections, 1, 1'000'000);
+        l.number("max_handshaking", c.limits.max_handshaking, 1, 1'000'000);
+        l.number("max_handshaking_per_source", c.limits.max_handshaking_per_source, 1, 1'000'000);
+        l.number("max_in_flight_per_connection", c.limits.max_in_flight_per_connection, 1, 65536);
+        l.number("max_buffered_bytes_per_connection", c.limits.max_buffered_bytes_per_connection,
+                 65536, 1u << 30);
+        l.number("max_buffered_bytes", c.limits.max_buffered_bytes, 65536, uint64_t{1} << 40);
+        l.number("max_ping_payload", c.limits.max_ping_payload, 0, 65535);
+        l.number("max_frame_bytes", c.limits.max_frame_bytes, 1024 + 8, 8 + 65535);
+        l.millis("handshake_timeout_ms", c.limits.handshake_timeout, 100, 600'000);
+        l.millis("idle_timeout_ms", c.limits.idle_timeout, 100, 86'400'000);
+    }
+    if (r.find("pkcs11")) {
+        Reader p = r.child("pkcs11");
+        p.reject_unknown({"module", "pin_file", "max_sessions", "session_wait_ms", "max_queue"});
+        p.string("module", c.pkcs11.module);
+        p.string("pin_file", c.pkcs11.pin_file);
+        p.number("max_sessions", c.pkcs11.max_sessions, 1, 1024);
+        p.millis("session_wait_ms", c.pkcs11.session_wait, 1, 600'000);
+        p.number("max_queue", c.pkcs11.max_queue, 1, 1'000'000);
+    }
+    if (r.find("default_policy"))
+        c.policies.default_policy = read_policy(r.child("default_policy"), false);
+    if (r.find("default_limits")) c.rate_limits.defaults = read_limits(r.child("default_limits"));
+    if (r.find("clients")) {
+        Reader clients = r.child("clients");
+        for (const auto& [selector, value] : clients.raw().items()) {
+            Reader entry(value, clients.path() + "." + selector, clients.file());
+            entry.reject_unknown({"limits"});
+            ClientSelector parsed;
+            try {
+                parsed = ClientSelector::parse(selector);
+            } catch (const std::invalid_argument& e) {
+                clients.fail(e.what(), selector);
+            }
+            RateLimit limit;
+            if (entry.find("limits")) limit = read_limits(entry.child("limits"));
+            c.rate_limits.clients.emplace_back(std::move(parsed), limit);
+        }
+    }
+    if (r.find("keys")) {
+        Reader keys = r.child("keys");
+        for (const auto& [name, value] : keys.raw().items()) {
+            if (!value.is_object()) keys.fail("must be an object", name);
+            Reader key(value, keys.path() + "." + name, keys.file());
+            c.policies.key_policies[name] = read_policy(key, true);
+            std::string uri;
+            key.string("pkcs11", uri);
+            if (!uri.empty()) c.pkcs11_keys[name] = uri;
+            if (key.find("limits")) c.rate_limits.keys[name] = read_limits(key.child("limits"));
+        }
+    }
+}
+
+std::vector<std::string> missing_settings(const Config& c) {
+    std::vector<std::string> problems;
+    auto need = [&](const std::string& value, const char* what) {
+        if (value.empty()) problems.push_back(std::string("missing ") + what);
+    };
+    need(c.cert_file, "server certificate (--cert or tls.cert)");
+    need(c.key_file, "server private key (--key or tls.key)");
+    need(c.client_ca_file, "client CA (--client-ca or tls.client_ca): mTLS is mandatory");
+    if (c.pkcs11_keys.empty()) need(c.keys_dir, "key directory (--keys or keys_dir)");
+    return problems;
+}
+
+} // namespace keyless::keyserver

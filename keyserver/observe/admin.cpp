@@ -1,0 +1,123 @@
+#include "observe/admin.hpp"
+
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <chrono>
+
+namespace keyless::keyserver {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+class AdminSession : public std::enable_shared_from_this<AdminSession> {
+  public:
+    AdminSession(tcp::socket socket, std::shared_ptr<const std::string> token,
+                 std::shared_ptr<const AdminActions> actions)
+        : stream_(std::move(socket)), token_(std::move(token)), actions_(std::move(actions)) {}
+
+    void start() {
+        parser_.body_limit(4096);
+        parser_.header_limit(8192);
+        stream_.expires_after(std::chrono::seconds(5));
+        http::async_read(stream_, buffer_, parser_,
+                         [self = shared_from_this()](beast::error_code ec, size_t) {
+                             if (!ec) return self->respond();
+                             if (ec == http::error::body_limit || ec == http::error::header_limit)
+                                 self->send({413, "text/plain; charset=utf-8",
+                                             "request too large (4 KiB body, 8 KiB headers)\n"},
+                                            false);
+                         });
+    }
+
+  private:
+    AdminResponse route(const http::request<http::string_body>& req) const {
+        if (!token_->empty() && std::string(req[http::field::authorization]) != "Bearer " + *token_)
+            return {401, "text/plain; charset=utf-8", "missing or wrong bearer token\n"};
+        std::string target(req.target());
+        bool get = req.method() == http::verb::get || req.method() == http::verb::head;
+        bool post = req.method() == http::verb::post;
+        auto only = [](const char* method) {
+            return AdminResponse{405, "text/plain; charset=utf-8",
+                                 std::string("use ") + method + "\n"};
+        };
+        if (target == "/metrics") return get ? actions_->metrics() : only("GET");
+        if (target == "/healthz") return get ? actions_->health() : only("GET");
+        if (target == "/keys") return get ? actions_->keys() : only("GET");
+        if (target == "/drain") return post ? actions_->drain() : only("POST");
+        if (target == "/reload") return post ? actions_->reload() : only("POST");
+        return {404, "text/plain; charset=utf-8",
+                "not found: GET /metrics /healthz /keys, POST /drain /reload\n"};
+    }
+
+    void respond() {
+        const auto& req = parser_.get();
+        AdminResponse r;
+        try {
+            r = route(req);
+        } catch (const std::exception& e) {
+            r = {500, "text/plain; charset=utf-8", std::string(e.what()) + "\n"};
+        }
+        send(std::move(r), req.method() == http::verb::head);
+    }
+
+    void send(AdminResponse r, bool head) {
+        response_.result(r.status);
+        response_.version(11);
+        response_.set(http::field::content_type, r.content_type);
+        response_.set(http::field::connection, "close");
+        response_.body() = head ? std::string() : std::move(r.body);
+        response_.prepare_payload();
+        http::async_write(stream_, response_,
+                          [self = shared_from_this()](beast::error_code, size_t) {
+                              beast::error_code ignored;
+                              self->stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+                          });
+    }
+
+    beast::tcp_stream stream_;
+    beast::flat_buffer buffer_;
+    http::request_parser<http::string_body> parser_;
+    http::response<http::string_body> response_;
+    std::shared_ptr<const std::string> token_;
+    std::shared_ptr<const AdminActions> actions_;
+};
+
+} // namespace
+
+AdminServer::AdminServer(asio::io_context& io, const tcp::endpoint& listen, std::string token,
+                         AdminActions actions)
+    : io_(io), acceptor_(io), retry_(io),
+      token_(std::make_shared<const std::string>(std::move(token))),
+      actions_(std::make_shared<const AdminActions>(std::move(actions))) {
+    boost::system::error_code ec;
+    acceptor_.open(listen.protocol(), ec);
+    if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(listen, ec);
+    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec)
+        throw std::runtime_error("admin listener " + listen.address().to_string() + ":" +
+                                 std::to_string(listen.port()) + ": " + ec.message());
+    accept();
+}
+
+void AdminServer::stop() {
+    boost::system::error_code ignored;
+    acceptor_.close(ignored);
+    retry_.cancel();
+}
+
+void AdminServer::accept() {
+    acceptor_.async_accept(
+        asio::make_strand(io_), [this](boost::system::error_code ec, tcp::socket socket) {
+            if (ec == asio::error::operation_aborted) return;
+            if (!ec) std::make_shared<AdminSession>(std::move(socket), token_, actions_)->start();
+            accept();
+        });
+}
+
+} // namespace keyless::keyserver
