@@ -217,16 +217,19 @@ void Connection::shed(uint32_t id, const protocol::Operation& request, const std
 
 void Connection::dispatch(uint32_t id, protocol::Operation request, size_t frame_bytes) {
     auto handler = shared_->handler();
+    // The key and the client's policy on it, once: rate limits, the choice of thread and the
+    // answer all use this.
+    Resolution resolved = handler->resolve(client_, request);
     if (shared_->buffered_bytes.load() >= shared_->limits.max_buffered_bytes) {
         std::string why = "server-wide buffer budget max_buffered_bytes (" +
                           std::to_string(shared_->limits.max_buffered_bytes) + ") is full";
         shared_->overload_log.note(why, "request from " + peer_);
-        return shed(id, request, handler->key_for(client_, request), std::move(why), "overloaded");
+        return shed(id, request, resolved.usable_name(), std::move(why), "overloaded");
     }
     // Fair share: over its client's or key's rate or in-flight limit. With no limit configured
     // nothing is looked up.
     std::string why;
-    std::string key = shared_->rate_limiter.active() ? handler->key_for(client_, request) : "";
+    std::string key = shared_->rate_limiter.active() ? resolved.usable_name() : "";
     auto ticket = shared_->rate_limiter.admit(client_, key, std::chrono::steady_clock::now(), why);
     if (!ticket) return shed(id, request, key, std::move(why), "rate_limited");
     ++in_flight_;
@@ -248,10 +251,11 @@ void Connection::dispatch(uint32_t id, protocol::Operation request, size_t frame
     // An EC or Ed25519 signature costs less than a hop to another thread and back: it runs here.
     // RSA runs on the pool, in parallel, so one slow signature does not hold up a connection's
     // cheap ones.
-    if (handler->runs_inline(request)) return handler->answer(client_, request, std::move(done));
+    if (handler->runs_inline(request, resolved))
+        return handler->answer(client_, request, resolved, std::move(done));
     asio::post(shared_->io, [self = shared_from_this(), handler, request = std::move(request),
-                             done = std::move(done)]() mutable {
-        handler->answer(self->client_, request, std::move(done));
+                             resolved = std::move(resolved), done = std::move(done)]() mutable {
+        handler->answer(self->client_, request, resolved, std::move(done));
     });
 }
 

@@ -60,43 +60,47 @@ std::string operation_name(const Operation& request) {
                                 : "opcode-" + std::to_string(op);
 }
 
-std::shared_ptr<const Key> Dispatcher::find_key(const Operation& request) const {
-    if (!request.key_name.empty()) return state_->keys.by_name(request.key_name);
-    return request.ski ? state_->keys.by_ski(*request.ski) : nullptr;
+Resolution Dispatcher::resolve(const ClientIdentity& client, const Operation& request) const {
+    Resolution r;
+    if (!request.key_name.empty())
+        r.key = state_->keys.by_name(request.key_name);
+    else if (request.ski)
+        r.key = state_->keys.by_ski(*request.ski);
+    if (!r.key) return r;
+    r.policy = &state_->policies.policy_for(r.key->name);
+    r.allowed = r.policy->client_allowed(client);
+    return r;
 }
 
-std::string Dispatcher::key_for(const ClientIdentity& client, const Operation& request) const {
-    auto key = find_key(request);
-    if (!key || !state_->policies.policy_for(key->name).client_allowed(client)) return {};
-    return key->name;
-}
-
-bool Dispatcher::runs_inline(const Operation& request) const {
+bool Dispatcher::runs_inline(const Operation& request, const Resolution& resolved) const {
     if (request.is(Opcode::Ping) || request.is(Opcode::GetPublicKey)) return true;
-    auto key = find_key(request);
+    const auto& key = resolved.key;
     // A token key's request is only queued here (answer() hands it to the token's workers).
     return !key || key->kind != tls::KeyKind::RSA || key->ops->has_own_workers();
 }
 
+Outcome Dispatcher::handle(const ClientIdentity& client, const Operation& request) const {
+    return respond(*state_, client, request, resolve(client, request));
+}
+
 void Dispatcher::answer(const ClientIdentity& client, const Operation& request,
-                        std::function<void(Outcome)> done) const {
-    auto key = find_key(request);
+                        const Resolution& resolved, std::function<void(Outcome)> done) const {
     // Only a key the client may use is queued: others are refused here, as missing keys are.
-    if (key && !request.is(Opcode::Ping) && !request.is(Opcode::GetPublicKey) &&
-        state_->policies.policy_for(key->name).client_allowed(client)) {
-        std::function<void()> work = [state = state_, client, request, done] {
-            done(Dispatcher(state).handle(client, request));
+    if (resolved.allowed && !request.is(Opcode::Ping) && !request.is(Opcode::GetPublicKey)) {
+        // The state owns the resolution's policy: the work item keeps it alive.
+        std::function<void()> work = [state = state_, client, request, resolved, done] {
+            done(respond(*state, client, request, resolved));
         };
-        switch (key->ops->place(work)) {
+        switch (resolved.key->ops->place(work)) {
         case KeyOperations::Placement::Queued:
             return;
         case KeyOperations::Placement::Full: {
             Outcome busy =
                 error_outcome(protocol::ErrorCode::Overloaded,
-                              "the token of key '" + key->name +
+                              "the token of key '" + resolved.key->name +
                                   "' has too many operations waiting (pkcs11.max_queue)");
             busy.operation = operation_name(request);
-            busy.key_name = key->name;
+            busy.key_name = resolved.key->name;
             busy.hsm_failure = true;
             return done(std::move(busy));
         }
@@ -104,7 +108,7 @@ void Dispatcher::answer(const ClientIdentity& client, const Operation& request,
             break;
         }
     }
-    done(handle(client, request));
+    done(respond(*state_, client, request, resolved));
 }
 
 Outcome error_outcome(ErrorCode code, std::string reason) {
@@ -120,38 +124,110 @@ Outcome version_mismatch(uint8_t major) {
                   "protocol major version " + std::to_string(major) + " (we speak 1)");
 }
 
-Outcome Dispatcher::handle(const ClientIdentity& client, const Operation& req) const {
+namespace {
+
+// sign-TLS: a whole TLS handshake input and its SignatureScheme; sign-digest signs anything,
+// otherwise only a strict TLS input, with its permission.
+Outcome sign_tls(Outcome& out, const Operation& req, const Key& key, const KeyPolicy& policy) {
+    if (!req.signature_scheme)
+        return failed(std::move(out), ErrorCode::Format, "no signature scheme");
+    auto scheme = tls::scheme_info(*req.signature_scheme);
+    if (!scheme)
+        return failed(std::move(out), ErrorCode::Format,
+                      "unknown signature scheme " + std::to_string(*req.signature_scheme));
+    out.operation += std::string(":") + std::string(scheme->name);
+    auto shape = tls::parse_shape(req.payload);
+    out.shape = shape.name;
+    out.size = req.payload.size();
+    if (!policy.allow.count(Permission::SignDigest)) {
+        if (auto why = tls_refusal(shape, *scheme, key, policy); !why.empty())
+            return failed(std::move(out), ErrorCode::PolicyDenied, std::move(why));
+    }
+    out.response = Operation::make(Opcode::Response, sign_message(key, *scheme, req.payload));
+    return std::move(out);
+}
+
+// gokeyless's digest signing: the opcode names the digest and the padding.
+Outcome sign_digest_op(Outcome& out, const Operation& req, const Key& key, uint8_t op) {
+    auto d = algorithms::digest_signing(op);
+    if (req.payload.size() != d->digest->size)
+        return failed(std::move(out), ErrorCode::Format,
+                      "digest is " + std::to_string(req.payload.size()) + " bytes, " +
+                          std::string(d->digest->name) + " needs " +
+                          std::to_string(d->digest->size));
+    out.response = Operation::make(Opcode::Response,
+                                   sign_digest(key, d->padding, d->digest->name, req.payload));
+    return std::move(out);
+}
+
+// The operation itself, once the key is known, usable by the client and the one the edge holds.
+Outcome run_operation(Outcome& out, const Operation& req, const Key& key, const KeyPolicy& policy) {
+    auto allowed = [&](Permission p) { return policy.allow.count(p) != 0; };
+    auto denied = [&](Permission p) {
+        return failed(std::move(out), ErrorCode::PolicyDenied,
+                      std::string(to_string(p)) + " is not allowed on this key");
+    };
+    uint8_t op = *req.opcode;
+    switch (static_cast<Opcode>(op)) {
+    case Opcode::GetPublicKey:
+        out.response = Operation::make(Opcode::Response, key.spki);
+        return std::move(out);
+    case Opcode::SignTLS:
+        return sign_tls(out, req, key, policy);
+    case Opcode::RSADecryptTLS:
+        if (!allowed(Permission::RSADecryptTLS)) return denied(Permission::RSADecryptTLS);
+        if (!req.client_version)
+            return failed(std::move(out), ErrorCode::Format, "no client version");
+        out.response = Operation::make(Opcode::Response,
+                                       rsa_decrypt_tls(key, req.payload, *req.client_version));
+        return std::move(out);
+    case Opcode::RSADecrypt:
+        if (!allowed(Permission::RSADecryptRaw)) return denied(Permission::RSADecryptRaw);
+        out.response = Operation::make(Opcode::Response, rsa_decrypt_raw(key, req.payload));
+        return std::move(out);
+    case Opcode::Ed25519Sign:
+        if (!allowed(Permission::SignDigest)) return denied(Permission::SignDigest);
+        out.response = Operation::make(Opcode::Response,
+                                       sign_message(key, *tls::scheme_info(0x0807), req.payload));
+        return std::move(out);
+    default:
+        if (!allowed(Permission::SignDigest)) return denied(Permission::SignDigest);
+        return sign_digest_op(out, req, key, op);
+    }
+}
+
+} // namespace
+
+Outcome Dispatcher::respond(const ServingState& state, const ClientIdentity& client,
+                            const Operation& req, const Resolution& resolved) {
     Outcome out;
     if (!req.opcode) return failed(std::move(out), ErrorCode::Format, "no opcode");
-    uint8_t op = *req.opcode;
     out.operation = operation_name(req);
     if (req.is(Opcode::Response) || req.is(Opcode::Pong) || req.is(Opcode::Error))
         return failed(std::move(out), ErrorCode::UnexpectedOpcode, "response opcode in a request");
-    if (!is_known_request(op))
+    if (!is_known_request(*req.opcode))
         return failed(std::move(out), ErrorCode::BadOpcode, "unknown opcode");
-    if (req.is(Opcode::Ping) && req.payload.size() > state_->max_ping_payload)
-        return failed(std::move(out), ErrorCode::Format,
-                      "ping payload of " + std::to_string(req.payload.size()) +
-                          " bytes exceeds max_ping_payload " +
-                          std::to_string(state_->max_ping_payload));
     if (req.is(Opcode::Ping)) {
+        if (req.payload.size() > state.max_ping_payload)
+            return failed(std::move(out), ErrorCode::Format,
+                          "ping payload of " + std::to_string(req.payload.size()) +
+                              " bytes exceeds max_ping_payload " +
+                              std::to_string(state.max_ping_payload));
         out.response = Operation::make(Opcode::Pong, req.payload);
         return out;
     }
 
-    // Find the key: by name (our extension), else by SKI (gokeyless).
+    // The key: by name (our extension), else by SKI (gokeyless).
     if (req.key_name.empty() && !req.ski)
         return failed(std::move(out), ErrorCode::Format, "no key name or SKI");
-    std::shared_ptr<const Key> key = find_key(req);
+    const auto& key = resolved.key;
     out.key_name = !req.key_name.empty() ? req.key_name
                    : key                 ? key->name
                                          : "ski:" + to_hex(*req.ski);
     if (!key) return failed(std::move(out), ErrorCode::KeyNotFound, "no such key");
-
-    const KeyPolicy& policy = state_->policies.policy_for(key->name);
     // A key the client may not use answers exactly as a missing one (same code, same padded
     // size, decided before any crypto), so no edge can probe which keys other tenants have.
-    if (!policy.client_allowed(client))
+    if (!resolved.allowed)
         return failed(std::move(out), ErrorCode::KeyNotFound,
                       "client '" + client.display() +
                           "' may not use this key (answered as not found)");
@@ -161,66 +237,8 @@ Outcome Dispatcher::handle(const ClientIdentity& client, const Operation& req) c
         return failed(std::move(out), ErrorCode::KeyMismatch,
                       "request holds the key with SKI " + to_hex(*req.ski) + ", key '" + key->name +
                           "' has SKI " + to_hex(key->ski) + " (stale stub?)");
-    auto need = [&](Permission p) { return policy.allow.count(p) != 0; };
-    auto denied = [&](Permission p) {
-        return failed(std::move(out), ErrorCode::PolicyDenied,
-                      std::string(to_string(p)) + " is not allowed on this key");
-    };
-
     try {
-        switch (static_cast<Opcode>(op)) {
-        case Opcode::GetPublicKey:
-            out.response = Operation::make(Opcode::Response, key->spki);
-            return out;
-        case Opcode::SignTLS: {
-            if (!req.signature_scheme)
-                return failed(std::move(out), ErrorCode::Format, "no signature scheme");
-            auto scheme = tls::scheme_info(*req.signature_scheme);
-            if (!scheme)
-                return failed(std::move(out), ErrorCode::Format,
-                              "unknown signature scheme " + std::to_string(*req.signature_scheme));
-            out.operation += std::string(":") + std::string(scheme->name);
-            auto shape = tls::parse_shape(req.payload);
-            out.shape = shape.name;
-            out.size = req.payload.size();
-            // sign-digest signs anything; otherwise only a strict TLS input, with its permission.
-            if (!need(Permission::SignDigest)) {
-                if (auto why = tls_refusal(shape, *scheme, *key, policy); !why.empty())
-                    return failed(std::move(out), ErrorCode::PolicyDenied, std::move(why));
-            }
-            out.response =
-                Operation::make(Opcode::Response, sign_message(*key, *scheme, req.payload));
-            return out;
-        }
-        case Opcode::RSADecryptTLS:
-            if (!need(Permission::RSADecryptTLS)) return denied(Permission::RSADecryptTLS);
-            if (!req.client_version)
-                return failed(std::move(out), ErrorCode::Format, "no client version");
-            out.response = Operation::make(Opcode::Response,
-                                           rsa_decrypt_tls(*key, req.payload, *req.client_version));
-            return out;
-        case Opcode::RSADecrypt:
-            if (!need(Permission::RSADecryptRaw)) return denied(Permission::RSADecryptRaw);
-            out.response = Operation::make(Opcode::Response, rsa_decrypt_raw(*key, req.payload));
-            return out;
-        case Opcode::Ed25519Sign:
-            if (!need(Permission::SignDigest)) return denied(Permission::SignDigest);
-            out.response = Operation::make(
-                Opcode::Response, sign_message(*key, *tls::scheme_info(0x0807), req.payload));
-            return out;
-        default:
-            break;
-        }
-        auto d = algorithms::digest_signing(op);
-        if (!need(Permission::SignDigest)) return denied(Permission::SignDigest);
-        if (req.payload.size() != d->digest->size)
-            return failed(std::move(out), ErrorCode::Format,
-                          "digest is " + std::to_string(req.payload.size()) + " bytes, " +
-                              std::string(d->digest->name) + " needs " +
-                              std::to_string(d->digest->size));
-        out.response = Operation::make(Opcode::Response,
-                                       sign_digest(*key, d->padding, d->digest->name, req.payload));
-        return out;
+        return run_operation(out, req, *key, *resolved.policy);
     } catch (const KeySourceError& e) {
         out.hsm_failure = true;
         return failed(std::move(out), ErrorCode::Internal, e.what());

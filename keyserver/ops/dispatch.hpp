@@ -19,37 +19,57 @@ struct ServingState {
     size_t max_ping_payload = 4096; // limits.max_ping_payload
 };
 
+// A request's key and the client's standing on it: looked up once per request (by the
+// transport, before rate limits) and passed on to every later step.
+struct Resolution {
+    std::shared_ptr<const Key> key;    // null: no key of that name or SKI
+    const KeyPolicy* policy = nullptr; // the key's policy (owned by the ServingState)
+    bool allowed = false;              // the client may use the key
+    // The name rate limits charge and the log may show: only a key that exists and that the
+    // client may use (a requested name is the client's text, and may be another tenant's).
+    std::string usable_name() const { return key && allowed ? key->name : std::string(); }
+};
+
 // What the transport asks to answer a request. The Dispatcher below is the real one; a test
 // build wraps it (tests/support/keyserver_for_tests.cpp) to play other servers or a slow link.
 class RequestHandler {
   public:
     virtual ~RequestHandler() = default;
-    // Answers `request` by calling `done` exactly once: at once on this thread, or later on any.
+    // Finds the key `request` is for and whether `client` may use it.
+    virtual Resolution resolve(const ClientIdentity& client,
+                               const protocol::Operation& request) const = 0;
+    // Answers `request` (resolved by resolve()) by calling `done` exactly once: at once on this
+    // thread, or later on any.
     virtual void answer(const ClientIdentity& client, const protocol::Operation& request,
-                        std::function<void(Outcome)> done) const = 0;
-    // The name of the key `request` is for, when it exists and `client` may use it, else "":
-    // what rate limits charge (a client cannot spend another tenant's key budget).
-    virtual std::string key_for(const ClientIdentity& client,
-                                const protocol::Operation& request) const = 0;
+                        const Resolution& resolved, std::function<void(Outcome)> done) const = 0;
     // Whether answering costs less than handing the request to another thread (EC and Ed25519
     // signatures, pings, public keys, errors): the transport then answers on its own thread.
-    virtual bool runs_inline(const protocol::Operation& request) const = 0;
+    virtual bool runs_inline(const protocol::Operation& request,
+                             const Resolution& resolved) const = 0;
 };
 
 class Dispatcher : public RequestHandler {
   public:
     explicit Dispatcher(std::shared_ptr<const ServingState> state) : state_(std::move(state)) {}
+    // Resolves and answers on this thread (tests, fuzzing, the emulations of test builds).
     Outcome handle(const ClientIdentity& client, const protocol::Operation& request) const;
+    // Answers on this thread from what resolve() found: no lookup happens here.
+    Outcome handle(const ClientIdentity& client, const protocol::Operation& request,
+                   const Resolution& resolved) const {
+        return respond(*state_, client, request, resolved);
+    }
+    // By name when the request has one, else by SKI; the client's policy on that key.
+    Resolution resolve(const ClientIdentity& client,
+                       const protocol::Operation& request) const override;
     // Answers at once, or, for a key in a token, on the token's own workers.
     void answer(const ClientIdentity& client, const protocol::Operation& request,
-                std::function<void(Outcome)> done) const override;
-    std::string key_for(const ClientIdentity& client,
-                        const protocol::Operation& request) const override;
-    bool runs_inline(const protocol::Operation& request) const override;
+                const Resolution& resolved, std::function<void(Outcome)> done) const override;
+    bool runs_inline(const protocol::Operation& request, const Resolution& resolved) const override;
 
   private:
-    // By name when the request has one, else by SKI; null when there is no such key.
-    std::shared_ptr<const Key> find_key(const protocol::Operation& request) const;
+    // The answer, from what resolve() found: no lookup happens here.
+    static Outcome respond(const ServingState& state, const ClientIdentity& client,
+                           const protocol::Operation& request, const Resolution& resolved);
     std::shared_ptr<const ServingState> state_;
 };
 

@@ -39,7 +39,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     try {
         auto op = protocol::decode_body(ByteView(data, size));
         auto outcome = dispatcher.handle(client, op);
-        (void)dispatcher.key_for(client, op); // what rate limits charge
+        (void)dispatcher.resolve(client, op).usable_name(); // what rate limits charge
         if (!outcome.response.opcode) std::abort();
         (void)protocol::encode(1, outcome.response);
     } catch (const protocol::FormatError&) {

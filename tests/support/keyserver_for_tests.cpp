@@ -29,8 +29,13 @@ class TestHandler : public RequestHandler {
                 std::chrono::milliseconds delay, asio::io_context& timers)
         : inner_(std::move(inner)), emulate_(emulate_gokeyless), delay_(delay), timers_(timers) {}
 
+    Resolution resolve(const ClientIdentity& client,
+                       const protocol::Operation& request) const override {
+        return inner_->resolve(client, request);
+    }
+
     void answer(const ClientIdentity& client, const protocol::Operation& request,
-                std::function<void(Outcome)> done) const override {
+                const Resolution& resolved, std::function<void(Outcome)> done) const override {
         Outcome outcome;
         if (emulate_ && is_extension(request)) {
             outcome = error_outcome(protocol::ErrorCode::BadOpcode, "gokeyless emulation");
@@ -39,7 +44,7 @@ class TestHandler : public RequestHandler {
             stock.key_name.clear();
             outcome = inner_->handle(client, stock);
         } else {
-            outcome = inner_->handle(client, request);
+            outcome = inner_->handle(client, request, resolved);
         }
         if (delay_.count() == 0) return done(std::move(outcome));
         auto timer = std::make_shared<asio::steady_timer>(timers_, delay_);
@@ -49,13 +54,9 @@ class TestHandler : public RequestHandler {
         });
     }
 
-    std::string key_for(const ClientIdentity& client,
-                        const protocol::Operation& request) const override {
-        return inner_->key_for(client, request);
-    }
-
-    bool runs_inline(const protocol::Operation& request) const override {
-        return inner_->runs_inline(request);
+    bool runs_inline(const protocol::Operation& request,
+                     const Resolution& resolved) const override {
+        return inner_->runs_inline(request, resolved);
     }
 
   private:

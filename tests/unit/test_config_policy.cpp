@@ -3,6 +3,8 @@
 #include "ops/dispatch.hpp"
 #include "ops/signer.hpp"
 
+#include <optional>
+
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
@@ -277,6 +279,46 @@ Bytes tls13_input(std::string_view context) {
 }
 
 } // namespace
+
+TEST_CASE("dispatcher: a request is resolved once, and answered from that resolution") {
+    Config config;
+    config.policies.key_policies["rsa2048"].allow = {Permission::SignDigest};
+    config.policies.key_policies["ec-restricted"].clients = {ClientSelector::parse("cn:edge-2")};
+    auto state = serving(config);
+    auto edge1 = identity("edge-1");
+    using protocol::Opcode;
+    auto req = [](Opcode op, const std::string& key, Bytes payload) {
+        auto o = protocol::Operation::make(op, std::move(payload));
+        o.key_name = key;
+        return o;
+    };
+    Dispatcher full(state);
+    auto sign = req(Opcode::RSASignSHA256, "rsa2048", Bytes(32, 1));
+    Resolution resolved = full.resolve(edge1, sign);
+    REQUIRE(resolved.key);
+    CHECK(resolved.allowed);
+    CHECK(resolved.usable_name() == "rsa2048");
+    CHECK(resolved.policy == &state->policies.policy_for("rsa2048"));
+
+    // A dispatcher serving no key at all answers from the resolution it is handed: it looks
+    // nothing up again (any second lookup would answer KeyNotFound), inline or queued.
+    Dispatcher empty(std::make_shared<const ServingState>());
+    CHECK(empty.handle(edge1, sign).error == protocol::ErrorCode::KeyNotFound);
+    CHECK(empty.handle(edge1, sign, resolved).error == protocol::ErrorCode::None);
+    CHECK_FALSE(empty.runs_inline(sign, resolved)); // RSA in a file: the pool, as resolved
+    std::optional<Outcome> answered;
+    empty.answer(edge1, sign, resolved, [&](Outcome o) { answered = std::move(o); });
+    REQUIRE(answered);
+    CHECK(answered->error == protocol::ErrorCode::None);
+    CHECK(answered->key_name == "rsa2048");
+
+    // What rate limits charge: only a key that exists and that the client may use.
+    auto restricted = full.resolve(edge1, req(Opcode::GetPublicKey, "ec-restricted", {}));
+    CHECK(restricted.key);
+    CHECK_FALSE(restricted.allowed);
+    CHECK(restricted.usable_name().empty());
+    CHECK(full.resolve(edge1, req(Opcode::GetPublicKey, "missing", {})).usable_name().empty());
+}
 
 TEST_CASE("dispatcher: sign-TLS takes strict shapes, each with its own permission") {
     Config config;
