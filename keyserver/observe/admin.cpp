@@ -3,7 +3,12 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include <array>
 #include <chrono>
+#include <string_view>
 
 namespace keyless::keyserver {
 
@@ -14,11 +19,47 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
+// Beast's string_view is Boost's on Boost 1.74: convert explicitly.
+std::string_view view(beast::string_view v) {
+    return {v.data(), v.size()};
+}
+
+using Digest = std::array<unsigned char, EVP_MAX_MD_SIZE>;
+
+// SHA-256 of `text`: tokens are compared as digests so that the comparison takes the same time
+// whatever the length or the first differing byte of what a client sent.
+Digest sha256(std::string_view text) {
+    Digest d{};
+    unsigned int len = 0;
+    if (!EVP_Digest(text.data(), text.size(), d.data(), &len, EVP_sha256(), nullptr))
+        throw std::runtime_error("SHA-256 is not available");
+    return d;
+}
+
+bool same_secret(std::string_view given, std::string_view expected) {
+    Digest a = sha256(given), b = sha256(expected);
+    return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// The Host values that name this listener itself: its address and port as a client typed it
+// (127.0.0.1:2406, [::1]:2406, localhost:2406). A DNS-rebinding page reaches the listener
+// under its own name (evil.example:2406), which is refused.
+bool names_this_listener(std::string_view host, const tcp::endpoint& local) {
+    std::string port = ":" + std::to_string(local.port());
+    const auto& a = local.address();
+    std::string addr = a.is_v6() ? "[" + a.to_string() + "]" : a.to_string();
+    if (host == addr + port) return true;
+    return a.is_loopback() && host == "localhost" + port;
+}
+
 class AdminSession : public std::enable_shared_from_this<AdminSession> {
   public:
     AdminSession(tcp::socket socket, std::shared_ptr<const std::string> token,
                  std::shared_ptr<const AdminActions> actions)
-        : stream_(std::move(socket)), token_(std::move(token)), actions_(std::move(actions)) {}
+        : stream_(std::move(socket)), token_(std::move(token)), actions_(std::move(actions)) {
+        boost::system::error_code ec;
+        local_ = stream_.socket().local_endpoint(ec);
+    }
 
     void start() {
         parser_.body_limit(4096);
@@ -36,8 +77,26 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
 
   private:
     AdminResponse route(const http::request<http::string_body>& req) const {
-        if (!token_->empty() && std::string(req[http::field::authorization]) != "Bearer " + *token_)
-            return {401, "text/plain; charset=utf-8", "missing or wrong bearer token\n"};
+        // A browser marks what a page sends with Origin (every POST, every cross-origin
+        // fetch); monitoring and operators' tools never do. Refused before anything runs.
+        if (auto origin = req.find(http::field::origin); origin != req.end())
+            return {403, "text/plain; charset=utf-8",
+                    "requests from a web page (Origin: " + std::string(origin->value()) +
+                        ") are refused by the admin listener\n"};
+        if (!token_->empty()) {
+            if (!same_secret(view(req[http::field::authorization]), "Bearer " + *token_))
+                return {401, "text/plain; charset=utf-8", "missing or wrong bearer token\n"};
+        } else if (auto host = req.find(http::field::host);
+                   host != req.end() && !names_this_listener(view(host->value()), local_)) {
+            // Without a token only the listener's own name is served: a rebinding DNS name
+            // cannot turn a browser into a reader of /keys and /metrics.
+            return {403, "text/plain; charset=utf-8",
+                    "Host '" + std::string(host->value()) +
+                        "' is not this admin listener's address (use " +
+                        std::string(local_.address().is_v6() ? "[" : "") +
+                        local_.address().to_string() + (local_.address().is_v6() ? "]" : "") + ":" +
+                        std::to_string(local_.port()) + ")\n"};
+        }
         std::string target(req.target());
         bool get = req.method() == http::verb::get || req.method() == http::verb::head;
         bool post = req.method() == http::verb::post;
@@ -85,6 +144,7 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
     http::response<http::string_body> response_;
     std::shared_ptr<const std::string> token_;
     std::shared_ptr<const AdminActions> actions_;
+    tcp::endpoint local_; // the address this request arrived on
 };
 
 } // namespace

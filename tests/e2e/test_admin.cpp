@@ -180,6 +180,41 @@ TEST_CASE("admin listener on a non-loopback address needs a bearer token") {
     CHECK(admin(ks, "GET", "/healthz", "-H 'Authorization: Bearer s3cret'") == "200\nok\n");
 }
 
+TEST_CASE("admin listener refuses what a web page could send: Origin, a foreign Host") {
+    KeyserverFixture ks(kConfig);
+    // A cross-origin "simple" request, as any page open in a browser on this host may send.
+    std::string drain = admin(ks, "POST", "/drain",
+                              "-H 'Origin: http://evil.example' -H 'Content-Type: text/plain'");
+    CHECK(drain.rfind("403\n", 0) == 0);
+    CHECK_THAT(drain, match::contains("Origin: http://evil.example"));
+    CHECK(admin(ks, "GET", "/healthz") == "200\nok\n"); // not drained
+    // A DNS-rebinding page reaches 127.0.0.1 under its own name.
+    std::string rebound = admin(ks, "GET", "/keys",
+                                "-H 'Host: evil.example:" + std::to_string(ks.admin_port()) + "'");
+    CHECK(rebound.rfind("403\n", 0) == 0);
+    CHECK_THAT(rebound, match::contains("is not this admin listener's address"));
+    CHECK(rebound.find("spki_sha256") == std::string::npos);
+    // The listener's own names are served.
+    std::string port = std::to_string(ks.admin_port());
+    CHECK(admin(ks, "GET", "/healthz", "-H 'Host: localhost:" + port + "'") == "200\nok\n");
+    CHECK(admin(ks, "GET", "/healthz", "-H 'Host: 127.0.0.1:" + port + "'") == "200\nok\n");
+}
+
+TEST_CASE("admin bearer token: right, wrong, shorter, longer and prefixed tokens") {
+    TempDir dir;
+    write_file(dir / "token", "s3cret\n");
+    KeyserverFixture ks(R"({"admin": {"listen": "0.0.0.0:0", "token_file": ")" + (dir / "token") +
+                            R"("}})",
+                        {"--admin", "0.0.0.0:0"});
+    for (const char* wrong : {"s3cre", "s3cret0", "S3cret", "", "s3cret s3cret"})
+        CHECK(admin(ks, "GET", "/healthz", std::string("-H 'Authorization: Bearer ") + wrong + "'")
+                  .rfind("401\n", 0) == 0);
+    CHECK(admin(ks, "GET", "/healthz", "-H 'Authorization: Bearer s3cret'") == "200\nok\n");
+    CHECK(admin(ks, "POST", "/drain",
+                "-H 'Authorization: Bearer s3cret' -H 'Origin: http://evil.example'")
+              .rfind("403\n", 0) == 0);
+}
+
 TEST_CASE("SIGTERM drains: every request already read is answered, then exit 0") {
     // Replies are held 500 ms, so the requests are in flight when the signal comes.
     KeyserverFixture ks(kConfig, {"--test-reply-delay-ms", "500"});
