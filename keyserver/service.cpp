@@ -290,6 +290,7 @@ MetricsSnapshot Service::snapshot() const {
     s.handshaking = shared_->handshakes.size();
     s.authenticated = shared_->authenticated.load();
     s.buffered_bytes = shared_->buffered_bytes.load();
+    s.buffer_capacity = shared_->buffer_capacity.load();
     s.access_log_lost_lines = log_.lost_lines();
     std::lock_guard lock(mutex_);
     s.keys = state_->keys.keys().size();

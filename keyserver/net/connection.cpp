@@ -20,6 +20,7 @@ Connection::Connection(tcp::socket socket, std::shared_ptr<asio::ssl::context> t
 
 Connection::~Connection() {
     account(0, buffered_); // replies never written
+    shared_->buffer_capacity -= capacity_;
     shared_->untrack(this);
     if (budget_ticket_) shared_->handshakes.leave(*budget_ticket_);
     if (authenticated_) --shared_->authenticated;
@@ -109,7 +110,10 @@ constexpr size_t kReadChunk = 16384;
 void Connection::read_more() {
     if (closed_) return;
     size_t room = std::max(kReadChunk, next_frame_ > in_used_ ? next_frame_ - in_used_ : 0);
-    if (in_.size() < in_used_ + room) in_.resize(in_used_ + room);
+    if (in_.size() < in_used_ + room) {
+        in_.resize(in_used_ + room);
+        track_capacity();
+    }
     stream_.async_read_some(
         asio::buffer(in_.data() + in_used_, room),
         [self = shared_from_this()](const boost::system::error_code& ec, size_t got) {
@@ -151,6 +155,7 @@ void Connection::process_input() {
         in_used_ -= at;
     }
     flush_replies();
+    release_idle_buffers(); // no read is pending here: in_ may be reallocated
     if (closed_) return;
     if (saturated())
         reading_paused_ = true;
@@ -294,6 +299,7 @@ void Connection::write_log() {
 // Starts one TLS write with every reply ready now, unless one is in progress (its completion
 // sends what gathered meanwhile).
 void Connection::flush_replies() {
+    track_capacity(); // replies grew out_ and log_batch_
     write_log();
     if (writing_in_progress_ || out_.empty() || closed_) return;
     writing_.swap(out_);
@@ -308,8 +314,40 @@ void Connection::flush_replies() {
                           self->replies_writing_ = 0;
                           self->writing_.clear();
                           self->flush_replies();
+                          self->release_idle_buffers();
                           self->resume_reading();
                       });
+}
+
+// A burst of pipelined requests grows in_ to a frame, and out_ and writing_ up to the
+// per-connection byte budget; std::vector keeps its largest capacity. What is beyond a steady
+// connection's needs (one read chunk; replies of one batch) is given back once unused, so an idle
+// connection holds tens of KiB, not the peak of its busiest moment.
+constexpr size_t kKeepBytes = 16384;
+
+void Connection::release_idle_buffers() {
+    auto release = [](auto& buffer) {
+        if (buffer.empty() && buffer.capacity() > kKeepBytes)
+            std::decay_t<decltype(buffer)>().swap(buffer);
+    };
+    release(out_);
+    release(log_batch_);
+    if (!writing_in_progress_) release(writing_);
+    // in_ keeps one read chunk: when empty, or when a large frame no longer waits in it.
+    bool grown = in_.capacity() > kReadChunk;
+    if (grown && next_frame_ <= kReadChunk &&
+        (in_used_ == 0 || (in_used_ <= kReadChunk && in_.capacity() > 4 * kReadChunk))) {
+        Bytes smaller(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(in_used_));
+        smaller.resize(kReadChunk);
+        in_.swap(smaller);
+    }
+    track_capacity();
+}
+
+void Connection::track_capacity() {
+    size_t now = in_.capacity() + out_.capacity() + writing_.capacity() + log_batch_.capacity();
+    shared_->buffer_capacity += now - capacity_; // unsigned: wraps correctly when it shrank
+    capacity_ = now;
 }
 
 void Connection::arm_timer(std::chrono::milliseconds after) {

@@ -37,6 +37,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     void shed(uint32_t id, const protocol::Operation& request, const std::string& key,
               std::string why, const char* metric_reason);
     void account(size_t add, size_t remove); // buffered bytes, here and server-wide
+    // Gives back what a burst grew the buffers to once they are empty again, and counts what
+    // they hold in ServerShared::buffer_capacity.
+    void release_idle_buffers();
+    void track_capacity();
     void reply(uint32_t id, const Outcome& outcome, std::chrono::steady_clock::time_point start,
                size_t in_flight);
     void flush_replies();
@@ -70,6 +74,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::chrono::steady_clock::time_point last_activity_;
     size_t in_flight_ = 0;
     size_t buffered_ = 0; // bytes of requests in flight and of unwritten replies
+    size_t capacity_ = 0; // what in_, out_, writing_ and log_batch_ hold allocated
     bool reading_paused_ = false;
     bool writing_in_progress_ = false;
     bool input_ended_ = false; // the client half-closed: finish what was read, then close

@@ -86,11 +86,14 @@ std::shared_ptr<asio::ssl::context> make_server_tls_context(const Config& config
     asio::ssl::context& ctx = *tls;
     SSL_CTX* native = ctx.native_handle();
     // TLS 1.3 preferred, 1.2 for gokeyless peers; nothing older.
-    SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
-    SSL_CTX_set_cipher_list(native, "ECDHE+AESGCM:ECDHE+CHACHA20");
-    SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     static const unsigned char session_context[] = "keyless-keyserver";
-    SSL_CTX_set_session_id_context(native, session_context, sizeof session_context - 1);
+    if (SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION) != 1 ||
+        SSL_CTX_set_cipher_list(native, "ECDHE+AESGCM:ECDHE+CHACHA20") != 1 ||
+        SSL_CTX_set_session_id_context(native, session_context, sizeof session_context - 1) != 1)
+        throw ConfigError("this OpenSSL refuses the keyserver's TLS settings (TLS 1.2 minimum, "
+                          "ECDHE+AESGCM:ECDHE+CHACHA20): " +
+                          ossl::last_error());
+    SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     load_server_identity(native, config);
     check_file("client CA", config.client_ca_file);
     if (SSL_CTX_load_verify_locations(native, config.client_ca_file.c_str(), nullptr) != 1) {

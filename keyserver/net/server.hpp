@@ -76,6 +76,9 @@ class ServerShared {
     HandshakeBudget<std::weak_ptr<Connection>> handshakes;
     std::atomic<size_t> operations_in_flight{0}; // server-wide, logged with each operation
     std::atomic<size_t> buffered_bytes{0};       // requests in flight + unwritten replies
+    // What the connections' buffers hold allocated, in use or not (buffered_bytes counts only
+    // the bytes in use): the memory a past burst left behind is visible here.
+    std::atomic<size_t> buffer_capacity{0};
     RateLimitedLog overload_log{"overloaded"};
     Metrics metrics;
     RateLimiter rate_limiter; // configured at start and on every reload

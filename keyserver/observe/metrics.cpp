@@ -185,6 +185,9 @@ std::string Metrics::exposition(const MetricsSnapshot& now) const {
     w.header("keyless_buffered_bytes", "gauge",
              "Bytes of requests in flight and replies not yet written.");
     w.sample("keyless_buffered_bytes", {}, now.buffered_bytes);
+    w.header("keyless_buffer_capacity_bytes", "gauge",
+             "Bytes the connections' buffers hold allocated, in use or not.");
+    w.sample("keyless_buffer_capacity_bytes", {}, now.buffer_capacity);
     w.header("keyless_access_log_lost_lines_total", "counter",
              "Access-log lines that could not be written (disk full, I/O error).");
     w.sample("keyless_access_log_lost_lines_total", {}, now.access_log_lost_lines);

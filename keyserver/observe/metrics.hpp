@@ -25,6 +25,7 @@ struct MetricsSnapshot {
     size_t authenticated = 0;
     size_t keys = 0;
     size_t buffered_bytes = 0;
+    size_t buffer_capacity = 0;
     uint64_t access_log_lost_lines = 0;
     bool draining = false;
     // (label, notAfter as Unix time): the server certificate and each client CA

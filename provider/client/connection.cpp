@@ -52,7 +52,9 @@ std::optional<ConnectionError> Connection::advance(SSL_CTX* tls, bool& became_re
             return ConnectionError{Failure::Unreachable,
                                    std::string("cannot connect: ") + std::strerror(err)};
         ssl.reset(SSL_new(tls));
-        SSL_set_fd(ssl.get(), fd);
+        if (!ssl || SSL_set_fd(ssl.get(), fd) != 1)
+            return ConnectionError{Failure::Unreachable,
+                                   "cannot start TLS: " + ossl::last_error("out of memory")};
         // The keyserver's certificate must name the host we dialled: an IP address, or a DNS
         // name (also sent as SNI). A failure here must stop the connection, never skip the check.
         X509_VERIFY_PARAM* vp = SSL_get0_param(ssl.get());

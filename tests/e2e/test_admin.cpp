@@ -215,6 +215,38 @@ TEST_CASE("admin bearer token: right, wrong, shorter, longer and prefixed tokens
               .rfind("403\n", 0) == 0);
 }
 
+TEST_CASE("idle connections give back what a burst grew their buffers to") {
+    KeyserverFixture ks(kConfig);
+    ClientOptions o = ks.client();
+    o.timeout_ms = 10000;
+    o.receive_buffer = 4096;
+    constexpr int kClients = 20, kPings = 200; // 800 KB of 4 KiB pings each, under the budget
+    std::vector<std::unique_ptr<TestClient>> clients;
+    for (int i = 0; i < kClients; ++i)
+        clients.push_back(std::make_unique<TestClient>(o));
+    // Pipelined without reading: replies pile up in the keyserver once the socket buffers fill.
+    for (auto& c : clients)
+        for (int i = 0; i < kPings; ++i)
+            c->send(Operation::make(Opcode::Ping, Bytes(4096, 0x5A)));
+    for (auto& c : clients)
+        for (int i = 0; i < kPings; ++i)
+            REQUIRE(c->receive());
+    // A frame near the 64 KiB maximum grows the receive buffer to hold it whole (a ping that
+    // large is refused, after it was read).
+    for (auto& c : clients)
+        CHECK(error_of(c->call(Operation::make(Opcode::Ping, Bytes(60000, 0x5A)))) ==
+              ErrorCode::Format);
+    // Every reply was read: the clients are idle, still connected.
+    auto metrics = admin(ks, "GET", "/metrics");
+    REQUIRE(metrics.rfind("200\n", 0) == 0);
+    CHECK(sample(metrics, "keyless_buffered_bytes") == 0);
+    CHECK(sample(metrics, "keyless_connections{state=\"authenticated\"}") == kClients);
+    double held = sample(metrics, "keyless_buffer_capacity_bytes");
+    INFO("buffers held by " << kClients << " idle connections: " << held << " bytes");
+    CHECK(held > 0);
+    CHECK(held <= kClients * 64.0 * 1024); // documented: at most 64 KiB per idle connection
+}
+
 TEST_CASE("SIGTERM drains: every request already read is answered, then exit 0") {
     // Replies are held 500 ms, so the requests are in flight when the signal comes.
     KeyserverFixture ks(kConfig, {"--test-reply-delay-ms", "500"});

@@ -31,6 +31,8 @@ TestClient::TestClient(const ClientOptions& o) : state_(std::make_unique<State>(
     timeval tv{o.timeout_ms / 1000, (o.timeout_ms % 1000) * 1000};
     setsockopt(state_->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(state_->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (o.receive_buffer > 0)
+        setsockopt(state_->fd, SOL_SOCKET, SO_RCVBUF, &o.receive_buffer, sizeof o.receive_buffer);
     int one = 1;
     setsockopt(state_->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     int rc = ::connect(state_->fd, res->ai_addr, res->ai_addrlen);

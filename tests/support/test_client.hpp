@@ -17,6 +17,9 @@ struct ClientOptions {
     std::string key;
     std::string ca;
     int timeout_ms = 5000;
+    // SO_RCVBUF before connecting (0: the kernel's): a small one makes a client that does not
+    // read hold the server's replies in the server, not in the kernel.
+    int receive_buffer = 0;
 };
 
 class TestClient {
