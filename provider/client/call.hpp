@@ -54,6 +54,7 @@ class Call {
     uint64_t endpoint_epoch = 0;
     std::string counted_at; // the endpoint whose outstanding count includes this call
     std::string probe_of;   // a background health probe of this endpoint (no caller waits)
+    std::chrono::steady_clock::time_point sent_at; // when it was queued on a connection
 
     // Results, readable after wait()
     std::optional<protocol::Operation> response;

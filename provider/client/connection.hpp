@@ -37,6 +37,9 @@ struct Connection {
     Bytes in;
     uint32_t next_id = 1;
     std::map<uint32_t, std::shared_ptr<Call>> pending; // sent, awaiting a reply
+    // When the keyserver last answered a request on this connection: a call that times out
+    // after it was sent while others were answered is one slow key, not a dead keyserver.
+    std::chrono::steady_clock::time_point last_reply;
     std::set<uint32_t> abandoned; // sent, timed out, reply not yet seen (the core bounds it)
     std::deque<std::shared_ptr<Call>> waiting; // queued until the handshake completes
     std::string connect_error;                 // set when the connect failed before any I/O

@@ -399,6 +399,7 @@ void IoCore::progress(Connection& c) {
     }
     if (c.state != Connection::State::Ready || !flush(c)) return;
     auto error = c.read([&](const std::shared_ptr<Call>& call, protocol::Operation reply) {
+        c.last_reply = Clock::now();
         // A reply proves the endpoint works (a probe's Pong is counted in finish()).
         if (call->probe_of.empty()) endpoints_.succeeded(c.name);
         // Shed by this keyserver (rate limit or full buffers): another of the URI's fleet may
@@ -481,17 +482,22 @@ void IoCore::expire(Clock::time_point now) {
             fail(*c, Failure::Unreachable, "cannot connect: " + why);
             continue;
         }
-        auto timed_out = [&](const std::shared_ptr<Call>& call) {
+        auto timed_out = [&](const std::shared_ptr<Call>& call, bool sent) {
             if (now < call->deadline) return false;
             std::string why =
                 "no reply within " + std::to_string(settings_.request_timeout.count()) + " ms";
-            // A keyserver that accepts and never answers is down like one that refuses.
-            endpoints_.failed(c->name, why, now);
+            // A keyserver that accepts and never answers is down like one that refuses; one
+            // that answered other requests since this one was sent is up, and only this
+            // request's key is slow (a busy token): the other keys keep the endpoint.
+            if (sent && c->last_reply > call->sent_at)
+                why += " (the keyserver answers other requests: this key's operation is slow)";
+            else
+                endpoints_.failed(c->name, why, now);
             finish(call, std::nullopt, Failure::Timeout, "keyserver " + c->name + ": " + why);
             return true;
         };
         for (auto it = c->pending.begin(); it != c->pending.end();) {
-            if (!timed_out(it->second)) {
+            if (!timed_out(it->second, true)) {
                 ++it;
                 continue;
             }
@@ -504,7 +510,8 @@ void IoCore::expire(Clock::time_point now) {
                      " requests unanswered past their deadline; reconnecting");
             continue;
         }
-        c->waiting.erase(std::remove_if(c->waiting.begin(), c->waiting.end(), timed_out),
+        c->waiting.erase(std::remove_if(c->waiting.begin(), c->waiting.end(),
+                                        [&](const auto& call) { return timed_out(call, false); }),
                          c->waiting.end());
     }
 }

@@ -98,6 +98,33 @@ TEST_CASE("client: requests on a keyserver that dies are retried on another with
     CHECK(count_of(b.access_log(), "\"result\":\"ok\"") == 8);
 }
 
+TEST_CASE("client: one slow key times out alone; the keyserver's other keys keep working") {
+    // p384's replies take 3 s (a key in a busy token); p256's come at once.
+    KeyserverFixture ks(
+        R"({"keys": {"p256": {"allow": ["sign-tls"]}, "p384": {"allow": ["sign-tls"]}}})",
+        {"--test-reply-delay-ms", "3000", "--test-slow-key", "p384"});
+    auto settings = edge_settings(1);
+    settings.request_timeout = std::chrono::milliseconds(1000);
+    client::Client client(settings);
+    KeyUri fast = parse_key_uri("keyless:" + ks.address() + "/p256");
+    auto slow_op = sign();
+    slow_op.signature_scheme = 0x0503; // ecdsa_secp384r1_sha384
+    auto slow = client.start(parse_key_uri("keyless:" + ks.address() + "/p384"), slow_op);
+    // The fast key is used throughout, so the keyserver answers while the slow call waits.
+    int fast_ok = 0, fast_calls = 0;
+    while (!slow->done()) {
+        fast_ok += sign_concurrently(client, fast, 1);
+        ++fast_calls;
+    }
+    slow->wait();
+    INFO(slow->message);
+    CHECK(slow->failure == client::Failure::Timeout);
+    CHECK_THAT(slow->message, match::contains("this key's operation is slow"));
+    CHECK(fast_ok == fast_calls);
+    // Right after the timeout the endpoint is still up: the fast key is served at once.
+    CHECK(sign_concurrently(client, fast, 16) == 16);
+}
+
 TEST_CASE("client: with every keyserver down, requests fail at once naming each one's failure") {
     uint16_t dead1, dead2;
     {

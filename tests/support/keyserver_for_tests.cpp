@@ -1,6 +1,7 @@
-// keyserver-test: the real keyserver program with two test-only behaviours that production code
+// keyserver-test: the real keyserver program with test-only behaviours that production code
 // does not carry, chosen by flags this wrapper removes before the keyserver sees the rest:
 //   --test-reply-delay-ms N    hold every reply N ms without holding a thread (a distant server)
+//   --test-slow-key NAME       hold only the replies for key NAME (a key in a busy token)
 //   --test-emulate-gokeyless   answer as a stock gokeyless server: keyless extensions get
 //                              BadOpcode, keys are found by SKI only (the KeyName tag is ignored)
 #include "app.hpp"
@@ -26,8 +27,9 @@ bool is_extension(const protocol::Operation& request) {
 class TestHandler : public RequestHandler {
   public:
     TestHandler(std::shared_ptr<const Dispatcher> inner, bool emulate_gokeyless,
-                std::chrono::milliseconds delay, asio::io_context& timers)
-        : inner_(std::move(inner)), emulate_(emulate_gokeyless), delay_(delay), timers_(timers) {}
+                std::chrono::milliseconds delay, std::string slow_key, asio::io_context& timers)
+        : inner_(std::move(inner)), emulate_(emulate_gokeyless), delay_(delay),
+          slow_key_(std::move(slow_key)), timers_(timers) {}
 
     Resolution resolve(const ClientIdentity& client,
                        const protocol::Operation& request) const override {
@@ -46,7 +48,8 @@ class TestHandler : public RequestHandler {
         } else {
             outcome = inner_->handle(client, request, resolved);
         }
-        if (delay_.count() == 0) return done(std::move(outcome));
+        bool held = delay_.count() != 0 && (slow_key_.empty() || request.key_name == slow_key_);
+        if (!held) return done(std::move(outcome));
         auto timer = std::make_shared<asio::steady_timer>(timers_, delay_);
         timer->async_wait([timer, done = std::move(done),
                            outcome = std::move(outcome)](const boost::system::error_code&) mutable {
@@ -63,6 +66,7 @@ class TestHandler : public RequestHandler {
     std::shared_ptr<const Dispatcher> inner_;
     bool emulate_;
     std::chrono::milliseconds delay_;
+    std::string slow_key_; // empty: every reply is held
     asio::io_context& timers_;
 };
 
@@ -72,10 +76,13 @@ int main(int argc, char** argv) {
     std::vector<std::string> args;
     bool emulate = false;
     std::chrono::milliseconds delay{0};
+    std::string slow_key;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--test-emulate-gokeyless") {
             emulate = true;
+        } else if (a == "--test-slow-key" && i + 1 < argc) {
+            slow_key = argv[++i];
         } else if (a == "--test-reply-delay-ms" && i + 1 < argc) {
             delay = std::chrono::milliseconds(std::stoul(argv[++i]));
         } else {
@@ -88,7 +95,8 @@ int main(int argc, char** argv) {
     std::thread timer_thread([&timers] { timers.run(); });
     AppHooks hooks;
     hooks.wrap = [&](std::shared_ptr<const Dispatcher> dispatcher) {
-        return std::make_shared<const TestHandler>(std::move(dispatcher), emulate, delay, timers);
+        return std::make_shared<const TestHandler>(std::move(dispatcher), emulate, delay, slow_key,
+                                                   timers);
     };
     int status = run_keyserver(args, hooks);
     work.reset();
