@@ -10,23 +10,21 @@ using namespace keyless::keyserver;
 namespace {
 
 std::shared_ptr<const ServingState> make_state() {
-    Config config;
-    config.policies.default_policy.allow = {Permission::SignTLS, Permission::SignDigest,
-                                            Permission::RSADecryptTLS, Permission::RSADecryptRaw};
+    Policies policies;
+    policies.default_policy.allow = {Permission::SignTLS, Permission::SignDigest,
+                                     Permission::RSADecryptTLS, Permission::RSADecryptRaw};
     // Keys without sign-digest, so the strict sign-TLS checks (shape, scheme, DHE and SHA-1
     // opt-ins, client CertificateVerify) are reached too; and one hidden from this client.
-    config.policies.key_policies["p256"].allow = {Permission::SignTLS, Permission::SignTLSClient};
-    config.policies.key_policies["p256"].tls12_dhe = true;
-    config.policies.key_policies["rsa-default"].allow = {Permission::SignTLS};
-    config.policies.key_policies["rsa-default"].allow_sha1 = true;
-    config.policies.key_policies["ed25519"].allow = {Permission::SignTLS};
-    config.policies.key_policies["ec-restricted"].clients = {
-        ClientSelector::parse("cn:someone-else")};
+    policies.key_policies["p256"].allow = {Permission::SignTLS, Permission::SignTLSClient};
+    policies.key_policies["p256"].tls12_dhe = true;
+    policies.key_policies["rsa-default"].allow = {Permission::SignTLS};
+    policies.key_policies["rsa-default"].allow_sha1 = true;
+    policies.key_policies["ed25519"].allow = {Permission::SignTLS};
+    policies.key_policies["ec-restricted"].clients = {ClientSelector::parse("cn:someone-else")};
     const char* pki = std::getenv("KEYLESS_TEST_PKI");
     KeyStore keys;
     if (pki) keys = KeyStore::load_directory(std::string(pki) + "/keys", false);
-    return std::make_shared<const ServingState>(
-        ServingState{std::move(keys), config.policies, config.limits.max_ping_payload});
+    return std::make_shared<const ServingState>(ServingState{std::move(keys), std::move(policies)});
 }
 
 } // namespace
