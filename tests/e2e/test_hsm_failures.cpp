@@ -2,6 +2,7 @@
 // PIN file others can read, a token that loses its keys), at start and on reload, while file
 // keys keep being served. Here (keyserver_e2e) they also run under ASan+UBSan.
 #include "hsm_setup.hpp"
+#include "signatures.hpp"
 #include "test_client.hpp"
 
 #include "catch.hpp"
@@ -105,4 +106,36 @@ TEST_CASE("HSM failures are clear, and file keys keep being served") {
         CHECK_THAT(metrics, match::contains("key=\"hsm-ec\",result=\"hsm_error\"} 1"));
         CHECK_THAT(metrics, match::contains("key=\"p256\",result=\"ok\"} 1"));
     }
+}
+
+TEST_CASE("a token's Ed448 key signs the TLS 1.3 ed448 CertificateVerify, and nothing else") {
+    SoftHsm hsm;
+    hsm.generate_ed448("www-ed448", 0x07);
+    std::string config = R"({"keys_dir": ")" + pki("keys") + R"(", "pkcs11": {"module": ")" +
+                         SoftHsm::module() + R"(", "pin_file": ")" + hsm.pin_file() + R"("},
+        "keys": {"hsm-ed448": {"pkcs11": "pkcs11:token=edge;id=%07", "allow": ["sign-tls"]}}})";
+    std::string out;
+    REQUIRE(check(config, out) == 0);
+    CHECK_THAT(out, match::contains("mechanisms: EDDSA (sign)"));
+    KeyserverFixture keyserver(config);
+    TestClient edge(keyserver.client());
+    Operation get = Operation::make(Opcode::GetPublicKey);
+    get.key_name = "hsm-ed448";
+    Operation spki = edge.call(get);
+    REQUIRE(spki.is(Opcode::Response));
+    auto pub = from_spki(spki.payload);
+    REQUIRE(pub);
+    CHECK(EVP_PKEY_is_a(pub.get(), "ED448"));
+    Operation sign = sign_p256("hsm-ed448");
+    sign.signature_scheme = 0x0808;
+    Operation reply = edge.call(sign);
+    REQUIRE(reply.is(Opcode::Response));
+    CHECK(reply.payload.size() == 114);
+    CHECK(verify_message(pub.get(), 0x0808, sign.payload, reply.payload));
+    // Each scheme only for its own key type.
+    for (int other : {0x0807, 0x0403, 0x0905}) {
+        sign.signature_scheme = static_cast<uint16_t>(other);
+        CHECK(error_of(edge.call(sign)) == ErrorCode::PolicyDenied);
+    }
+    CHECK_THAT(keyserver.access_log(), match::contains("\"key\":\"hsm-ed448\""));
 }

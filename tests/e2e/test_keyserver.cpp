@@ -2,6 +2,7 @@
 #include "frames.hpp"
 #include "keyserver_fixture.hpp"
 #include "ossl.hpp"
+#include "signatures.hpp"
 #include "ski.hpp"
 #include "test_keys.hpp"
 #include "tls_scheme.hpp"
@@ -59,11 +60,6 @@ ossl::Pkey load_public(const std::string& key) {
     return ossl::Pkey(X509_get_pubkey(cert.get()));
 }
 
-ossl::Pkey from_spki(const Bytes& der) {
-    const unsigned char* p = der.data();
-    return ossl::Pkey(d2i_PUBKEY(nullptr, &p, static_cast<long>(der.size())));
-}
-
 Bytes digest_of(const char* md, ByteView data) {
     Bytes out(EVP_MAX_MD_SIZE);
     unsigned int len = 0;
@@ -84,20 +80,6 @@ bool verify_digest(EVP_PKEY* pub, int padding, const char* md, ByteView digest, 
     }
     EVP_PKEY_CTX_set_signature_md(ctx.get(), m.get());
     return EVP_PKEY_verify(ctx.get(), sig.data(), sig.size(), digest.data(), digest.size()) == 1;
-}
-
-bool verify_message(EVP_PKEY* pub, uint16_t scheme_code, ByteView msg, ByteView sig) {
-    auto scheme = tls::scheme_info(scheme_code);
-    ossl::MdCtx ctx(EVP_MD_CTX_new());
-    EVP_PKEY_CTX* pctx = nullptr;
-    std::string digest(scheme->digest); // none for EdDSA and ML-DSA
-    EVP_DigestVerifyInit_ex(ctx.get(), &pctx, digest.empty() ? nullptr : digest.c_str(), nullptr,
-                            nullptr, pub, nullptr);
-    if (scheme->padding == tls::Padding::PSS) {
-        EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING);
-        EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST);
-    }
-    return EVP_DigestVerify(ctx.get(), sig.data(), sig.size(), msg.data(), msg.size()) == 1;
 }
 
 Bytes tls12_server_key_exchange_input() {
@@ -202,9 +184,9 @@ TEST_CASE("sign-tls with Ed448 and ML-DSA keys: each scheme for its own key only
     };
     std::vector<Case> cases{{"ed448", 0x0808, true}};
     if (OpenSSL_version_num() >= 0x30500000L) // ML-DSA keys exist from OpenSSL 3.5 (gen-pki.sh)
-        cases.insert(cases.end(), {{"mldsa44", 0x0904, false},
-                                   {"mldsa65", 0x0905, false},
-                                   {"mldsa87", 0x0906, false}});
+        cases.insert(
+            cases.end(),
+            {{"mldsa44", 0x0904, false}, {"mldsa65", 0x0905, false}, {"mldsa87", 0x0906, false}});
     for (const auto& k : cases) {
         CAPTURE(k.key);
         auto pub = load_public(k.key);
@@ -553,8 +535,8 @@ TEST_CASE("keyserver --check validates config and keys and names what is wrong")
                        pki("keyserver.key") + " --client-ca " + pki("ca.crt");
     std::string out;
     CHECK(run_command(base + " --keys " + pki("keys") + " --check", &out) == 0);
-    CHECK_THAT(out,
-               match::contains("config ok: " + std::to_string(pki_key_count()) + " key(s)") && match::contains("rsa2048: RSA-2048 ski="));
+    CHECK_THAT(out, match::contains("config ok: " + std::to_string(pki_key_count()) + " key(s)") &&
+                        match::contains("rsa2048: RSA-2048 ski="));
 
     write_file(dir / "bad.json", R"({"keys": {"rsa2048": {"allow": ["sign-everything"]}}})");
     CHECK(run_command(base + " --keys " + pki("keys") + " --config " + (dir / "bad.json") +

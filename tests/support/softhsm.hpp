@@ -5,6 +5,7 @@
 
 #include "process.hpp"
 
+#include <cstdint>
 #include <string>
 
 namespace keyless::test {
@@ -19,6 +20,9 @@ class SoftHsm {
     // Generates a key pair in the token: type as pkcs11-tool's --key-type ("EC:prime256v1",
     // "rsa:2048", "EC:edwards25519"), labelled `label`, CKA_ID `id` (hex).
     void generate(const std::string& type, const std::string& label, const std::string& id);
+    // Generates an Ed448 key pair in the token through PKCS#11 itself (CKM_EC_EDWARDS_KEY_PAIR_GEN
+    // with edwards448's OID): Debian 12's pkcs11-tool knows only edwards25519.
+    void generate_ed448(const std::string& label, uint8_t id);
     // Deletes every object file of the token, as if the HSM lost it, and returns
     void lose_objects();
 

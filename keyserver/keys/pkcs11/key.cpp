@@ -1,5 +1,6 @@
 #include "keys/pkcs11/key.hpp"
 
+#include "keys/pkcs11/mechanisms.hpp"
 #include "ossl.hpp"
 
 #include <openssl/ecdsa.h>
@@ -107,7 +108,7 @@ CK_OBJECT_HANDLE Pkcs11Key::find(CK_SESSION_HANDLE session) const {
 }
 
 Bytes Pkcs11Key::run(CK_MECHANISM& mechanism, ByteView data, bool decrypt) const {
-    Bytes out(1024); // the largest result: an RSA-8192 signature or plaintext
+    Bytes out(p11::signature_capacity(kind_)); // or an RSA-8192 plaintext: 1024 bytes
     token_->with_session([&](CK_SESSION_HANDLE session) {
         CK_OBJECT_HANDLE key = find(session);
         CK_FUNCTION_LIST* f = token_->fn();
@@ -148,9 +149,9 @@ Bytes Pkcs11Key::sign_digest(tls::Padding padding, std::string_view digest_name,
 }
 
 Bytes Pkcs11Key::sign_message(const tls::SchemeInfo& scheme, ByteView message) const {
-    if (kind_ == tls::KeyKind::Ed25519) {
-        CK_MECHANISM eddsa{CKM_EDDSA, nullptr, 0};
-        return run(eddsa, message, false);
+    if (tls::signs_whole_messages(kind_)) {
+        p11::MessageMechanism mechanism(kind_);
+        return run(mechanism.get(), message, false);
     }
     // The keyserver hashes; the token signs the digest.
     std::string name(scheme.digest);

@@ -1,7 +1,8 @@
 // A private key inside a PKCS#11 token: every operation is a mechanism run by the token, on the
 // token's own workers. ECDSA signs the digest the keyserver computed (CKM_ECDSA, r||s converted
 // to DER), RSA PKCS#1 v1.5 signs the DigestInfo (CKM_RSA_PKCS), RSA-PSS uses CKM_RSA_PKCS_PSS,
-// Ed25519 CKM_EDDSA over the message, raw RSA decryption CKM_RSA_X_509.
+// EdDSA CKM_EDDSA and ML-DSA CKM_ML_DSA over the message (keys/pkcs11/mechanisms.hpp), raw RSA
+// decryption CKM_RSA_X_509.
 #pragma once
 
 #include "keys/pkcs11/token.hpp"

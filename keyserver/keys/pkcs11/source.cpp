@@ -1,8 +1,10 @@
 #include "keys/pkcs11/source.hpp"
 
 #include "keys/pkcs11/key.hpp"
+#include "keys/pkcs11/mechanisms.hpp"
 
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/param_build.h>
 #include <openssl/x509.h>
 #include <p11-kit/uri.h>
@@ -81,8 +83,8 @@ ossl::Pkey public_key_from(const char* type, OSSL_PARAM_BLD* bld) {
     return ossl::Pkey(key);
 }
 
-// The public key from CKA_EC_PARAMS (a named curve's OID, or Ed25519's OID or PrintableString
-// "edwards25519") and CKA_EC_POINT; null if they are not one we serve.
+// The public key from CKA_EC_PARAMS (a named curve's OID, or Ed25519's or Ed448's OID or
+// PrintableString "edwards25519"/"edwards448") and CKA_EC_POINT; null if not one we serve.
 ossl::Pkey ec_public_key(const Bytes& params, const Bytes& point_der) {
     Bytes point = unwrap_octet_string(point_der);
     const unsigned char* p = params.data();
@@ -93,6 +95,9 @@ ossl::Pkey ec_public_key(const Bytes& params, const Bytes& point_der) {
     if (nid == NID_ED25519 || printable.find("edwards25519") != std::string::npos)
         return ossl::Pkey(
             EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, point.data(), point.size()));
+    if (nid == NID_ED448 || printable.find("edwards448") != std::string::npos)
+        return ossl::Pkey(
+            EVP_PKEY_new_raw_public_key(EVP_PKEY_ED448, nullptr, point.data(), point.size()));
     if (nid == NID_undef) return nullptr;
     ParamBuilder bld(OSSL_PARAM_BLD_new());
     OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, OBJ_nid2sn(nid), 0);
@@ -110,6 +115,15 @@ ossl::Pkey rsa_public_key(const Bytes& modulus, const Bytes& exponent) {
     return public_key_from("RSA", bld.get());
 }
 
+// An ML-DSA public key from its CKA_PARAMETER_SET and CKA_VALUE (the FIPS 204 encoding); null
+// before OpenSSL 3.5, which has no ML-DSA.
+ossl::Pkey ml_dsa_public_key(CK_ULONG parameter_set, const Bytes& value) {
+    auto kind = p11::ml_dsa_kind(parameter_set);
+    if (!kind || value.empty()) return nullptr;
+    return ossl::Pkey(EVP_PKEY_new_raw_public_key_ex(nullptr, tls::key_type_name(*kind), nullptr,
+                                                     value.data(), value.size()));
+}
+
 // The public key of the private key `object`: its public key object, else a certificate with
 // the same CKA_ID, else (RSA) the private key's own modulus and exponent.
 ossl::Pkey public_key(const Pkcs11Token& token, CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object,
@@ -119,6 +133,10 @@ ossl::Pkey public_key(const Pkcs11Token& token, CK_SESSION_HANDLE session, CK_OB
         if (type == CKK_RSA)
             return rsa_public_key(attribute(token, session, pub, CKA_MODULUS),
                                   attribute(token, session, pub, CKA_PUBLIC_EXPONENT));
+        if (type == p11::key_type_ml_dsa)
+            return ml_dsa_public_key(
+                scalar_attribute<CK_ULONG>(token, session, pub, p11::attribute_parameter_set, 0),
+                attribute(token, session, pub, CKA_VALUE));
         return ec_public_key(attribute(token, session, pub, CKA_EC_PARAMS),
                              attribute(token, session, pub, CKA_EC_POINT));
     }
@@ -233,10 +251,17 @@ std::shared_ptr<Key> Pkcs11Registry::load(const std::string& name, const std::st
         can_decrypt = scalar_attribute<CK_BBOOL>(*token, session, object, CKA_DECRYPT, CK_FALSE);
         key->pkey = public_key(*token, session, object, type, id, object_label);
     });
+    if (!key->pkey && type == p11::key_type_ml_dsa && OpenSSL_version_num() < 0x30500000L)
+        throw std::runtime_error(text +
+                                 ": an ML-DSA key: ML-DSA needs a keyserver built with "
+                                 "OpenSSL 3.5 or later (this one has " +
+                                 OpenSSL_version(OPENSSL_VERSION_STRING) + ")");
     if (!key->pkey)
         throw HsmError(text + ": cannot read the public key of this key from " + token->name() +
                        " (no public key object or certificate with its CKA_ID)");
     if (auto why = describe_key(*key); !why.empty()) throw std::runtime_error(text + ": " + why);
+    if (auto why = p11::cannot_sign(key->kind, token->signing_mechanisms()); !why.empty())
+        throw std::runtime_error(text + " in " + token->name() + ": " + why);
     size_t half = key->kind == tls::KeyKind::EC
                       ? static_cast<size_t>((EVP_PKEY_get_bits(key->pkey.get()) + 7) / 8)
                       : 0;

@@ -1,5 +1,7 @@
 #include "keys/pkcs11/token.hpp"
 
+#include "keys/pkcs11/mechanisms.hpp"
+
 #include <algorithm>
 #include <cstring>
 
@@ -21,23 +23,6 @@ bool session_lost(CK_RV rv) {
         return true;
     default:
         return false;
-    }
-}
-
-const char* mechanism_name(CK_MECHANISM_TYPE m) {
-    switch (m) {
-    case CKM_RSA_PKCS:
-        return "RSA-PKCS";
-    case CKM_RSA_PKCS_PSS:
-        return "RSA-PKCS-PSS";
-    case CKM_RSA_X_509:
-        return "RSA-X-509";
-    case CKM_ECDSA:
-        return "ECDSA";
-    case CKM_EDDSA:
-        return "EDDSA";
-    default:
-        return nullptr;
     }
 }
 
@@ -178,9 +163,8 @@ bool Pkcs11Token::offers(CK_MECHANISM_TYPE mechanism, CK_FLAGS flags) const {
 }
 
 std::vector<std::string> Pkcs11Token::mechanisms(tls::KeyKind kind) const {
-    std::vector<CK_MECHANISM_TYPE> wanted = {CKM_RSA_PKCS, CKM_RSA_PKCS_PSS, CKM_RSA_X_509};
-    if (kind == tls::KeyKind::EC) wanted = {CKM_ECDSA};
-    if (kind == tls::KeyKind::Ed25519) wanted = {CKM_EDDSA};
+    std::vector<CK_MECHANISM_TYPE> wanted = {p11::signing_mechanism(kind)};
+    if (kind == tls::KeyKind::RSA) wanted = {CKM_RSA_PKCS, CKM_RSA_PKCS_PSS, CKM_RSA_X_509};
     std::vector<std::string> out;
     for (CK_MECHANISM_TYPE m : wanted) {
         CK_MECHANISM_INFO info{};
@@ -188,8 +172,22 @@ std::vector<std::string> Pkcs11Token::mechanisms(tls::KeyKind kind) const {
         std::string what;
         if (info.flags & CKF_SIGN) what += "sign";
         if (info.flags & CKF_DECRYPT) what += what.empty() ? "decrypt" : "+decrypt";
-        if (!what.empty()) out.push_back(std::string(mechanism_name(m)) + " (" + what + ")");
+        if (!what.empty()) out.push_back(p11::mechanism_name(m) + " (" + what + ")");
     }
+    return out;
+}
+
+std::vector<CK_MECHANISM_TYPE> Pkcs11Token::signing_mechanisms() const {
+    CK_ULONG count = 0;
+    std::vector<CK_MECHANISM_TYPE> all;
+    if (fn()->C_GetMechanismList(slot_, nullptr, &count) == CKR_OK) {
+        all.resize(count);
+        if (fn()->C_GetMechanismList(slot_, all.data(), &count) != CKR_OK) count = 0;
+        all.resize(count);
+    }
+    std::vector<CK_MECHANISM_TYPE> out;
+    for (CK_MECHANISM_TYPE m : all)
+        if (offers(m, CKF_SIGN)) out.push_back(m);
     return out;
 }
 

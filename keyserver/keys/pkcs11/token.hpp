@@ -44,6 +44,8 @@ class Pkcs11Token {
     // ("ECDSA (sign)").
     std::vector<std::string> mechanisms(tls::KeyKind kind) const;
     bool offers(CK_MECHANISM_TYPE mechanism, CK_FLAGS flags) const;
+    // Every mechanism the token can sign with (for the message when a key's is missing).
+    std::vector<CK_MECHANISM_TYPE> signing_mechanisms() const;
     // Whether `pin` is the PIN this token was logged in with.
     bool has_pin(const std::string& pin) const { return pin == pin_; }
 
