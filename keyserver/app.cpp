@@ -165,7 +165,8 @@ int run(const std::vector<std::string>& args, const AppHooks& hooks) {
         return 2;
     }
     auto tokens = std::make_shared<Pkcs11Registry>();
-    auto state = load_state(config, *tokens);
+    // --check fails on any problem; a start serves what loads unless strict_start.
+    auto state = load_state(config, *tokens, options.check || config.strict_start);
     auto tls = make_server_tls_context(config);
     parse_listen_address(config.listen); // both addresses are checked before anything starts
     if (config.admin_listen != "off") parse_listen_address(config.admin_listen);
@@ -180,6 +181,7 @@ int run(const std::vector<std::string>& args, const AppHooks& hooks) {
     }
     for (const auto& w : tls_warnings(config))
         log_line(Level::Warn, w);
+    log_unavailable(*state);
     if (state->keys.keys().empty())
         log_line(Level::Warn, "no keys in " + config.keys_dir + ": /healthz answers 503");
 

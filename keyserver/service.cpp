@@ -51,12 +51,14 @@ AdminResponse json(unsigned status, const nlohmann::json& body) {
 
 } // namespace
 
-std::shared_ptr<const ServingState> load_state(const Config& config, Pkcs11Registry& tokens) {
+std::shared_ptr<const ServingState> load_state(const Config& config, Pkcs11Registry& tokens,
+                                               bool strict) {
     KeyStore keys;
+    // Every key is tried, so one run names every problem.
+    std::vector<UnavailableKey> unavailable;
     if (!config.keys_dir.empty())
-        keys = KeyStore::load_directory(config.keys_dir, config.allow_insecure_key_permissions);
-    // Every token key is tried, so one run names every problem.
-    std::vector<std::string> problems;
+        keys = KeyStore::load_directory(config.keys_dir, config.allow_insecure_key_permissions,
+                                        &unavailable);
     Pkcs11Settings pkcs11 = config.pkcs11;
     pkcs11.allow_insecure_permissions = config.allow_insecure_key_permissions;
     for (const auto& [name, uri] : config.pkcs11_keys) {
@@ -70,19 +72,31 @@ std::shared_ptr<const ServingState> load_state(const Config& config, Pkcs11Regis
                                          "with CKA_DECRYPT) with this key, which "
                                          "rsa-decrypt-tls needs: remove that permission");
             keys.add(std::move(key));
-        } catch (const KeyStoreError& e) {
-            problems.insert(problems.end(), e.problems().begin(), e.problems().end());
         } catch (const std::exception& e) {
-            problems.push_back("key '" + name + "': " + e.what());
+            unavailable.push_back({name, "key '" + name + "': " + e.what()});
         }
     }
-    if (!problems.empty()) throw KeyStoreError(std::move(problems));
+    if (strict && !unavailable.empty()) {
+        std::vector<std::string> problems;
+        for (auto& u : unavailable)
+            problems.push_back(std::move(u.reason));
+        throw KeyStoreError(std::move(problems));
+    }
+    auto is_unavailable = [&](const std::string& name) {
+        return std::any_of(unavailable.begin(), unavailable.end(),
+                           [&](const UnavailableKey& u) { return u.name == name; });
+    };
     for (const auto& [name, policy] : config.policies.key_policies)
-        if (!keys.by_name(name))
+        if (!keys.by_name(name) && !is_unavailable(name))
             throw ConfigError("'keys." + name + "': no key file named " + name + ".pem or " + name +
                               ".key in " + config.keys_dir + ", and no pkcs11 URI");
-    return std::make_shared<const ServingState>(
-        ServingState{std::move(keys), config.policies, config.limits.max_ping_payload});
+    return std::make_shared<const ServingState>(ServingState{
+        std::move(keys), config.policies, config.limits.max_ping_payload, std::move(unavailable)});
+}
+
+void log_unavailable(const ServingState& state) {
+    for (const auto& u : state.unavailable)
+        log_line(Level::Error, "unavailable (the other keys are served): " + u.reason);
 }
 
 Service::Service(ServiceSettings settings, std::shared_ptr<const ServingState> state,
@@ -204,7 +218,16 @@ Service::ReloadResult Service::reload() {
         // nothing.
         fresh.listen = settings_.config.listen;
         fresh.limits = settings_.config.limits;
-        auto next = load_state(fresh, *settings_.tokens);
+        auto next = load_state(fresh, *settings_.tokens, fresh.strict_start);
+        // A reload may bring keys in, never take a served one away because its source broke:
+        // then nothing changes, as when strict_start is set.
+        std::vector<std::string> lost;
+        {
+            std::lock_guard lock(mutex_);
+            for (const auto& u : next->unavailable)
+                if (state_->keys.by_name(u.name)) lost.push_back(u.reason);
+        }
+        if (!lost.empty()) throw KeyStoreError(std::move(lost));
         auto next_tls = make_server_tls_context(fresh);
         shared_->replace_handler(handler_for(next, settings_.hooks));
         shared_->rate_limiter.configure(fresh.rate_limits);
@@ -216,6 +239,8 @@ Service::ReloadResult Service::reload() {
         }
         result.ok = true;
         result.keys = next->keys.keys().size();
+        result.unavailable = next->unavailable;
+        log_unavailable(*next);
         log_line(Level::Info, "reloaded " + std::to_string(result.keys) +
                                   " key(s) and the TLS certificate, key, client CA" +
                                   (fresh.crl_file.empty() ? "" : " and CRL"));
@@ -294,6 +319,7 @@ MetricsSnapshot Service::snapshot() const {
     s.access_log_lost_lines = log_.lost_lines();
     std::lock_guard lock(mutex_);
     s.keys = state_->keys.keys().size();
+    s.keys_unavailable = state_->unavailable.size();
     s.draining = draining_;
     s.certificate_expiry = certificate_expiry_;
     return s;
@@ -327,7 +353,10 @@ std::string Service::keys_json() const {
                         {"tls12_dhe", policy.tls12_dhe},
                         {"allow_sha1", policy.allow_sha1}});
     }
-    return nlohmann::json({{"keys", keys}}).dump(2) + "\n";
+    nlohmann::json unavailable = nlohmann::json::array();
+    for (const auto& u : state->unavailable)
+        unavailable.push_back({{"name", u.name}, {"reason", u.reason}});
+    return nlohmann::json({{"keys", keys}, {"unavailable", unavailable}}).dump(2) + "\n";
 }
 
 AdminActions Service::admin_actions() {
@@ -340,7 +369,17 @@ AdminActions Service::admin_actions() {
         MetricsSnapshot s = snapshot();
         if (s.draining) return text(503, "draining\n");
         if (s.keys == 0) return text(503, "no keys\n");
-        return text(200, "ok\n");
+        if (s.keys_unavailable == 0) return text(200, "ok\n");
+        // Still 200: the keys that loaded are served, and taking this keyserver out of its
+        // balancer would cost every tenant the keys of one broken source.
+        std::string names;
+        {
+            std::lock_guard lock(mutex_);
+            for (const auto& u : state_->unavailable)
+                names += (names.empty() ? "" : ", ") + u.name;
+        }
+        return text(200, "degraded: " + std::to_string(s.keys_unavailable) +
+                             " key(s) unavailable: " + names + "\n");
     };
     a.drain = [this] {
         drain("POST /drain");
@@ -348,7 +387,12 @@ AdminActions Service::admin_actions() {
     };
     a.reload = [this] {
         ReloadResult r = reload();
-        if (r.ok) return json(200, {{"result", "ok"}, {"keys", r.keys}});
+        if (r.ok) {
+            nlohmann::json unavailable = nlohmann::json::array();
+            for (const auto& u : r.unavailable)
+                unavailable.push_back({{"name", u.name}, {"reason", u.reason}});
+            return json(200, {{"result", "ok"}, {"keys", r.keys}, {"unavailable", unavailable}});
+        }
         return json(422, {{"result", "error"},
                           {"kept", "the previous keys and trust stay in service"},
                           {"problems", r.problems}});

@@ -26,8 +26,14 @@ struct ServiceSettings {
 };
 
 // Loads the keys (the PEM directory, and PKCS#11 keys through `tokens`) and checks that every
-// policy names one; throws KeyStoreError (every problem, each naming its key) or ConfigError.
-std::shared_ptr<const ServingState> load_state(const Config& config, Pkcs11Registry& tokens);
+// policy names one. A key whose source fails (a bad file, a token that cannot log in, a missing
+// module) is listed in the state's `unavailable` and the others are served; with `strict` (the
+// config's strict_start, and --check) any such problem throws KeyStoreError instead (every
+// problem, each naming its key). A policy naming no key at all throws ConfigError.
+std::shared_ptr<const ServingState> load_state(const Config& config, Pkcs11Registry& tokens,
+                                               bool strict);
+// Logs each key of `state` that is not served, with its reason.
+void log_unavailable(const ServingState& state);
 
 class Service {
   public:
@@ -41,7 +47,8 @@ class Service {
     struct ReloadResult {
         bool ok = false;
         size_t keys = 0;
-        std::vector<std::string> problems; // each naming the key or file
+        std::vector<std::string> problems;       // each naming the key or file
+        std::vector<UnavailableKey> unavailable; // applied, but these keys are not served
     };
     ReloadResult reload();
     // SIGHUP: reloads on a thread of its own, so the serving threads never wait for key files

@@ -139,12 +139,13 @@ void load_config_file(const std::string& path, Config& c) {
     }
     Reader r(j, "", path);
     r.reject_unknown({"listen", "threads", "tls", "keys_dir", "allow_insecure_key_permissions",
-                      "access_log", "limits", "default_policy", "default_limits", "clients", "keys",
-                      "admin", "drain_timeout_ms", "pkcs11"});
+                      "strict_start", "access_log", "limits", "default_policy", "default_limits",
+                      "clients", "keys", "admin", "drain_timeout_ms", "pkcs11"});
     r.string("listen", c.listen);
     r.number("threads", c.threads, 0, 256);
     r.string("keys_dir", c.keys_dir);
     r.boolean("allow_insecure_key_permissions", c.allow_insecure_key_permissions);
+    r.boolean("strict_start", c.strict_start);
     r.string("access_log", c.access_log);
     r.millis("drain_timeout_ms", c.drain_timeout, 0, 3'600'000);
     if (r.find("admin")) {

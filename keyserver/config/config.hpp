@@ -37,6 +37,9 @@ struct Config {
     std::string crl_file; // optional: client certificates it revokes are refused
     std::string keys_dir;
     bool allow_insecure_key_permissions = false;
+    // Refuse to start (and to reload) when any key cannot be loaded, instead of serving the
+    // others and reporting the missing ones.
+    bool strict_start = false;
     std::string access_log; // empty: none; "-": standard output
     std::string ready_file; // written with the bound HOST:PORT once listening (for scripts)
     std::string admin_listen = "127.0.0.1:2406"; // admin HTTP listener; "off" disables it

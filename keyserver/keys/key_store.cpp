@@ -152,6 +152,7 @@ class PemKeyReader {
 struct LoadedFile {
     std::shared_ptr<Key> key;
     std::string problem; // set instead of key
+    std::string name;    // the file's stem, the key's name
 };
 
 LoadedFile load_file(const fs::path& path, PemKeyReader& reader, bool allow_insecure_permissions) {
@@ -159,7 +160,8 @@ LoadedFile load_file(const fs::path& path, PemKeyReader& reader, bool allow_inse
     key->name = path.stem().string();
     key->path = path.string();
     auto problem = [&](const std::string& why) {
-        return LoadedFile{nullptr, "key '" + key->name + "' (" + key->path + "): " + why};
+        return LoadedFile{nullptr, "key '" + key->name + "' (" + key->path + "): " + why,
+                          key->name};
     };
     if (!is_valid_key_id(key->name))
         return problem("file name is not a valid key id (letters, digits, '.', '_', '-')");
@@ -186,12 +188,13 @@ LoadedFile load_file(const fs::path& path, PemKeyReader& reader, bool allow_inse
     if (auto why = describe_key(*key); !why.empty()) return problem(why);
     EVP_PKEY_up_ref(key->pkey.get()); // shared with the FileKey that signs with it
     key->ops = std::make_shared<FileKey>(ossl::Pkey(key->pkey.get()), key->name);
-    return {key, {}};
+    return {key, {}, key->name};
 }
 
 } // namespace
 
-KeyStore KeyStore::load_directory(const std::string& dir, bool allow_insecure_permissions) {
+KeyStore KeyStore::load_directory(const std::string& dir, bool allow_insecure_permissions,
+                                  std::vector<UnavailableKey>* unavailable) {
     KeyStore store;
     std::vector<std::string> problems;
     std::error_code ec;
@@ -215,15 +218,22 @@ KeyStore KeyStore::load_directory(const std::string& dir, bool allow_insecure_pe
     PemKeyReader reader;
     for (const auto& file : files)
         loaded.push_back(load_file(file, reader, allow_insecure_permissions));
+    auto unusable = [&](const std::string& name, std::string why) {
+        if (unavailable)
+            unavailable->push_back({name, std::move(why)});
+        else
+            problems.push_back(std::move(why));
+    };
     for (auto& file : loaded) {
         if (!file.problem.empty()) {
-            problems.push_back(std::move(file.problem));
+            unusable(file.name, std::move(file.problem));
             continue;
         }
         const auto& key = file.key;
         if (store.by_name_.count(key->name)) {
-            problems.push_back("key '" + key->name + "' (" + key->path +
-                               "): another file has the same name (key names are file stems)");
+            unusable(key->name, "key '" + key->name + "' (" + key->path +
+                                    "): another file has the same name (key names are file "
+                                    "stems)");
             continue;
         }
         store.by_name_[key->name] = key;

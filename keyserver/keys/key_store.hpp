@@ -47,6 +47,12 @@ std::string describe_key(Key& key);
 // "Proc-Type: 4,ENCRYPTED" header), which the keyserver refuses rather than prompt for.
 bool is_encrypted_pem(const std::string& path);
 
+// A key that could not be loaded: its name and why (the reason names the file or URI).
+struct UnavailableKey {
+    std::string name;
+    std::string reason;
+};
+
 // Every problem found while loading, one message per file, naming the file.
 class KeyStoreError : public std::runtime_error {
   public:
@@ -59,11 +65,13 @@ class KeyStoreError : public std::runtime_error {
 
 class KeyStore {
   public:
-    // Loads *.pem and *.key files. Throws KeyStoreError listing every bad file: unreadable, not
-    // a private key, an unsupported type or size, readable by group/others or owned by another
-    // user than the keyserver's or root; or a directory writable by group/others (unless
-    // allowed).
-    static KeyStore load_directory(const std::string& dir, bool allow_insecure_permissions);
+    // Loads *.pem and *.key files. A bad file (unreadable, not a private key, an unsupported
+    // type or size, readable by group/others or owned by another user than the keyserver's or
+    // root, a name another file has) goes to `unavailable` when it is given, and otherwise is
+    // one of the problems of the KeyStoreError thrown after every file was read. A directory
+    // that cannot be read, or that group/others can write (unless allowed), always throws.
+    static KeyStore load_directory(const std::string& dir, bool allow_insecure_permissions,
+                                   std::vector<UnavailableKey>* unavailable = nullptr);
 
     // Adds a key from another source (a PKCS#11 token); throws KeyStoreError if its name is
     // taken.

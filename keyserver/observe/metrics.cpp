@@ -193,6 +193,9 @@ std::string Metrics::exposition(const MetricsSnapshot& now) const {
     w.sample("keyless_access_log_lost_lines_total", {}, now.access_log_lost_lines);
     w.header("keyless_keys", "gauge", "Keys being served.");
     w.sample("keyless_keys", {}, now.keys);
+    w.header("keyless_keys_unavailable", "gauge",
+             "Configured keys not served: their source failed (see /healthz and the log).");
+    w.sample("keyless_keys_unavailable", {}, now.keys_unavailable);
     w.header("keyless_draining", "gauge", "1 while the keyserver drains (no new connections).");
     w.sample("keyless_draining", {}, now.draining ? 1 : 0);
     w.header("keyless_certificate_expiration_timestamp_seconds", "gauge",

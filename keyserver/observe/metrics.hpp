@@ -24,6 +24,7 @@ struct MetricsSnapshot {
     size_t handshaking = 0;
     size_t authenticated = 0;
     size_t keys = 0;
+    size_t keys_unavailable = 0;
     size_t buffered_bytes = 0;
     size_t buffer_capacity = 0;
     uint64_t access_log_lost_lines = 0;

@@ -17,6 +17,9 @@ struct ServingState {
     KeyStore keys;
     Policies policies;
     size_t max_ping_payload = 4096; // limits.max_ping_payload
+    // Configured keys whose source failed (a bad file, a token that did not log in): not
+    // served, named in /healthz, /keys and keyless_keys_unavailable.
+    std::vector<UnavailableKey> unavailable;
 };
 
 // A request's key and the client's standing on it: looked up once per request (by the

@@ -23,18 +23,6 @@ namespace {
 
 const char* kConfig = R"({"keys": {"p256": {"allow": ["sign-tls"]}}})";
 
-// `curl -s` against the admin listener; returns "STATUS\nBODY".
-std::string admin(KeyserverFixture& ks, const std::string& method, const std::string& path,
-                  const std::string& extra = "") {
-    std::string out;
-    run_command("curl -s -m 10 -X " + method + " " + extra +
-                    " -w '\\n%{http_code}' http://127.0.0.1:" + std::to_string(ks.admin_port()) +
-                    path,
-                &out);
-    auto nl = out.rfind('\n');
-    return out.substr(nl + 1) + "\n" + out.substr(0, nl);
-}
-
 Operation sign(const std::string& key) {
     Operation op = Operation::make(Opcode::SignTLS, tls13_certificate_verify_input());
     op.key_name = key;
@@ -108,7 +96,8 @@ TEST_CASE("admin /healthz turns 503 on /drain; open connections are still served
     CHECK(admin(ks, "POST", "/reload", "--data-binary @" + (dir / "big")).rfind("413\n", 0) == 0);
 }
 
-TEST_CASE("admin /reload picks up a new key, and reports a broken one keeping the old keys") {
+TEST_CASE("admin /reload picks up a new key, leaves out a broken new one, refuses to break a "
+          "served one") {
     TempDir dir;
     ::mkdir((dir / "keys").c_str(), 0700);
     auto add_key = [&](const std::string& name, const std::string& content) {
@@ -127,13 +116,26 @@ TEST_CASE("admin /reload picks up a new key, and reports a broken one keeping th
     api.key_name = "api";
     CHECK(edge.call(api).is(Opcode::Response));
 
+    // A new key that cannot load is left out and named; the rest of the reload applies.
     add_key("broken", "not a key");
+    std::string partial = admin(ks, "POST", "/reload");
+    REQUIRE(partial.rfind("200\n", 0) == 0);
+    auto applied = nlohmann::json::parse(partial.substr(4));
+    CHECK(applied["keys"] == 2);
+    REQUIRE(applied["unavailable"].size() == 1);
+    CHECK(applied["unavailable"][0]["name"] == "broken");
+    CHECK_THAT(applied["unavailable"][0]["reason"].get<std::string>(),
+               match::contains("not a PEM private key"));
+    CHECK(admin(ks, "GET", "/healthz") == "200\ndegraded: 1 key(s) unavailable: broken\n");
+
+    // A served key that breaks fails the reload: nothing changes.
+    add_key("api", "not a key either");
     std::string bad = admin(ks, "POST", "/reload");
     REQUIRE(bad.rfind("422\n", 0) == 0);
     auto report = nlohmann::json::parse(bad.substr(4));
     CHECK(report["result"] == "error");
     CHECK_THAT(report["problems"][0].get<std::string>(),
-               match::contains("key 'broken'") && match::contains("not a PEM private key"));
+               match::contains("key 'api'") && match::contains("not a PEM private key"));
     CHECK(edge.call(api).is(Opcode::Response)); // the previous keys stay in service
     CHECK_THAT(admin(ks, "GET", "/metrics"),
                match::contains("keyless_reloads_total{result=\"error\"} 1"));

@@ -1,9 +1,14 @@
-// PKCS#11 failures an operator must see clearly (wrong PIN, missing module, unmatched token, a
-// PIN file others can read, a token that loses its keys), at start and on reload, while file
-// keys keep being served. Here (keyserver_e2e) they also run under ASan+UBSan.
+// Key sources that fail, and what an operator must see: PKCS#11 failures (wrong PIN, missing
+// module, unmatched token, a PIN file others can read, a token that loses its keys) and key files
+// this build cannot use, at start and on reload, while the other keys keep being served (a
+// source that fails costs only its own keys unless strict_start). Here (keyserver_e2e) they also
+// run under ASan+UBSan.
 #include "hsm_setup.hpp"
 #include "signatures.hpp"
 #include "test_client.hpp"
+#include "test_keys.hpp"
+
+#include <nlohmann/json.hpp>
 
 #include "catch.hpp"
 
@@ -40,27 +45,62 @@ TEST_CASE("HSM failures are clear, and file keys keep being served") {
         CHECK_THAT(out, match::contains("no token in /usr/lib/softhsm/libsofthsm2.so matches "
                                         "(tokens present: 'edge'"));
     }
-    SECTION(
-        "a broken token config on reload is refused, naming the cause; keys keep being served") {
-        KeyserverFixture keyserver(R"({"keys": {"p256": {"allow": ["sign-tls"]}}})");
-        TestClient edge(keyserver.client());
-        REQUIRE(edge.call(sign_p256("p256")).is(Opcode::Response));
+    SECTION("a token that cannot log in at start costs only its own keys; a reload that fixes "
+            "it brings them in") {
         TempDir dir;
         write_file(dir / "pin", "0000\n");
         run_command("chmod 600 " + (dir / "pin"));
-        keyserver.rewrite_config(s.config(pki("keys"), dir / "pin"));
-        keyserver.reload_and_wait("reload failed", 1);
-        CHECK_THAT(keyserver.stderr_text(), match::contains("login failed (CKR_PIN_INCORRECT)"));
-        keyserver.rewrite_config(s.config(pki("keys"), "", "/usr/lib/no-such-pkcs11.so"));
-        keyserver.reload_and_wait("reload failed", 2);
-        CHECK_THAT(keyserver.stderr_text(),
-                   match::contains("PKCS#11 module /usr/lib/no-such-pkcs11.so: cannot load"));
+        KeyserverFixture keyserver(s.config(pki("keys"), dir / "pin"));
+        TestClient edge(keyserver.client());
         CHECK(edge.call(sign_p256("p256")).is(Opcode::Response));
+        CHECK(error_of(edge.call(sign_p256("hsm-ec"))) == ErrorCode::KeyNotFound);
+        std::string log = keyserver.stderr_text();
+        CHECK_THAT(log, match::contains("unavailable (the other keys are served): key 'hsm-ec'"));
+        CHECK_THAT(log, match::contains("login failed (CKR_PIN_INCORRECT)"));
+        CHECK(admin(keyserver, "GET", "/healthz") ==
+              "200\ndegraded: 2 key(s) unavailable: hsm-ec, hsm-rsa\n");
+        CHECK_THAT(admin(keyserver, "GET", "/metrics"),
+                   match::contains("\nkeyless_keys_unavailable 2\n"));
+        auto keys = nlohmann::json::parse(admin(keyserver, "GET", "/keys").substr(4));
+        REQUIRE(keys["unavailable"].size() == 2);
+        CHECK(keys["unavailable"][0]["name"] == "hsm-ec");
+        CHECK_THAT(keys["unavailable"][0]["reason"].get<std::string>(),
+                   match::contains("CKR_PIN_INCORRECT"));
         // Fixed, the next reload brings the token's keys in.
         keyserver.rewrite_config(s.config(pki("keys")));
         keyserver.reload_and_wait("keyserver: reloaded", 1);
         CHECK(edge.call(sign_p256("hsm-ec")).is(Opcode::Response));
+        CHECK(admin(keyserver, "GET", "/healthz") == "200\nok\n");
+        CHECK_THAT(admin(keyserver, "GET", "/metrics"),
+                   match::contains("\nkeyless_keys_unavailable 0\n"));
+    }
+    SECTION("a reload never takes a served token key away: a missing module is refused") {
+        KeyserverFixture keyserver(s.config(pki("keys")));
+        TestClient edge(keyserver.client());
+        REQUIRE(edge.call(sign_p256("hsm-ec")).is(Opcode::Response));
+        keyserver.rewrite_config(s.config(pki("keys"), "", "/usr/lib/no-such-pkcs11.so"));
+        keyserver.reload_and_wait("reload failed", 1);
+        CHECK_THAT(keyserver.stderr_text(),
+                   match::contains("PKCS#11 module /usr/lib/no-such-pkcs11.so: cannot load"));
+        CHECK(edge.call(sign_p256("hsm-ec")).is(Opcode::Response));
         CHECK(edge.call(sign_p256("p256")).is(Opcode::Response));
+        CHECK(admin(keyserver, "GET", "/healthz") == "200\nok\n");
+    }
+    SECTION("strict_start: a token that cannot log in stops the start, as --check does") {
+        TempDir dir;
+        write_file(dir / "pin", "0000\n");
+        run_command("chmod 600 " + (dir / "pin"));
+        std::string config = s.config(pki("keys"), dir / "pin");
+        config.replace(0, 1, R"({"strict_start": true, "listen": "127.0.0.1:0", )");
+        write_file(dir / "ks.json", config);
+        // Bounded: a keyserver that started anyway is ended by timeout (status 124).
+        int status =
+            run_command("timeout 60 " + keyserver_binary() + " --config " + (dir / "ks.json") +
+                            " --admin off --cert " + pki("keyserver.crt") + " --key " +
+                            pki("keyserver.key") + " --client-ca " + pki("ca.crt") + " 2>&1",
+                        &out);
+        CHECK(status == 1);
+        CHECK_THAT(out, match::contains("login failed (CKR_PIN_INCORRECT)"));
     }
     SECTION("a token with more operations waiting than pkcs11.max_queue sheds the rest") {
         std::string config = s.config(pki("keys"));
@@ -138,4 +178,26 @@ TEST_CASE("a token's Ed448 key signs the TLS 1.3 ed448 CertificateVerify, and no
         CHECK(error_of(edge.call(sign)) == ErrorCode::PolicyDenied);
     }
     CHECK_THAT(keyserver.access_log(), match::contains("\"key\":\"hsm-ed448\""));
+}
+
+TEST_CASE("a key file this build cannot use costs only itself; --check still fails on it") {
+    TempDir keys;
+    run_command("cp " + pki("keys/p256.pem") + " " + (keys / "p256.pem") + " && chmod 600 " +
+                (keys / "p256.pem") + " && chmod 700 " + keys.path());
+    REQUIRE(write_made_up_ml_dsa_65_key(keys / "pq.pem"));
+    std::string why = OpenSSL_version_num() >= 0x30500000L
+                          ? "cannot decode"
+                          : "ML-DSA needs a keyserver built with OpenSSL 3.5 or later";
+    std::string config = R"({"keys_dir": ")" + keys.path() + R"("})";
+    std::string out;
+    CHECK(check(config, out) == 1);
+    CHECK_THAT(out, match::contains("key 'pq'") && match::contains(why));
+    KeyserverFixture keyserver(config);
+    TestClient edge(keyserver.client());
+    CHECK(edge.call(sign_p256("p256")).is(Opcode::Response));
+    CHECK(error_of(edge.call(sign_p256("pq"))) == ErrorCode::KeyNotFound);
+    CHECK_THAT(keyserver.stderr_text(),
+               match::contains("unavailable (the other keys are served): key 'pq'") &&
+                   match::contains(why));
+    CHECK(admin(keyserver, "GET", "/healthz") == "200\ndegraded: 1 key(s) unavailable: pq\n");
 }

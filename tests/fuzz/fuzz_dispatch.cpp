@@ -24,7 +24,10 @@ std::shared_ptr<const ServingState> make_state() {
     const char* pki = std::getenv("KEYLESS_TEST_PKI");
     KeyStore keys;
     if (pki) keys = KeyStore::load_directory(std::string(pki) + "/keys", false);
-    return std::make_shared<const ServingState>(ServingState{std::move(keys), std::move(policies)});
+    auto state = std::make_shared<ServingState>();
+    state->keys = std::move(keys);
+    state->policies = std::move(policies);
+    return state;
 }
 
 } // namespace

@@ -133,4 +133,15 @@ ClientOptions KeyserverFixture::client(const std::string& identity) const {
     return o;
 }
 
+std::string admin(KeyserverFixture& keyserver, const std::string& method, const std::string& path,
+                  const std::string& extra) {
+    std::string out;
+    run_command("curl -s -m 10 -X " + method + " " + extra +
+                    " -w '\\n%{http_code}' http://127.0.0.1:" +
+                    std::to_string(keyserver.admin_port()) + path,
+                &out);
+    auto nl = out.rfind('\n');
+    return out.substr(nl + 1) + "\n" + out.substr(0, nl);
+}
+
 } // namespace keyless::test

@@ -59,4 +59,8 @@ class KeyserverFixture {
     uint16_t admin_port_ = 0;
 };
 
+// `curl -s` against the keyserver's admin listener; returns "STATUS\nBODY".
+std::string admin(KeyserverFixture& keyserver, const std::string& method, const std::string& path,
+                  const std::string& extra = "");
+
 } // namespace keyless::test

@@ -5,6 +5,13 @@
 #include "ossl.hpp"
 
 #include <openssl/core_names.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <sys/stat.h>
+
+#include <cstring>
+#include <memory>
 
 #include <string>
 
@@ -32,6 +39,22 @@ inline Bytes encoded_public_key(EVP_PKEY* key) {
                                     &len);
     out.resize(len);
     return out;
+}
+
+// Writes (mode 600) a PEM PKCS#8 private key with ML-DSA-65's OID and made-up contents, which
+// no OpenSSL decodes: 3.0 because it has no ML-DSA, 3.5 because the key is not one.
+inline bool write_made_up_ml_dsa_65_key(const std::string& path) {
+    std::unique_ptr<PKCS8_PRIV_KEY_INFO, ossl::Deleter<PKCS8_PRIV_KEY_INFO_free>> info(
+        PKCS8_PRIV_KEY_INFO_new());
+    auto* blob = static_cast<unsigned char*>(OPENSSL_malloc(34));
+    if (!info || !blob) return false;
+    std::memset(blob, 0x42, 34);
+    if (PKCS8_pkey_set0(info.get(), OBJ_txt2obj("2.16.840.1.101.3.4.3.18", 1), 0, V_ASN1_UNDEF,
+                        nullptr, blob, 34) != 1)
+        return false;
+    ossl::Bio out(BIO_new_file(path.c_str(), "w"));
+    return out && PEM_write_bio_PKCS8_PRIV_KEY_INFO(out.get(), info.get()) == 1 &&
+           ::chmod(path.c_str(), 0600) == 0;
 }
 
 // A self-signed certificate for `key` with subject CN=`cn`, valid for a day.

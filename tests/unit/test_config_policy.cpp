@@ -2,6 +2,7 @@
 #include "keyserver_fixture.hpp"
 #include "ops/dispatch.hpp"
 #include "ops/signer.hpp"
+#include "test_keys.hpp"
 
 #include <optional>
 
@@ -20,6 +21,7 @@ using namespace keyless;
 using namespace keyless::keyserver;
 using keyless::test::TempDir;
 using keyless::test::write_file;
+using keyless::test::write_made_up_ml_dsa_65_key;
 
 namespace {
 
@@ -38,9 +40,11 @@ std::string config_error(const std::string& json) {
 
 // What a dispatcher serves: the test PKI's keys under `config`.
 std::shared_ptr<const ServingState> serving(const Config& config) {
-    return std::make_shared<const ServingState>(
-        ServingState{KeyStore::load_directory(test::pki("keys"), false), config.policies,
-                     config.limits.max_ping_payload});
+    auto state = std::make_shared<ServingState>();
+    state->keys = KeyStore::load_directory(test::pki("keys"), false);
+    state->policies = config.policies;
+    state->max_ping_payload = config.limits.max_ping_payload;
+    return state;
 }
 
 ClientIdentity identity(const std::string& cn) {
@@ -159,20 +163,10 @@ TEST_CASE("key store: Ed448 and ML-DSA keys, or why this OpenSSL cannot use them
             CHECK(store.by_ski(key->ski) == key);
         }
     }
-    // A PKCS#8 key with ML-DSA-65's OID (its contents made up): OpenSSL 3.0 cannot read any
-    // ML-DSA key and the message says what is needed; 3.5 cannot decode this one.
+    // OpenSSL 3.0 cannot read any ML-DSA key and the message says what is needed; 3.5 cannot
+    // decode this made-up one.
     TempDir dir;
-    std::unique_ptr<PKCS8_PRIV_KEY_INFO, ossl::Deleter<PKCS8_PRIV_KEY_INFO_free>> info(
-        PKCS8_PRIV_KEY_INFO_new());
-    auto* blob = static_cast<unsigned char*>(OPENSSL_malloc(34));
-    std::memset(blob, 0x42, 34);
-    REQUIRE(PKCS8_pkey_set0(info.get(), OBJ_txt2obj("2.16.840.1.101.3.4.3.18", 1), 0, V_ASN1_UNDEF,
-                            nullptr, blob, 34) == 1);
-    {
-        ossl::Bio out(BIO_new_file((dir / "pq.pem").c_str(), "w"));
-        REQUIRE(PEM_write_bio_PKCS8_PRIV_KEY_INFO(out.get(), info.get()) == 1);
-    }
-    ::chmod((dir / "pq.pem").c_str(), 0600);
+    REQUIRE(write_made_up_ml_dsa_65_key(dir / "pq.pem"));
     try {
         KeyStore::load_directory(dir.path(), false);
         FAIL("loaded a made-up ML-DSA key");

@@ -194,7 +194,7 @@ TEST_CASE("TLS 1.3 CertificateVerify: exact prefix, 32/48-byte hash, TLS 1.3 sch
     CHECK(problem(cv, 0x0906, kMlDsa87).empty());
     CHECK_FALSE(problem(cv, 0x0904, kMlDsa65).empty());
     CHECK_FALSE(problem(cv, 0x0906, kMlDsa44).empty());
-    CHECK_FALSE(problem(cv, 0x0905, kP256).empty()); // ML-DSA scheme on an EC key
+    CHECK_FALSE(problem(cv, 0x0905, kP256).empty());    // ML-DSA scheme on an EC key
     CHECK_FALSE(problem(cv, 0x0403, kMlDsa65).empty()); // and the reverse
     CHECK_FALSE(problem(cv, 0x0804, kMlDsa65).empty());
     for (uint16_t code : std::initializer_list<uint16_t>{0x0808, 0x0904, 0x0905, 0x0906}) {
