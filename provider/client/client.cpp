@@ -1,5 +1,6 @@
 #include "client.hpp"
 
+#include "fork_locks.hpp"
 #include "io_core.hpp"
 
 #include <openssl/provider.h>
@@ -26,7 +27,10 @@ CoreRegistry& registry() {
     return *immortal;
 }
 
+// Lock order: every Client's and extension support's lock (fork_locks.hpp), then the core
+// registry, then each core's.
 void prepare_fork() {
+    lock_for_fork();
     registry().mutex.lock();
     for (IoCore* core : registry().cores)
         core->prepare_fork();
@@ -35,12 +39,14 @@ void parent_after_fork() {
     for (IoCore* core : registry().cores)
         core->parent_after_fork();
     registry().mutex.unlock();
+    unlock_after_fork();
 }
 void child_after_fork() {
     for (IoCore* core : registry().cores)
         core->child_after_fork();
     registry().cores.clear();
     registry().mutex.unlock();
+    unlock_after_fork();
 }
 
 // At process exit, stop every I/O thread before OPENSSL_cleanup() runs: a thread that ends while
@@ -65,9 +71,11 @@ void install_fork_handlers() {
 Client::Client(Settings settings, bool process_exit_teardown)
     : settings_(std::move(settings)), process_exit_teardown_(process_exit_teardown) {
     install_fork_handlers();
+    register_fork_lock(mutex_, ForkLockRank::Client);
 }
 
 Client::~Client() {
+    unregister_fork_lock(mutex_);
     std::lock_guard lock(mutex_);
     // The provider is torn down from inside OPENSSL_cleanup() at exit: freeing a library context
     // or TLS context there corrupts the heap (seen as haproxy's old worker aborting on reload).

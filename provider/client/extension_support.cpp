@@ -1,6 +1,16 @@
 #include "extension_support.hpp"
 
+#include "fork_locks.hpp"
+
 namespace keyless::client {
+
+ExtensionSupport::ExtensionSupport() {
+    register_fork_lock(mutex_, ForkLockRank::ExtensionSupport);
+}
+
+ExtensionSupport::~ExtensionSupport() {
+    unregister_fork_lock(mutex_);
+}
 
 bool ExtensionSupport::missing(const KeyUri& uri) const {
     std::lock_guard lock(mutex_);

@@ -15,6 +15,11 @@ namespace keyless::client {
 
 class ExtensionSupport {
   public:
+    ExtensionSupport(); // registers its lock with the fork handlers (fork_locks.hpp)
+    ~ExtensionSupport();
+    ExtensionSupport(const ExtensionSupport&) = delete;
+    ExtensionSupport& operator=(const ExtensionSupport&) = delete;
+
     // True when the endpoint that served this URI's last call lacked extensions on the
     // connection it was reached by.
     bool missing(const KeyUri& uri) const;

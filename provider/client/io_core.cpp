@@ -62,6 +62,7 @@ void IoCore::child_after_fork() {
     wake_fd_ = -1;
     forked_ = true;
     mutex_.unlock();
+    io_mutex_.unlock();
 }
 
 void IoCore::wake() {

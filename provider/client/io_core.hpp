@@ -41,8 +41,16 @@ class IoCore {
     // After fork() the child has no I/O thread: these run in the child's fork handler (one thread,
     // mutexes held by prepare_fork) and close the inherited sockets without any TLS traffic, so
     // the parent's connections are untouched. The core is then abandoned by its owner.
-    void prepare_fork() { mutex_.lock(); }
-    void parent_after_fork() { mutex_.unlock(); }
+    // prepare_fork waits for the I/O thread's turn (or a caller's write) to end, so no TLS
+    // operation of this core, and none of OpenSSL's locks it takes, is split by the fork.
+    void prepare_fork() {
+        io_mutex_.lock();
+        mutex_.lock();
+    }
+    void parent_after_fork() {
+        mutex_.unlock();
+        io_mutex_.unlock();
+    }
     void child_after_fork();
     bool forked() const { return forked_; }
 
