@@ -95,18 +95,18 @@ Bytes decrypt_tls(const CipherContext& ctx, ByteView in) {
                            ctx.key->uri_text() + ": TLS RSA decryption needs tls-client-version");
     Operation req = Operation::make(Opcode::RSADecryptTLS, Bytes(in.begin(), in.end()));
     req.client_version = static_cast<uint16_t>(ctx.client_version);
-    if (auto premaster = ctx.key->extension(std::move(req), "TLS RSA decryption")) {
-        Bytes out = std::move(*premaster);
-        if (out.size() != kPremasterSize)
-            throw KeylessError(KEYLESS_R_KEYSERVER_ERROR,
-                               ctx.key->uri_text() + ": keyserver returned a premaster of " +
-                                   std::to_string(out.size()) + " bytes");
-        return out;
-    }
-    // A gokeyless keyserver: raw decryption, the TLS check here.
+    // A gokeyless keyserver gets raw decryption, and the TLS check is made here.
     Operation raw = Operation::make(Opcode::RSADecrypt, Bytes(in.begin(), in.end()));
     raw.ski = ctx.key->ski();
-    Bytes em = ctx.key->call(std::move(raw), "TLS RSA decryption");
+    auto answer = ctx.key->extension(std::move(req), std::move(raw), "TLS RSA decryption");
+    if (!answer.by_fallback) {
+        if (answer.payload.size() != kPremasterSize)
+            throw KeylessError(KEYLESS_R_KEYSERVER_ERROR,
+                               ctx.key->uri_text() + ": keyserver returned a premaster of " +
+                                   std::to_string(answer.payload.size()) + " bytes");
+        return std::move(answer.payload);
+    }
+    Bytes em = std::move(answer.payload);
     if (em.size() != ctx.key->max_signature_size() || em.size() < kPremasterSize + 11)
         throw KeylessError(KEYLESS_R_KEYSERVER_ERROR,
                            ctx.key->uri_text() +

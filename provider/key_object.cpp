@@ -91,15 +91,16 @@ std::shared_ptr<const KeyObject> KeyObject::fetch(ProviderContext* prov, const s
                   Origin::Keyserver);
 }
 
-std::shared_ptr<client::Call> KeyObject::start(Operation request, int notify_fd) const {
+std::shared_ptr<client::Call> KeyObject::start(Operation request, int notify_fd,
+                                               std::optional<Operation> fallback) const {
     check_settings(prov_);
     if (!request.ski) request.ski = ski_;
-    return prov_->client->start(uri_, std::move(request), notify_fd);
+    if (fallback && !fallback->ski) fallback->ski = ski_;
+    return prov_->client->start(uri_, std::move(request), notify_fd, std::move(fallback));
 }
 
 Bytes KeyObject::call(Operation request, const char* what) const {
     auto call = remote_call(*this, std::move(request));
-    prov_->extensions.observe(uri_, *call, false);
     return payload_or_throw(uri_, *call, what, this);
 }
 
@@ -152,13 +153,18 @@ Bytes payload_or_throw(const KeyUri& uri, const client::Call& call, const char* 
     }
 }
 
-std::optional<Bytes> KeyObject::extension(Operation request, const char* what) const {
-    if (prov_->extensions.missing(uri_)) return std::nullopt;
-    auto call = remote_call(*this, std::move(request));
-    bool refused = call->response && protocol::error_of(*call->response) == ErrorCode::BadOpcode;
-    prov_->extensions.observe(uri_, *call, refused);
-    if (refused) return std::nullopt;
-    return payload_or_throw(uri_, *call, what, this);
+KeyObject::Answer KeyObject::extension(Operation request, std::optional<Operation> fallback,
+                                       const char* what) const {
+    auto call = remote_call(*this, std::move(request), std::move(fallback));
+    if (!call->sent_fallback && call->response &&
+        protocol::error_of(*call->response) == ErrorCode::BadOpcode)
+        throw KeylessError(KEYLESS_R_UNSUPPORTED,
+                           uri_text_ + ": " + what + " failed: keyserver " + call->last_endpoint +
+                               " does not know keyless's extensions (a gokeyless keyserver signs "
+                               "RSA, ECDSA and Ed25519 only), and this operation on a " +
+                               type_name() + " key has no gokeyless form: key '" + uri_.key_id +
+                               "' needs a keyless keyserver");
+    return {payload_or_throw(uri_, *call, what, this), call->sent_fallback};
 }
 
 size_t KeyObject::max_signature_size() const {

@@ -31,8 +31,12 @@ class KeyObject {
     // until it is done); returns the response payload or throws KeylessError whose message names
     // the URI, `what` was attempted and why it failed.
     Bytes call(protocol::Operation request, const char* what) const;
-    // Starts a request without waiting (async jobs).
-    std::shared_ptr<client::Call> start(protocol::Operation request, int notify_fd) const;
+    // Starts a request without waiting (async jobs). `fallback`: the same operation in
+    // gokeyless's form, which the client sends instead to a keyserver without keyless's
+    // extensions.
+    std::shared_ptr<client::Call>
+    start(protocol::Operation request, int notify_fd,
+          std::optional<protocol::Operation> fallback = std::nullopt) const;
 
     ProviderContext* provider() const { return prov_; }
     const std::string& uri_text() const { return uri_text_; }
@@ -46,9 +50,16 @@ class KeyObject {
     size_t max_signature_size() const;
     Origin origin() const { return origin_; }
 
-    // Runs an extension request; nullopt when the keyserver does not know the extension (it
-    // answered BadOpcode, now or before), so the caller uses the gokeyless operation instead.
-    std::optional<Bytes> extension(protocol::Operation request, const char* what) const;
+    // Runs a keyless extension request, with the same operation in gokeyless's form when it has
+    // one: each keyserver of the URI gets the form it knows, in one call. The answer says which
+    // form was answered. Throws as call() does; a keyserver without the extensions, for an
+    // operation with no gokeyless form, fails naming the keyserver and the key.
+    struct Answer {
+        Bytes payload;
+        bool by_fallback = false;
+    };
+    Answer extension(protocol::Operation request, std::optional<protocol::Operation> fallback,
+                     const char* what) const;
 
   private:
     ProviderContext* prov_ = nullptr;

@@ -44,9 +44,12 @@ const OSSL_ALGORITHM kSignature[] = {
     {"ECDSA", kProperties, ecdsa_signature_functions, "ECDSA signatures on a keyserver"},
     {kEd25519Names, kProperties, ed25519_signature_functions, "Ed25519 signatures on a keyserver"},
     {kEd448Names, kProperties, ed448_signature_functions, "Ed448 signatures on a keyserver"},
-    {kMlDsa44Names, kProperties, mldsa44_signature_functions, "ML-DSA-44 signatures on a keyserver"},
-    {kMlDsa65Names, kProperties, mldsa65_signature_functions, "ML-DSA-65 signatures on a keyserver"},
-    {kMlDsa87Names, kProperties, mldsa87_signature_functions, "ML-DSA-87 signatures on a keyserver"},
+    {kMlDsa44Names, kProperties, mldsa44_signature_functions,
+     "ML-DSA-44 signatures on a keyserver"},
+    {kMlDsa65Names, kProperties, mldsa65_signature_functions,
+     "ML-DSA-65 signatures on a keyserver"},
+    {kMlDsa87Names, kProperties, mldsa87_signature_functions,
+     "ML-DSA-87 signatures on a keyserver"},
     {nullptr, nullptr, nullptr, nullptr}};
 const OSSL_ALGORITHM kAsymCipher[] = {
     {kRsaNames, kProperties, rsa_asym_cipher_functions, "RSA decryption on a keyserver"},
@@ -87,14 +90,11 @@ const OSSL_ALGORITHM kDecoder[] = {
         KEYLESS_REFUSE(NAMES, "output=pem,structure=type-specific"),                               \
         KEYLESS_REFUSE(NAMES, "output=der,structure=type-specific"),                               \
         KEYLESS_REFUSE(NAMES, "output=text")
-const OSSL_ALGORITHM kEncoder[] = {KEYLESS_REFUSE_ALL(kRsaNames),
-                                   KEYLESS_REFUSE_ALL(kEcNames),
-                                   KEYLESS_REFUSE_ALL(kEd25519Names),
-                                   KEYLESS_REFUSE_ALL(kEd448Names),
-                                   KEYLESS_REFUSE_ALL(kMlDsa44Names),
-                                   KEYLESS_REFUSE_ALL(kMlDsa65Names),
-                                   KEYLESS_REFUSE_ALL(kMlDsa87Names),
-                                   {nullptr, nullptr, nullptr, nullptr}};
+const OSSL_ALGORITHM kEncoder[] = {
+    KEYLESS_REFUSE_ALL(kRsaNames),     KEYLESS_REFUSE_ALL(kEcNames),
+    KEYLESS_REFUSE_ALL(kEd25519Names), KEYLESS_REFUSE_ALL(kEd448Names),
+    KEYLESS_REFUSE_ALL(kMlDsa44Names), KEYLESS_REFUSE_ALL(kMlDsa65Names),
+    KEYLESS_REFUSE_ALL(kMlDsa87Names), {nullptr, nullptr, nullptr, nullptr}};
 
 const OSSL_ALGORITHM* query_operation(void*, int operation_id, int* no_cache) {
     *no_cache = 0;

@@ -3,7 +3,6 @@
 #pragma once
 
 #include "client/client.hpp"
-#include "client/extension_support.hpp"
 
 #include <openssl/core.h>
 #include <openssl/core_dispatch.h>
@@ -23,7 +22,6 @@ struct ProviderContext {
     ossl::LibCtx core_libctx; // from the core's dispatch: BIO_new_from_core_bio needs it
     std::unique_ptr<client::Client> client;
     std::string settings_error; // an invalid openssl.cnf value, reported at first use
-    client::ExtensionSupport extensions;
 };
 
 } // namespace keyless::provider

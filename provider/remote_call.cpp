@@ -35,7 +35,8 @@ int wait_fd(ASYNC_WAIT_CTX* wait_ctx) {
 
 } // namespace
 
-std::shared_ptr<client::Call> remote_call(const KeyObject& key, protocol::Operation request) {
+std::shared_ptr<client::Call> remote_call(const KeyObject& key, protocol::Operation request,
+                                          std::optional<protocol::Operation> fallback) {
     ASYNC_JOB* job = ASYNC_get_current_job();
     ASYNC_WAIT_CTX* wait_ctx = job ? ASYNC_get_wait_ctx(job) : nullptr;
     int fd = wait_ctx ? wait_fd(wait_ctx) : -1;
@@ -43,13 +44,15 @@ std::shared_ptr<client::Call> remote_call(const KeyObject& key, protocol::Operat
     // connection, and with it the wait context and `fd`, are gone.
     int notify = fd >= 0 ? ::dup(fd) : -1;
     if (notify < 0) {
-        auto call = key.start(std::move(request), -1); // not in a job: block, bounded
+        // Not in a job: block, bounded.
+        auto call = key.start(std::move(request), -1, std::move(fallback));
         call->wait();
         return call;
     }
     std::shared_ptr<client::Call> call;
     try {
-        call = key.start(std::move(request), notify); // the call owns `notify` from here
+        // The call owns `notify` from here.
+        call = key.start(std::move(request), notify, std::move(fallback));
     } catch (...) {
         ::close(notify);
         throw;

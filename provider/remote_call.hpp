@@ -7,7 +7,9 @@
 
 namespace keyless::provider {
 
-// The finished call (its response or failure); never throws.
-std::shared_ptr<client::Call> remote_call(const KeyObject& key, protocol::Operation request);
+// The finished call (its response or failure); `fallback` as for KeyObject::start.
+std::shared_ptr<client::Call>
+remote_call(const KeyObject& key, protocol::Operation request,
+            std::optional<protocol::Operation> fallback = std::nullopt);
 
 } // namespace keyless::provider

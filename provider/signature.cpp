@@ -176,33 +176,31 @@ tls::Padding padding_of(const SignatureContext& ctx) {
                                                   " is not supported for signing");
 }
 
-Bytes sign_digest(const SignatureContext& ctx, const DigestInfo& d, ByteView digest) {
+// gokeyless's digest-signing request for `digest`.
+Operation digest_request(const SignatureContext& ctx, const DigestInfo& d, ByteView digest) {
     tls::Padding padding = padding_of(ctx);
     if (padding == tls::Padding::PSS) check_pss(ctx, d);
-    Opcode op = d.opcode(padding);
-    Operation req = Operation::make(op, Bytes(digest.begin(), digest.end()));
+    Operation req = Operation::make(d.opcode(padding), Bytes(digest.begin(), digest.end()));
     req.ski = ctx.key->ski();
-    return ctx.key->call(std::move(req), "signing");
+    return req;
 }
 
-// Signs a whole message: as sign-TLS when it is a TLS handshake signature input, else by digest.
-// A TLS handshake input goes whole to the keyserver as sign-TLS (it checks what it signs).
-// nullopt when the message is no such input, or the keyserver does not know sign-TLS (gokeyless):
-// then the caller uses the gokeyless operation.
-std::optional<Bytes> sign_as_tls(const SignatureContext& ctx, ByteView message, uint16_t scheme) {
+Bytes sign_digest(const SignatureContext& ctx, const DigestInfo& d, ByteView digest) {
+    return ctx.key->call(digest_request(ctx, d, digest), "signing");
+}
+
+// A TLS handshake signature input goes whole to the keyserver as sign-TLS (it checks what it
+// signs); a keyserver without sign-TLS (gokeyless) gets `fallback`, the same signature in its
+// form, in the same call. nullopt when the message is no such input.
+std::optional<Bytes> sign_as_tls(const SignatureContext& ctx, ByteView message, uint16_t scheme,
+                                 std::optional<Operation> fallback) {
     if (!tls::parse_shape(message).valid()) return std::nullopt;
     Operation req = Operation::make(Opcode::SignTLS, Bytes(message.begin(), message.end()));
     req.signature_scheme = scheme;
-    return ctx.key->extension(std::move(req), "signing");
+    return ctx.key->extension(std::move(req), std::move(fallback), "signing").payload;
 }
 
-Bytes sign_message(const SignatureContext& ctx, ByteView message, const Bytes* digest_if_known) {
-    tls::Padding padding = padding_of(ctx);
-    if (padding == tls::Padding::PSS) check_pss(ctx, *ctx.digest); // what the keyserver can do
-    auto scheme = tls::scheme_for(ctx.kind, padding, ctx.digest->name);
-    if (scheme)
-        if (auto sig = sign_as_tls(ctx, message, *scheme)) return *sig;
-    if (digest_if_known) return sign_digest(ctx, *ctx.digest, *digest_if_known);
+Bytes hash(const SignatureContext& ctx, ByteView message) {
     Bytes digest(EVP_MAX_MD_SIZE);
     unsigned int len = 0;
     ossl::ErrorScope errors;
@@ -210,6 +208,18 @@ Bytes sign_message(const SignatureContext& ctx, ByteView message, const Bytes* d
     if (!md || !EVP_Digest(message.data(), message.size(), digest.data(), &len, md.get(), nullptr))
         throw KeylessError(KEYLESS_R_INTERNAL, "hashing failed: " + errors.text());
     digest.resize(len);
+    return digest;
+}
+
+// Signs a whole message: as sign-TLS when it is a TLS handshake signature input (by digest on a
+// gokeyless keyserver), else by digest.
+Bytes sign_message(const SignatureContext& ctx, ByteView message, const Bytes* digest_if_known) {
+    tls::Padding padding = padding_of(ctx);
+    if (padding == tls::Padding::PSS) check_pss(ctx, *ctx.digest); // what the keyserver can do
+    Bytes digest = digest_if_known ? *digest_if_known : hash(ctx, message);
+    if (auto scheme = tls::scheme_for(ctx.kind, padding, ctx.digest->name))
+        if (auto sig = sign_as_tls(ctx, message, *scheme, digest_request(ctx, *ctx.digest, digest)))
+            return *sig;
     return sign_digest(ctx, *ctx.digest, digest);
 }
 
@@ -479,24 +489,20 @@ int sig_get_ctx_params(void* vctx, OSSL_PARAM params[]) {
 Bytes sign_whole_message(const SignatureContext& ctx, ByteView message) {
     uint16_t scheme = *tls::scheme_for(ctx.kind, tls::Padding::None, "");
     if (ctx.kind == tls::KeyKind::Ed25519) {
-        if (auto sig = sign_as_tls(ctx, message, scheme)) return *sig;
-        // Anything else (or a gokeyless keyserver): gokeyless's Ed25519 operation, which signs
-        // the whole message and needs sign-digest on our keyserver.
-        return ctx.key->call(
-            Operation::make(Opcode::Ed25519Sign, Bytes(message.begin(), message.end())), "signing");
+        // gokeyless's Ed25519 operation signs the whole message too: what a gokeyless keyserver
+        // gets, and anything but a TLS input (which needs sign-digest on our keyserver).
+        Operation ed25519 =
+            Operation::make(Opcode::Ed25519Sign, Bytes(message.begin(), message.end()));
+        ed25519.ski = ctx.key->ski();
+        if (auto sig = sign_as_tls(ctx, message, scheme, ed25519)) return *sig;
+        return ctx.key->call(std::move(ed25519), "signing");
     }
     // Ed448 and ML-DSA have no gokeyless operation: sign-TLS carries every message, and the
     // keyserver signs a TLS input under sign-tls, anything else (CSRs, certificates, CMS) only
     // under sign-digest. ML-DSA signs with an empty context string, as X.509 and TLS use it.
     Operation req = Operation::make(Opcode::SignTLS, Bytes(message.begin(), message.end()));
     req.signature_scheme = scheme;
-    if (auto sig = ctx.key->extension(std::move(req), "signing")) return *sig;
-    throw KeylessError(KEYLESS_R_UNSUPPORTED,
-                       ctx.key->uri_text() + ": signing failed: the keyserver has no " +
-                           tls::key_type_name(ctx.kind) +
-                           " operation (a gokeyless keyserver signs RSA, ECDSA and Ed25519 only; "
-                           "key '" +
-                           ctx.key->uri().key_id + "' needs a keyless keyserver)");
+    return ctx.key->extension(std::move(req), std::nullopt, "signing").payload;
 }
 
 int whole_message_digest_sign_init(void* vctx, const char* mdname, void* keydata,

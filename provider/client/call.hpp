@@ -24,9 +24,13 @@ enum class Failure {
 
 class Call {
   public:
+    // `gokeyless_form`: the same operation as a keyserver without keyless's extensions asks it
+    // (none: the operation has no such form).
     Call(std::vector<Endpoint> targets, protocol::Operation req,
-         std::chrono::steady_clock::time_point due)
-        : endpoints(std::move(targets)), request(std::move(req)), deadline(due) {}
+         std::chrono::steady_clock::time_point due,
+         std::optional<protocol::Operation> gokeyless_form = std::nullopt)
+        : endpoints(std::move(targets)), request(std::move(req)),
+          fallback(std::move(gokeyless_form)), deadline(due) {}
     ~Call();
     Call(const Call&) = delete;
     Call& operator=(const Call&) = delete;
@@ -42,6 +46,7 @@ class Call {
     // Fixed at creation
     const std::vector<Endpoint> endpoints;
     const protocol::Operation request;
+    const std::optional<protocol::Operation> fallback; // for keyservers without the extensions
     const std::chrono::steady_clock::time_point deadline;
     int notify_fd = -1; // owned: an eventfd written to (then closed) on completion (async jobs)
 
@@ -55,6 +60,10 @@ class Call {
     std::string counted_at; // the endpoint whose outstanding count includes this call
     std::string probe_of;   // a background health probe of this endpoint (no caller waits)
     std::chrono::steady_clock::time_point sent_at; // when it was queued on a connection
+    // The fallback, not the request, went to last_endpoint (it lacks keyless's extensions);
+    // readable after wait(): the response answers that form.
+    bool sent_fallback = false;
+    const protocol::Operation& sent_form() const { return sent_fallback ? *fallback : request; }
 
     // Results, readable after wait()
     std::optional<protocol::Operation> response;

@@ -166,13 +166,15 @@ IoCore& Client::core() {
     return *core_;
 }
 
-std::shared_ptr<Call> Client::start(const KeyUri& uri, protocol::Operation request, int notify_fd) {
+std::shared_ptr<Call> Client::start(const KeyUri& uri, protocol::Operation request, int notify_fd,
+                                    std::optional<protocol::Operation> fallback) {
     prepare();
     request.key_name = uri.key_id;
+    if (fallback) fallback->key_name = uri.key_id;
     const auto& endpoints = uri.endpoints.empty() ? settings_.servers : uri.endpoints;
-    auto call =
-        std::make_shared<Call>(endpoints, std::move(request),
-                               std::chrono::steady_clock::now() + settings_.request_timeout);
+    auto call = std::make_shared<Call>(endpoints, std::move(request),
+                                       std::chrono::steady_clock::now() + settings_.request_timeout,
+                                       std::move(fallback));
     call->notify_fd = notify_fd;
     if (endpoints.empty()) {
         call->complete(std::nullopt, Failure::Unreachable,

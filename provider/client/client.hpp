@@ -30,8 +30,11 @@ class Client {
     void prepare();
     OSSL_LIB_CTX* libctx(); // prepare()s first
 
-    // Starts a request; the returned call completes within request_timeout_ms.
-    std::shared_ptr<Call> start(const KeyUri& uri, protocol::Operation request, int notify_fd = -1);
+    // Starts a request; the returned call completes within request_timeout_ms. `fallback`: the
+    // same operation in gokeyless's form, sent instead to a keyserver without keyless's
+    // extensions (see extension_support.hpp).
+    std::shared_ptr<Call> start(const KeyUri& uri, protocol::Operation request, int notify_fd = -1,
+                                std::optional<protocol::Operation> fallback = std::nullopt);
     // start() + wait().
     std::shared_ptr<Call> run(const KeyUri& uri, protocol::Operation request);
 

@@ -94,7 +94,7 @@ std::optional<ConnectionError> Connection::advance(SSL_CTX* tls, bool& became_re
 
 void Connection::queue(const std::shared_ptr<Call>& call) {
     uint32_t id = next_id++;
-    protocol::encode_into(out, id, call->request);
+    protocol::encode_into(out, id, call->sent_form());
     call->sent_at = std::chrono::steady_clock::now();
     pending[id] = call;
 }

@@ -1,36 +1,28 @@
-// Which keyservers lack keyless's extensions (stock gokeyless servers answer them with BadOpcode),
-// learnt per endpoint: operations for such a server go straight to the gokeyless equivalents
-// (saving a round trip), and once a connection to it has broken (a restart, perhaps an upgrade to
-// our keyserver) it is probed again, so replacing the server needs no terminator restart. The
-// pooled connections to one server (connections_per_server) share what was learnt.
+// Which keyservers lack keyless's extensions (stock gokeyless servers answer them with
+// BadOpcode), per endpoint: a call that carries its operation in gokeyless's form too is sent in
+// that form to an endpoint known to lack them (saving the round trip), and in keyless's form to
+// every other, so one URI may mix both kinds of keyserver (a rolling upgrade). What was learnt
+// lasts while the connections to the endpoint do: after one broke (a restart, perhaps an upgrade
+// to our keyserver) the endpoint is asked in keyless's form again, so replacing a server needs
+// no terminator restart. Owned by the I/O core: used on its thread, or under its I/O lock.
 #pragma once
 
-#include "call.hpp"
-
+#include <cstdint>
 #include <map>
-#include <mutex>
 #include <string>
 
 namespace keyless::client {
 
 class ExtensionSupport {
   public:
-    ExtensionSupport(); // registers its lock with the fork handlers (fork_locks.hpp)
-    ~ExtensionSupport();
-    ExtensionSupport(const ExtensionSupport&) = delete;
-    ExtensionSupport& operator=(const ExtensionSupport&) = delete;
-
-    // True when the endpoint that served this URI's last call lacked extensions on the
-    // connection it was reached by.
-    bool missing(const KeyUri& uri) const;
-    // Learns from a finished call for `uri`: which endpoint and connection served it, and
-    // whether it refused an extension.
-    void observe(const KeyUri& uri, const Call& call, bool refused_extension);
+    // True when `endpoint` refused an extension on a connection of `epoch` (how many of its
+    // connections had died when the call was sent).
+    bool lacks(const std::string& endpoint, uint64_t epoch) const;
+    // `endpoint` answered an extension with BadOpcode on a connection of `epoch`.
+    void refused(const std::string& endpoint, uint64_t epoch) { refused_in_[endpoint] = epoch; }
 
   private:
-    mutable std::mutex mutex_; // calls finish on every thread of the application
-    std::map<std::string, std::string> served_by_; // URI -> endpoint of its last call
-    std::map<std::string, uint64_t> missing_;      // endpoint -> epoch in which it lacked them
+    std::map<std::string, uint64_t> refused_in_; // endpoint -> epoch in which it refused
 };
 
 } // namespace keyless::client

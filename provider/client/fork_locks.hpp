@@ -9,9 +9,9 @@
 
 namespace keyless::client {
 
-// The order the code nests these locks in, which is the order the fork handlers take them:
-// a Client's lock is held while the I/O core registry's is taken; extension support is a leaf.
-enum class ForkLockRank { Client = 0, ExtensionSupport = 1 };
+// The order the code nests these locks in, which is the order the fork handlers take them
+// (a Client's lock is held while the I/O core registry's is taken, which they take after these).
+enum class ForkLockRank { Client = 0 };
 
 void register_fork_lock(std::mutex& lock, ForkLockRank rank);
 void unregister_fork_lock(std::mutex& lock); // before the lock's owner takes it to die

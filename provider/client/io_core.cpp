@@ -98,9 +98,7 @@ bool IoCore::send_directly(const std::shared_ptr<Call>& call) {
     if (!idle) return false;
     Connection& c = *idle;
     endpoints_.picked();
-    count(*call, c.name);
-    call->last_endpoint = c.name;
-    call->endpoint_epoch = epochs_[c.name];
+    assign(*call, c.name);
     c.queue(call);
     // The application's threads may not ignore SIGPIPE: the signal a write to a connection the
     // keyserver closed raises is held back here, and taken if this write raised it.
@@ -330,13 +328,18 @@ void IoCore::route(const std::shared_ptr<Call>& call) {
     known_[*name] = ep;
     if (call->probe_of.empty()) endpoints_.picked();
     Connection& c = connection_for(ep);
-    call->last_endpoint = c.name;
-    call->endpoint_epoch = epochs_[c.name];
-    count(*call, c.name);
+    assign(*call, c.name);
     if (c.state == Connection::State::Ready)
         c.queue(call);
     else
         c.waiting.push_back(call);
+}
+
+void IoCore::assign(Call& call, const std::string& endpoint) {
+    call.last_endpoint = endpoint;
+    call.endpoint_epoch = epochs_[endpoint];
+    call.sent_fallback = call.fallback && extensions_.lacks(endpoint, call.endpoint_epoch);
+    count(call, endpoint);
 }
 
 size_t IoCore::pool_size() const {
@@ -403,6 +406,21 @@ void IoCore::progress(Connection& c) {
         c.last_reply = Clock::now();
         // A reply proves the endpoint works (a probe's Pong is counted in finish()).
         if (call->probe_of.empty()) endpoints_.succeeded(c.name);
+        // A keyserver without keyless's extensions (gokeyless): the same operation in its form,
+        // on the same connection, at once, and later calls to it in that form from the start.
+        // An operation with no such form (get-public-key, Ed448, ML-DSA) may be known to another
+        // keyserver of the URI (a fleet halfway through an upgrade).
+        if (protocol::error_of(reply) == protocol::ErrorCode::BadOpcode && !call->sent_fallback &&
+            call->probe_of.empty()) {
+            extensions_.refused(c.name, call->endpoint_epoch);
+            if (call->fallback) {
+                call->sent_fallback = true;
+                return c.queue(call);
+            }
+            call->tried.push_back(c.name);
+            if (Clock::now() < call->deadline && endpoints_.pick(names_of(*call), call->tried))
+                return route(call);
+        }
         // Shed by this keyserver (rate limit or full buffers): another of the URI's fleet may
         // have room, while the deadline allows.
         if (protocol::error_of(reply) == protocol::ErrorCode::Overloaded &&

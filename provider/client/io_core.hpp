@@ -14,6 +14,7 @@
 #include "connection.hpp"
 #include "dns_cache.hpp"
 #include "endpoint_set.hpp"
+#include "extension_support.hpp"
 #include "ossl.hpp"
 #include "settings.hpp"
 
@@ -66,6 +67,8 @@ class IoCore {
     std::optional<std::vector<Endpoint>> concrete(const Call& call, bool may_resolve);
     std::vector<std::string> names_of(const Call& call);
     static std::vector<std::string> names_of(const std::vector<Endpoint>& endpoints);
+    // Records that `call` goes to `endpoint` now, in the form that endpoint knows.
+    void assign(Call& call, const std::string& endpoint);
     void count(Call& call, const std::string& endpoint);
     void uncount(Call& call);
     // Completes `call` after taking it off its endpoint's count; a probe's result updates health.
@@ -103,6 +106,7 @@ class IoCore {
     std::map<std::string, Endpoint> known_; // by name, for probes
     DnsCache dns_;
     std::map<std::string, uint64_t> epochs_; // per endpoint: connections to it that died
+    ExtensionSupport extensions_;            // endpoints that refused keyless's extensions
     std::map<std::string, std::unique_ptr<Connection>> connections_; // by "host:port#slot"
     std::vector<std::unique_ptr<Connection>> graveyard_; // failed, freed on the loop's next turn
     uint64_t connections_made_ = 0;

@@ -635,3 +635,34 @@ TEST_CASE("against a stock gokeyless keyserver: digest signing and raw decryptio
     CHECK(count_of(log, "sign-tls:ecdsa_secp256r1_sha256") >= 1);
     CHECK(count_of(log, "\"error\":\"bad opcode\"") == 2); // no new refusals
 }
+
+TEST_CASE("a mixed fleet (gokeyless and keyless keyservers in one URI): each gets the form it "
+          "knows") {
+    // A rolling upgrade: A is still gokeyless (digest signing, sign-digest allowed), B is ours
+    // under the default policy (sign-tls only): a digest request to B would be refused.
+    KeyserverFixture a(R"({"keys": {"p256": {"allow": ["sign-digest"]}}})",
+                       {"--test-emulate-gokeyless"});
+    KeyserverFixture b("{}");
+    TempDir dir;
+    std::string conf = write_openssl_conf(dir / "openssl.cnf");
+    Edge edge(conf, "keyless:" + a.address() + "," + b.address() + "/p256", "p256",
+              dir / "edge.log");
+    constexpr int kHandshakes = 1000;
+    int ok = 0;
+    for (int i = 0; i < kHandshakes; ++i)
+        ok += !https_get(edge.port).empty();
+    CHECK(ok == kHandshakes);
+    std::string log_a = a.access_log(), log_b = b.access_log();
+    size_t digest_signed = count_of(log_a, "\"op\":\"ecdsa-sign-sha256\"");
+    size_t tls_signed = count_of(log_b, "\"op\":\"sign-tls:ecdsa_secp256r1_sha256\"");
+    INFO("A (gokeyless) signed " << digest_signed << ", B (keyless) " << tls_signed);
+    // One call per handshake, each answered by the keyserver it went to: B never refused
+    // (no policy denial), A refused sign-TLS once, the first time, and that call was answered
+    // on A in gokeyless's form.
+    CHECK(digest_signed + tls_signed == kHandshakes);
+    CHECK(digest_signed > 0);
+    CHECK(tls_signed > 0);
+    CHECK(count_of(log_b, "\"error\":") == 0);
+    CHECK(count_of(log_a, "\"error\":\"bad opcode\"") == 1);
+    CHECK(count_of(log_a, "\"error\":") == 1);
+}
