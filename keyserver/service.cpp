@@ -365,7 +365,7 @@ AdminActions Service::admin_actions() {
         return AdminResponse{200, "text/plain; version=0.0.4; charset=utf-8",
                              shared_->metrics.exposition(snapshot())};
     };
-    a.health = [this] {
+    a.health = [this](bool detailed) {
         MetricsSnapshot s = snapshot();
         if (s.draining) return text(503, "draining\n");
         if (s.keys == 0) return text(503, "no keys\n");
@@ -373,13 +373,13 @@ AdminActions Service::admin_actions() {
         // Still 200: the keys that loaded are served, and taking this keyserver out of its
         // balancer would cost every tenant the keys of one broken source.
         std::string names;
-        {
+        if (detailed) {
             std::lock_guard lock(mutex_);
             for (const auto& u : state_->unavailable)
-                names += (names.empty() ? "" : ", ") + u.name;
+                names += (names.empty() ? ": " : ", ") + u.name;
         }
-        return text(200, "degraded: " + std::to_string(s.keys_unavailable) +
-                             " key(s) unavailable: " + names + "\n");
+        return text(200, "degraded: " + std::to_string(s.keys_unavailable) + " key(s) unavailable" +
+                             names + "\n");
     };
     a.drain = [this] {
         drain("POST /drain");

@@ -83,8 +83,11 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
             return {403, "text/plain; charset=utf-8",
                     "requests from a web page (Origin: " + std::string(origin->value()) +
                         ") are refused by the admin listener\n"};
+        std::string target(req.target());
+        bool authorized = !token_->empty() &&
+                          same_secret(view(req[http::field::authorization]), "Bearer " + *token_);
         if (!token_->empty()) {
-            if (!same_secret(view(req[http::field::authorization]), "Bearer " + *token_))
+            if (!authorized && target != "/healthz")
                 return {401, "text/plain; charset=utf-8", "missing or wrong bearer token\n"};
         } else if (auto host = req.find(http::field::host);
                    host != req.end() && !names_this_listener(view(host->value()), local_)) {
@@ -97,7 +100,6 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
                         local_.address().to_string() + (local_.address().is_v6() ? "]" : "") + ":" +
                         std::to_string(local_.port()) + ")\n"};
         }
-        std::string target(req.target());
         bool get = req.method() == http::verb::get || req.method() == http::verb::head;
         bool post = req.method() == http::verb::post;
         auto only = [](const char* method) {
@@ -105,10 +107,21 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
                                  std::string("use ") + method + "\n"};
         };
         if (target == "/metrics") return get ? actions_->metrics() : only("GET");
-        if (target == "/healthz") return get ? actions_->health() : only("GET");
+        if (target == "/healthz")
+            return get ? actions_->health(token_->empty() || authorized) : only("GET");
         if (target == "/keys") return get ? actions_->keys() : only("GET");
-        if (target == "/drain") return post ? actions_->drain() : only("POST");
-        if (target == "/reload") return post ? actions_->reload() : only("POST");
+        bool changes = target == "/drain" || target == "/reload";
+        if (changes && !post) return only("POST");
+        // What changes the keyserver needs the token: any local user or process can reach a
+        // loopback listener, and reading it is all they may do.
+        if (changes && !authorized)
+            return {403, "text/plain; charset=utf-8",
+                    "POST " + target +
+                        " needs the admin bearer token: set admin.token_file and send "
+                        "'Authorization: Bearer TOKEN' (or signal the keyserver: SIGHUP reloads, "
+                        "SIGTERM drains and stops)\n"};
+        if (target == "/drain") return actions_->drain();
+        if (target == "/reload") return actions_->reload();
         return {404, "text/plain; charset=utf-8",
                 "not found: GET /metrics /healthz /keys, POST /drain /reload\n"};
     }

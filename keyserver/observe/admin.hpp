@@ -1,7 +1,9 @@
 // The admin HTTP listener (Boost.Beast on the keyserver's io_context), for operators and
 // monitoring: GET /metrics, GET /healthz, POST /drain, POST /reload, GET /keys. Plain HTTP on a
-// loopback address by default; any other address needs a bearer token. Each request is bounded
-// (5 s, 4 KiB) and answered with Connection: close.
+// loopback address by default; any other address needs a bearer token. What changes the
+// keyserver (POST) always needs the token; GET /healthz never does (load balancers check it),
+// but names no keys without it. Each request is bounded (5 s, 4 KiB) and answered with
+// Connection: close.
 #pragma once
 
 #include <utility> // Boost 1.74's asio/awaitable.hpp uses std::exchange without including it
@@ -23,7 +25,7 @@ struct AdminResponse {
 // What the endpoints do; the app supplies them.
 struct AdminActions {
     std::function<AdminResponse()> metrics;
-    std::function<AdminResponse()> health;
+    std::function<AdminResponse(bool detailed)> health; // detailed: may name keys
     std::function<AdminResponse()> drain;
     std::function<AdminResponse()> reload;
     std::function<AdminResponse()> keys;

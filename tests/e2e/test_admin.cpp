@@ -178,12 +178,15 @@ TEST_CASE("admin listener on a non-loopback address needs a bearer token") {
     KeyserverFixture ks(R"({"admin": {"listen": "0.0.0.0:0", "token_file": ")" + (dir / "token") +
                             R"("}})",
                         {"--admin", "0.0.0.0:0"});
-    CHECK(admin(ks, "GET", "/healthz").rfind("401\n", 0) == 0);
-    CHECK(admin(ks, "GET", "/healthz", "-H 'Authorization: Bearer s3cret'") == "200\nok\n");
+    CHECK(admin(ks, "GET", "/keys").rfind("401\n", 0) == 0);
+    CHECK(admin(ks, "GET", "/keys", "-H 'Authorization: Bearer s3cret'").rfind("200\n", 0) == 0);
+    // Load balancers check /healthz without credentials.
+    CHECK(admin(ks, "GET", "/healthz") == "200\nok\n");
 }
 
 TEST_CASE("admin listener refuses what a web page could send: Origin, a foreign Host") {
-    KeyserverFixture ks(kConfig);
+    KeyserverFixture ks(R"({"keys": {"p256": {"allow": ["sign-tls"]}},
+                            "admin": {"token_file": ""}})");
     // A cross-origin "simple" request, as any page open in a browser on this host may send.
     std::string drain = admin(ks, "POST", "/drain",
                               "-H 'Origin: http://evil.example' -H 'Content-Type: text/plain'");
@@ -202,6 +205,21 @@ TEST_CASE("admin listener refuses what a web page could send: Origin, a foreign 
     CHECK(admin(ks, "GET", "/healthz", "-H 'Host: 127.0.0.1:" + port + "'") == "200\nok\n");
 }
 
+TEST_CASE("admin listener without a token: anyone local may read, nobody may drain or reload") {
+    KeyserverFixture ks(R"({"keys": {"p256": {"allow": ["sign-tls"]}},
+                            "admin": {"token_file": ""}})");
+    for (const char* action : {"/drain", "/reload"}) {
+        std::string refused = admin(ks, "POST", action);
+        CHECK(refused.rfind("403\n", 0) == 0);
+        CHECK_THAT(refused, match::contains("needs the admin bearer token: set admin.token_file"));
+    }
+    CHECK(admin(ks, "GET", "/healthz") == "200\nok\n"); // not drained
+    CHECK(admin(ks, "GET", "/metrics").rfind("200\n", 0) == 0);
+    CHECK(admin(ks, "GET", "/keys").rfind("200\n", 0) == 0);
+    CHECK_THAT(admin(ks, "GET", "/metrics"),
+               match::contains("keyless_reloads_total{result=\"ok\"} 1"));
+}
+
 TEST_CASE("admin bearer token: right, wrong, shorter, longer and prefixed tokens") {
     TempDir dir;
     write_file(dir / "token", "s3cret\n");
@@ -209,9 +227,9 @@ TEST_CASE("admin bearer token: right, wrong, shorter, longer and prefixed tokens
                             R"("}})",
                         {"--admin", "0.0.0.0:0"});
     for (const char* wrong : {"s3cre", "s3cret0", "S3cret", "", "s3cret s3cret"})
-        CHECK(admin(ks, "GET", "/healthz", std::string("-H 'Authorization: Bearer ") + wrong + "'")
+        CHECK(admin(ks, "GET", "/metrics", std::string("-H 'Authorization: Bearer ") + wrong + "'")
                   .rfind("401\n", 0) == 0);
-    CHECK(admin(ks, "GET", "/healthz", "-H 'Authorization: Bearer s3cret'") == "200\nok\n");
+    CHECK(admin(ks, "GET", "/metrics", "-H 'Authorization: Bearer s3cret'").rfind("200\n", 0) == 0);
     CHECK(admin(ks, "POST", "/drain",
                 "-H 'Authorization: Bearer s3cret' -H 'Origin: http://evil.example'")
               .rfind("403\n", 0) == 0);

@@ -224,10 +224,7 @@ TEST_CASE(
         });
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
     // The operator's procedure (docs/deploy.md): drain, let the balancer see /healthz 503, stop.
-    std::string drained;
-    run_command("curl -s -X POST http://127.0.0.1:" + std::to_string(fleet[1]->admin_port()) +
-                    "/drain",
-                &drained);
+    std::string drained = admin(*fleet[1], "POST", "/drain");
     std::this_thread::sleep_for(std::chrono::milliseconds(1000));
     fleet[1]->process().kill(SIGTERM);
     CHECK(fleet[1]->process().wait(std::chrono::seconds(15)) == 0); // answered what it read

@@ -139,10 +139,7 @@ TEST_CASE("HSM failures are clear, and file keys keep being served") {
         CHECK_THAT(log, match::contains("\"error\":\"hsm error\""));
         CHECK_THAT(log, match::contains("token 'edge'"));
         CHECK_THAT(log, match::contains("(CKR_"));
-        std::string metrics;
-        run_command("curl -s http://127.0.0.1:" + std::to_string(keyserver.admin_port()) +
-                        "/metrics",
-                    &metrics);
+        std::string metrics = admin(keyserver, "GET", "/metrics");
         CHECK_THAT(metrics, match::contains("key=\"hsm-ec\",result=\"hsm_error\"} 1"));
         CHECK_THAT(metrics, match::contains("key=\"p256\",result=\"ok\"} 1"));
     }

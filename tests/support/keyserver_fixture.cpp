@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -49,6 +50,14 @@ void KeyserverFixture::write_config(const std::string& config_json) {
     if (!tls.contains("client_ca")) tls["client_ca"] = pki("ca.crt");
     if (!config.contains("keys_dir")) config["keys_dir"] = pki("keys");
     config["access_log"] = dir_ / "access.log";
+    // POST /drain and /reload need a token: tests get one unless they set the admin's own.
+    admin_token_.clear();
+    if (!config.contains("admin") || !config["admin"].contains("token_file")) {
+        admin_token_ = "test-admin-token";
+        write_file(dir_ / "admin.token", admin_token_ + "\n");
+        ::chmod((dir_ / "admin.token").c_str(), 0600);
+        config["admin"]["token_file"] = dir_ / "admin.token";
+    }
     write_file(dir_ / "keyserver.json", config.dump(2));
 }
 
@@ -136,7 +145,10 @@ ClientOptions KeyserverFixture::client(const std::string& identity) const {
 std::string admin(KeyserverFixture& keyserver, const std::string& method, const std::string& path,
                   const std::string& extra) {
     std::string out;
-    run_command("curl -s -m 10 -X " + method + " " + extra +
+    std::string auth = keyserver.admin_token().empty()
+                           ? ""
+                           : " -H 'Authorization: Bearer " + keyserver.admin_token() + "'";
+    run_command("curl -s -m 10 -X " + method + auth + " " + extra +
                     " -w '\\n%{http_code}' http://127.0.0.1:" +
                     std::to_string(keyserver.admin_port()) + path,
                 &out);

@@ -21,16 +21,19 @@ std::string keyserver_binary(bool test_build = false);
 
 class KeyserverFixture {
   public:
-    // config_json: the JSON config (TLS, the access log and, unless given, keys_dir are filled
-    // in); extra_args: more flags (any --test-... flag runs the keyserver's test build).
-    // listen: where to listen (default: a free port); wrapper: a command the keyserver runs
-    // under (e.g. {"/usr/bin/prlimit", "--nofile=64:64", "--"}).
+    // config_json: the JSON config (TLS, the access log and, unless given, keys_dir and an admin
+    // token file are filled in; "admin": {"token_file": ""} runs the admin listener without one);
+    // extra_args: more flags (any --test-... flag runs the keyserver's test build). listen: where
+    // to listen (default: a free port); wrapper: a command the keyserver runs under (e.g.
+    // {"/usr/bin/prlimit", "--nofile=64:64", "--"}).
     explicit KeyserverFixture(const std::string& config_json = "{}",
                               std::vector<std::string> extra_args = {},
                               const std::string& listen = "127.0.0.1:0",
                               std::vector<std::string> wrapper = {});
     uint16_t port() const { return port_; }
     uint16_t admin_port() const { return admin_port_; } // 0 when the admin listener is off
+    // The admin bearer token the fixture made ("" when the test configured its own, or none).
+    const std::string& admin_token() const { return admin_token_; }
     std::string address() const { return host_ + ":" + std::to_string(port_); } // as bound
     std::string access_log() const { return read_file(dir_ / "access.log"); }
     std::string access_log_path() const { return dir_ / "access.log"; }
@@ -57,9 +60,11 @@ class KeyserverFixture {
     std::string host_ = "127.0.0.1";
     uint16_t port_ = 0;
     uint16_t admin_port_ = 0;
+    std::string admin_token_;
 };
 
-// `curl -s` against the keyserver's admin listener; returns "STATUS\nBODY".
+// `curl -s` against the keyserver's admin listener, with the fixture's admin token; returns
+// "STATUS\nBODY".
 std::string admin(KeyserverFixture& keyserver, const std::string& method, const std::string& path,
                   const std::string& extra = "");
 
