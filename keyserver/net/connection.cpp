@@ -208,15 +208,17 @@ void Connection::resume_reading() {
 }
 
 // Answers Overloaded at once: the request is shed, never queued.
-void Connection::shed(uint32_t id, const protocol::Operation& request, const std::string& key,
+void Connection::shed(uint32_t id, const protocol::Operation& request, const Resolution& resolved,
                       std::string why, const char* metric_reason) {
     shared_->metrics.count_refusal(metric_reason);
-    // Only a key that exists and that this client may use is named (in the log and as a metric
-    // label): a requested name is the client's text, and may be another tenant's secret.
-    if (key.empty() && !request.key_name.empty()) why += " (for a key this client cannot use)";
+    // Named as an answered request is (Resolution::logged_name): never a name matching no key.
+    if (!resolved.key && !request.key_name.empty())
+        why += " (for a name that matches no key)";
+    else if (resolved.key && !resolved.allowed)
+        why += " (for a key this client cannot use)";
     Outcome shed = error_outcome(protocol::ErrorCode::Overloaded, std::move(why));
     shed.operation = operation_name(request);
-    shed.key_name = key;
+    shed.key_name = resolved.logged_name(request);
     reply(id, shed, std::chrono::steady_clock::now(), shared_->operations_in_flight.load());
 }
 
@@ -229,14 +231,14 @@ void Connection::dispatch(uint32_t id, protocol::Operation request, size_t frame
         std::string why = "server-wide buffer budget max_buffered_bytes (" +
                           std::to_string(shared_->limits.max_buffered_bytes) + ") is full";
         shared_->overload_log.note(why, "request from " + peer_);
-        return shed(id, request, resolved.usable_name(), std::move(why), "overloaded");
+        return shed(id, request, resolved, std::move(why), "overloaded");
     }
     // Fair share: over its client's or key's rate or in-flight limit. With no limit configured
     // nothing is looked up.
     std::string why;
     std::string key = shared_->rate_limiter.active() ? resolved.usable_name() : "";
     auto ticket = shared_->rate_limiter.admit(client_, key, std::chrono::steady_clock::now(), why);
-    if (!ticket) return shed(id, request, key, std::move(why), "rate_limited");
+    if (!ticket) return shed(id, request, resolved, std::move(why), "rate_limited");
     ++in_flight_;
     account(frame_bytes, 0);
     // How many operations the whole server has in flight as this one starts (this one included):

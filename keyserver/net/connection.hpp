@@ -34,7 +34,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     void dispatch(uint32_t id, protocol::Operation request, size_t frame_bytes);
     void finish(uint32_t id, const Outcome& outcome, std::chrono::steady_clock::time_point start,
                 size_t server_in_flight, size_t frame_bytes);
-    void shed(uint32_t id, const protocol::Operation& request, const std::string& key,
+    void shed(uint32_t id, const protocol::Operation& request, const Resolution& resolved,
               std::string why, const char* metric_reason);
     void account(size_t add, size_t remove); // buffered bytes, here and server-wide
     // Gives back what a burst grew the buffers to once they are empty again, and counts what

@@ -111,6 +111,11 @@ void Dispatcher::answer(const ClientIdentity& client, const Operation& request,
     done(respond(*state_, client, request, resolved));
 }
 
+std::string Resolution::logged_name(const Operation& request) const {
+    if (key) return key->name;
+    return request.ski ? "ski:" + to_hex(*request.ski) : std::string();
+}
+
 Outcome error_outcome(ErrorCode code, std::string reason) {
     return failed({}, code, std::move(reason));
 }
@@ -221,10 +226,12 @@ Outcome Dispatcher::respond(const ServingState& state, const ClientIdentity& cli
     if (req.key_name.empty() && !req.ski)
         return failed(std::move(out), ErrorCode::Format, "no key name or SKI");
     const auto& key = resolved.key;
-    out.key_name = !req.key_name.empty() ? req.key_name
-                   : key                 ? key->name
-                                         : "ski:" + to_hex(*req.ski);
-    if (!key) return failed(std::move(out), ErrorCode::KeyNotFound, "no such key");
+    out.key_name = resolved.logged_name(req);
+    if (!key)
+        return failed(std::move(out), ErrorCode::KeyNotFound,
+                      req.key_name.empty() ? "no key with this SKI"
+                                           : "no key of the requested name (" +
+                                                 std::to_string(req.key_name.size()) + " bytes)");
     // A key the client may not use answers exactly as a missing one (same code, same padded
     // size, decided before any crypto), so no edge can probe which keys other tenants have.
     if (!resolved.allowed)

@@ -31,6 +31,10 @@ struct Resolution {
     // The name rate limits charge and the log may show: only a key that exists and that the
     // client may use (a requested name is the client's text, and may be another tenant's).
     std::string usable_name() const { return key && allowed ? key->name : std::string(); }
+    // The name the access log and metrics show for the request, on every path (answered or
+    // shed): a key that exists, or the SKI asked for. A requested name that matches no key is
+    // the client's text (any bytes, up to a frame's size) and is never written.
+    std::string logged_name(const protocol::Operation& request) const;
 };
 
 // What the transport asks to answer a request. The Dispatcher below is the real one; a test

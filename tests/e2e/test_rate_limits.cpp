@@ -62,9 +62,12 @@ TEST_CASE("rate limits: a client over its rate is shed; another client on the sa
     CHECK(count_of(log, "\"error\":\"overloaded\"") == static_cast<size_t>(limited.overloaded));
     CHECK(count_of(log, "client cn:edge-1 over 1 ops/s") ==
           static_cast<size_t>(limited.overloaded));
-    // A shed request for a name the client cannot use does not echo the name (log, metrics).
+    // A requested name that matches no key is never echoed (log, metrics), whether the request
+    // is shed or answered.
     REQUIRE(error_of(edge1.call(sign("someone-elses-key", 0x0403))) == ErrorCode::Overloaded);
-    CHECK_THAT(ks.access_log(), match::contains("(for a key this client cannot use)"));
+    CHECK_THAT(ks.access_log(), match::contains("(for a name that matches no key)"));
+    REQUIRE(error_of(edge2.call(sign("someone-elses-key", 0x0403))) == ErrorCode::KeyNotFound);
+    CHECK_THAT(ks.access_log(), match::contains("no key of the requested name (17 bytes)"));
     CHECK(ks.access_log().find("someone-elses-key") == std::string::npos);
 }
 
