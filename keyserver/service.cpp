@@ -51,6 +51,21 @@ AdminResponse json(unsigned status, const nlohmann::json& body) {
 
 } // namespace
 
+// Runs `io` until it stops. An exception that escapes a handler (std::bad_alloc, a bug) is
+// logged and the loop resumes, which asio allows: one request never ends the keyserver.
+void run_logging_failures(asio::io_context& io, const char* what) noexcept {
+    while (true) {
+        try {
+            io.run();
+            return;
+        } catch (const std::exception& e) {
+            log_line(Level::Error, std::string(what) + ": a handler failed: " + e.what());
+        } catch (...) {
+            log_line(Level::Error, std::string(what) + ": a handler failed");
+        }
+    }
+}
+
 std::shared_ptr<const ServingState> load_state(const Config& config, Pkcs11Registry& tokens,
                                                bool strict) {
     KeyStore keys;
@@ -147,10 +162,11 @@ int Service::run() {
     unsigned threads = c.threads ? c.threads : std::max(1u, std::thread::hardware_concurrency());
     std::vector<std::thread> pool;
     for (unsigned i = 1; i < threads; ++i)
-        pool.emplace_back([this] { io_.run(); });
+        pool.emplace_back([this] { run_logging_failures(io_, "worker thread"); });
     std::thread admin_thread;
-    if (admin_) admin_thread = std::thread([this] { admin_io_.run(); });
-    io_.run();
+    if (admin_)
+        admin_thread = std::thread([this] { run_logging_failures(admin_io_, "admin listener"); });
+    run_logging_failures(io_, "worker thread");
     for (auto& t : pool)
         t.join();
     admin_io_.stop();
@@ -198,7 +214,11 @@ void Service::reload_in_background() {
     if (reloader_.joinable()) reloader_.join(); // finished: it cleared reload_running_ last
     reloader_ = std::thread([this] {
         while (true) {
-            reload();
+            try {
+                reload(); // reports its own failures; this catches what escapes even that
+            } catch (...) {
+                shared_->metrics.count_reload(false);
+            }
             std::lock_guard again(mutex_);
             if (!reload_again_) {
                 reload_running_ = false;

@@ -39,9 +39,12 @@ CipherContext* ctx_of(void* vctx) {
 }
 
 void* cipher_newctx(void* provctx) {
-    auto ctx = std::make_unique<CipherContext>();
-    ctx->prov = static_cast<ProviderContext*>(provctx);
-    return ctx.release();
+    auto* prov = static_cast<ProviderContext*>(provctx);
+    return guarded(prov, "keyless_asym_cipher_newctx", static_cast<void*>(nullptr), [&]() -> void* {
+        auto ctx = std::make_unique<CipherContext>();
+        ctx->prov = prov;
+        return ctx.release();
+    });
 }
 
 void cipher_freectx(void* vctx) {
@@ -49,7 +52,9 @@ void cipher_freectx(void* vctx) {
 }
 
 void* cipher_dupctx(void* vctx) {
-    return std::make_unique<CipherContext>(*ctx_of(vctx)).release();
+    const CipherContext* src = ctx_of(vctx);
+    return guarded(src->prov, "keyless_asym_cipher_dupctx", static_cast<void*>(nullptr),
+                   [&]() -> void* { return std::make_unique<CipherContext>(*src).release(); });
 }
 
 int set_params_impl(CipherContext* ctx, const OSSL_PARAM params[]);
@@ -58,9 +63,11 @@ int cipher_decrypt_init(void* vctx, void* keydata, const OSSL_PARAM params[]) {
     CipherContext* ctx = ctx_of(vctx);
     auto* handle = static_cast<KeyHandle*>(keydata);
     if (!handle || !handle->key || handle->key->kind() != tls::KeyKind::RSA) return 0;
-    ctx->key = handle->key;
-    ctx->pad = RSA_PKCS1_PADDING;
-    return set_params_impl(ctx, params);
+    return guarded(ctx->prov, "keyless_decrypt_init", 0, [&] {
+        ctx->key = handle->key;
+        ctx->pad = RSA_PKCS1_PADDING;
+        return set_params_impl(ctx, params);
+    });
 }
 
 unsigned char ct_eq(unsigned a, unsigned b) {

@@ -23,10 +23,13 @@ struct DecoderContext {
 };
 
 template <tls::KeyKind Kind> void* decoder_newctx(void* provctx) {
-    auto ctx = std::make_unique<DecoderContext>();
-    ctx->prov = static_cast<ProviderContext*>(provctx);
-    ctx->kind = Kind;
-    return ctx.release();
+    auto* prov = static_cast<ProviderContext*>(provctx);
+    return guarded(prov, "keyless_decoder_newctx", static_cast<void*>(nullptr), [&]() -> void* {
+        auto ctx = std::make_unique<DecoderContext>();
+        ctx->prov = prov;
+        ctx->kind = Kind;
+        return ctx.release();
+    });
 }
 
 void decoder_freectx(void* vctx) {

@@ -24,8 +24,10 @@ const KeyObject* key_of(const void* keydata) {
 // `new`, OpenSSL 3.0 reports a bogus "malloc failure" that stays on the error queue, and nginx
 // then logs "ignoring stale global SSL error" at the first handshake. Foreign keys are never
 // imported: a keyless key is made only by our store and decoders, which know its URI.
-void* keymgmt_new(void*) {
-    return std::make_unique<KeyHandle>().release();
+void* keymgmt_new(void* provctx) {
+    return guarded(static_cast<ProviderContext*>(provctx), "keyless_keymgmt_new",
+                   static_cast<void*>(nullptr),
+                   []() -> void* { return std::make_unique<KeyHandle>().release(); });
 }
 int keymgmt_import(void*, int, const OSSL_PARAM[]) {
     return 0;
@@ -122,13 +124,18 @@ template <tls::KeyKind Kind> void* keymgmt_load(const void* reference, size_t si
     if (!reference || size != sizeof(KeyHandle)) return nullptr;
     const auto* handle = static_cast<const KeyHandle*>(reference);
     if (!handle->key || handle->key->kind() != Kind) return nullptr;
-    return std::make_unique<KeyHandle>(KeyHandle{handle->key}).release();
+    return guarded(
+        handle->key->provider(), "keyless_keymgmt_load", static_cast<void*>(nullptr),
+        [&]() -> void* { return std::make_unique<KeyHandle>(KeyHandle{handle->key}).release(); });
 }
 
 void* keymgmt_dup(const void* keydata, int /*selection*/) {
     // Key objects are immutable, so a duplicate is another reference to the same one.
-    return keydata ? std::make_unique<KeyHandle>(*static_cast<const KeyHandle*>(keydata)).release()
-                   : nullptr;
+    const auto* handle = static_cast<const KeyHandle*>(keydata);
+    if (!handle) return nullptr;
+    return guarded(handle->key ? handle->key->provider() : nullptr, "keyless_keymgmt_dup",
+                   static_cast<void*>(nullptr),
+                   [&]() -> void* { return std::make_unique<KeyHandle>(*handle).release(); });
 }
 
 const char* rsa_query_operation_name(int) {

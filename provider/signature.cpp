@@ -59,10 +59,13 @@ SignatureContext* ctx_of(void* vctx) {
 }
 
 template <tls::KeyKind Kind> void* sig_newctx(void* provctx, const char* /*propq*/) {
-    auto ctx = std::make_unique<SignatureContext>();
-    ctx->prov = static_cast<ProviderContext*>(provctx);
-    ctx->kind = Kind;
-    return ctx.release();
+    auto* prov = static_cast<ProviderContext*>(provctx);
+    return guarded(prov, "keyless_signature_newctx", static_cast<void*>(nullptr), [&]() -> void* {
+        auto ctx = std::make_unique<SignatureContext>();
+        ctx->prov = prov;
+        ctx->kind = Kind;
+        return ctx.release();
+    });
 }
 
 void sig_freectx(void* vctx) {
@@ -71,22 +74,25 @@ void sig_freectx(void* vctx) {
 
 void* sig_dupctx(void* vctx) {
     const SignatureContext* src = ctx_of(vctx);
-    auto dst = std::make_unique<SignatureContext>();
-    dst->prov = src->prov;
-    dst->kind = src->kind;
-    dst->key = src->key;
-    dst->digest = src->digest;
-    dst->message = src->message;
-    dst->message_complete = src->message_complete;
-    dst->pad = src->pad;
-    dst->saltlen = src->saltlen;
-    dst->mgf1 = src->mgf1;
-    if (src->md_ctx) {
-        dst->md_ctx.reset(EVP_MD_CTX_new());
-        if (!dst->md_ctx || !EVP_MD_CTX_copy_ex(dst->md_ctx.get(), src->md_ctx.get()))
-            return nullptr;
-    }
-    return dst.release();
+    return guarded(
+        src->prov, "keyless_signature_dupctx", static_cast<void*>(nullptr), [&]() -> void* {
+            auto dst = std::make_unique<SignatureContext>();
+            dst->prov = src->prov;
+            dst->kind = src->kind;
+            dst->key = src->key;
+            dst->digest = src->digest;
+            dst->message = src->message;
+            dst->message_complete = src->message_complete;
+            dst->pad = src->pad;
+            dst->saltlen = src->saltlen;
+            dst->mgf1 = src->mgf1;
+            if (src->md_ctx) {
+                dst->md_ctx.reset(EVP_MD_CTX_new());
+                if (!dst->md_ctx || !EVP_MD_CTX_copy_ex(dst->md_ctx.get(), src->md_ctx.get()))
+                    return nullptr;
+            }
+            return dst.release();
+        });
 }
 
 int set_ctx_params_impl(SignatureContext* ctx, const OSSL_PARAM params[]);
@@ -102,9 +108,11 @@ int sig_init(SignatureContext* ctx, void* keydata, const OSSL_PARAM params[]) {
 
 int sig_sign_init(void* vctx, void* keydata, const OSSL_PARAM params[]) {
     SignatureContext* ctx = ctx_of(vctx);
-    ctx->md_ctx.reset();
-    ctx->digest = nullptr; // set by the "digest" parameter, else inferred from the input size
-    return sig_init(ctx, keydata, params);
+    return guarded(ctx->prov, "keyless_sign_init", 0, [&] {
+        ctx->md_ctx.reset();
+        ctx->digest = nullptr; // set by the "digest" parameter, else inferred from the input size
+        return sig_init(ctx, keydata, params);
+    });
 }
 
 int sig_digest_sign_init(void* vctx, const char* mdname, void* keydata, const OSSL_PARAM params[]) {
@@ -130,15 +138,17 @@ bool start_hash(SignatureContext* ctx) {
 
 int sig_digest_sign_update(void* vctx, const unsigned char* data, size_t len) {
     SignatureContext* ctx = ctx_of(vctx);
-    if (!ctx->digest || (!ctx->md_ctx && !start_hash(ctx))) return 0;
-    if (!EVP_DigestUpdate(ctx->md_ctx.get(), data, len)) return 0;
-    if (ctx->message_complete && ctx->message.size() + len <= kMaxBufferedMessage) {
-        ctx->message.insert(ctx->message.end(), data, data + len);
-    } else {
-        ctx->message_complete = false;
-        ctx->message.clear();
-    }
-    return 1;
+    return guarded(ctx->prov, "keyless_digest_sign_update", 0, [&] {
+        if (!ctx->digest || (!ctx->md_ctx && !start_hash(ctx))) return 0;
+        if (!EVP_DigestUpdate(ctx->md_ctx.get(), data, len)) return 0;
+        if (ctx->message_complete && ctx->message.size() + len <= kMaxBufferedMessage) {
+            ctx->message.insert(ctx->message.end(), data, data + len);
+        } else {
+            ctx->message_complete = false;
+            ctx->message.clear();
+        }
+        return 1;
+    });
 }
 
 // The keyserver signs PSS with salt length = digest length and MGF1 = the signing digest. "digest"

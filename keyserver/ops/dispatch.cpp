@@ -89,7 +89,15 @@ void Dispatcher::answer(const ClientIdentity& client, const Operation& request,
     if (resolved.allowed && !request.is(Opcode::Ping) && !request.is(Opcode::GetPublicKey)) {
         // The state owns the resolution's policy: the work item keeps it alive.
         std::function<void()> work = [state = state_, client, request, resolved, done] {
-            done(respond(*state, client, request, resolved));
+            // On the token's worker thread: whatever escapes becomes this request's answer.
+            Outcome outcome;
+            try {
+                outcome = respond(*state, client, request, resolved);
+            } catch (const std::exception& e) {
+                outcome = error_outcome(ErrorCode::Internal,
+                                        std::string("the operation failed: ") + e.what());
+            }
+            done(std::move(outcome));
         };
         switch (resolved.key->ops->place(work)) {
         case KeyOperations::Placement::Queued:

@@ -152,6 +152,14 @@ OSSL_LIB_CTX* Client::libctx() {
 
 IoCore& Client::core() {
     std::lock_guard lock(mutex_);
+    if (core_ && core_->failed()) {
+        // Its I/O thread failed and has ended (its calls failed with the reason): a new core.
+        {
+            std::lock_guard cores(registry().mutex);
+            registry().cores.erase(core_.get());
+        }
+        core_.reset();
+    }
     if (core_ && core_->forked()) {
         // We are a forked child: the parent's I/O thread does not exist here and its mutexes and
         // TLS state belong to the parent. The old core is deliberately leaked (once per fork)

@@ -34,7 +34,27 @@ IoCore::IoCore(SSL_CTX* tls, Settings settings)
       }),
       dns_(resolve_with_system) {
     wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+        // Nothing may escape this thread (it would end the terminator with std::terminate): a
+        // failure fails this core's calls, and the client makes a new core for the next ones.
+        try {
+            run();
+        } catch (const std::exception& e) {
+            give_up(std::string("keyless client's I/O thread failed: ") + e.what());
+        } catch (...) {
+            give_up("keyless client's I/O thread failed");
+        }
+    });
+}
+
+void IoCore::give_up(const std::string& why) noexcept {
+    try {
+        std::lock_guard io(io_mutex_);
+        failed_ = true;
+        close_everything(why);
+    } catch (...) {
+        // Calls left here end by their deadline (Call::wait).
+    }
 }
 
 IoCore::~IoCore() {
@@ -223,16 +243,19 @@ void IoCore::run() {
         expire(Clock::now());
     }
     std::lock_guard io(io_mutex_);
+    // Shutting down, usually from inside OPENSSL_cleanup() at process exit.
+    close_everything("keyless client is shutting down");
+}
+
+// Every outstanding call fails now (no retry or failover), sockets close, and the SSL objects are
+// left alone unless the owner said to free them (freeing OpenSSL objects while OpenSSL tears
+// itself down corrupts the heap; the process is ending anyway). Under io_mutex_.
+void IoCore::close_everything(const std::string& why) {
     stopped_ = true;
-    // Shutting down, usually from inside OPENSSL_cleanup() at process exit: every outstanding call
-    // fails now, sockets close, and the SSL objects are left alone unless the owner said to free
-    // them (freeing OpenSSL objects while OpenSSL tears itself down corrupts the heap; the process
-    // is ending anyway).
-    // No retry or failover now.
     {
         std::lock_guard lock(mutex_);
         for (auto& call : incoming_)
-            call->complete(std::nullopt, Failure::Unreachable, "keyless client is shutting down");
+            call->complete(std::nullopt, Failure::Unreachable, why);
         incoming_.clear();
     }
     bool free_tls;
@@ -250,9 +273,9 @@ void IoCore::run() {
         drop_tls(*c);
         if (c->fd >= 0) ::close(c->fd);
         for (auto& [id, call] : c->pending)
-            call->complete(std::nullopt, Failure::Unreachable, "keyless client is shutting down");
+            call->complete(std::nullopt, Failure::Unreachable, why);
         for (auto& call : c->waiting)
-            call->complete(std::nullopt, Failure::Unreachable, "keyless client is shutting down");
+            call->complete(std::nullopt, Failure::Unreachable, why);
     }
     for (auto& c : graveyard_)
         drop_tls(*c);

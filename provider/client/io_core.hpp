@@ -18,6 +18,7 @@
 #include "ossl.hpp"
 #include "settings.hpp"
 
+#include <atomic>
 #include <deque>
 #include <map>
 #include <memory>
@@ -54,9 +55,13 @@ class IoCore {
     }
     void child_after_fork();
     bool forked() const { return forked_; }
+    // The I/O thread ended by an error (its calls failed): the owner makes a new core.
+    bool failed() const { return failed_; }
 
   private:
     void run();
+    void give_up(const std::string& why) noexcept;
+    void close_everything(const std::string& why);
     bool send_directly(const std::shared_ptr<Call>& call);
     void wake();
     void route(const std::shared_ptr<Call>& call);
@@ -91,6 +96,7 @@ class IoCore {
     bool stop_ = false;
     bool free_tls_ = false; // set with stop_
     bool forked_ = false;
+    std::atomic<bool> failed_{false};
     int wake_fd_ = -1;
     std::thread thread_;
 

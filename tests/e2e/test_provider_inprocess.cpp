@@ -13,10 +13,30 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <functional>
+#include <new>
 #include <thread>
 
 using namespace keyless;
 using namespace keyless::test;
+
+// Allocation failure on demand, for the provider's callbacks (keyless.so's operator new is this
+// one: the executable's definition wins). Armed per thread, so only the tested call fails.
+namespace {
+thread_local int fail_allocations_after = -1; // -1: never
+} // namespace
+
+void* operator new(std::size_t size) {
+    if (fail_allocations_after == 0) {
+        fail_allocations_after = -1;
+        throw std::bad_alloc();
+    }
+    if (fail_allocations_after > 0) --fail_allocations_after;
+    // libstdc++'s operator delete frees with free().
+    if (void* p = std::malloc(size ? size : 1)) return p;
+    throw std::bad_alloc();
+}
 
 namespace {
 
@@ -60,6 +80,25 @@ bool sign_and_verify(OSSL_LIB_CTX* libctx, EVP_PKEY* key, X509* cert, const std:
                                 X509_get0_pubkey(cert)) == 1 &&
            EVP_DigestVerify(vctx.get(), sig.data(), len, data, message.size()) == 1;
 }
+
+// A keyserver, and its p256 key as a stub read in a library context with keyless loaded.
+struct P256Edge {
+    P256Edge() : ctx(conf()) {
+        std::string out;
+        REQUIRE(run_with_conf(dir / "openssl.cnf",
+                              keyless_tool() + " stub keyless:" + keyserver.address() +
+                                  "/p256 -o " + (dir / "p256.pem"),
+                              &out) == 0);
+        key = read_key(ctx.libctx.get(), dir / "p256.pem");
+        REQUIRE(key);
+    }
+    std::string conf() { return write_openssl_conf(dir / "openssl.cnf"); }
+    KeyserverFixture keyserver{kConfig};
+    TempDir dir;
+    Context ctx;
+    ossl::Pkey key;
+    ossl::X509Ptr cert = read_cert(pki("certs/p256.crt"));
+};
 
 } // namespace
 
@@ -120,24 +159,14 @@ TEST_CASE("stub PEM: PEM_read_bio_PrivateKey, X509_check_private_key, sign acros
 }
 
 TEST_CASE("8 threads x 500 signatures on one key, all verified") {
-    KeyserverFixture keyserver(kConfig);
-    TempDir dir;
-    std::string conf = write_openssl_conf(dir / "openssl.cnf");
-    std::string out;
-    REQUIRE(run_with_conf(conf,
-                          keyless_tool() + " stub keyless:" + keyserver.address() + "/p256 -o " +
-                              (dir / "p256.pem"),
-                          &out) == 0);
-    Context ctx(conf);
-    auto key = read_key(ctx.libctx.get(), dir / "p256.pem");
-    REQUIRE(key);
-    auto cert = read_cert(pki("certs/p256.crt"));
+    P256Edge edge;
+    Context& ctx = edge.ctx;
     std::atomic<int> good{0}, bad{0};
     std::vector<std::thread> threads;
     for (int t = 0; t < 8; ++t)
         threads.emplace_back([&, t] {
             for (int i = 0; i < 500; ++i)
-                (sign_and_verify(ctx.libctx.get(), key.get(), cert.get(),
+                (sign_and_verify(ctx.libctx.get(), edge.key.get(), edge.cert.get(),
                                  "thread " + std::to_string(t) + " message " + std::to_string(i))
                      ? good
                      : bad)++;
@@ -217,3 +246,82 @@ TEST_CASE("EVP_PKEY_sign_message_* on keyless ML-DSA and Ed448 keys, one-shot an
     CHECK_THAT(ossl::all_errors(), match::contains("a message of more than 61440 bytes"));
 }
 #endif
+
+TEST_CASE("an allocation that fails inside a provider callback fails that call, not the process") {
+    P256Edge edge;
+    Context& ctx = edge.ctx;
+    const std::string message(300, 'm');
+    auto data = reinterpret_cast<const unsigned char*>(message.data());
+    // Each case in a child, with the first, second, ... C++ allocation of one OpenSSL call failing
+    // (armed just before it). A std::bad_alloc that escaped a callback would end a terminator
+    // with std::terminate; here it would reach the test's catch.
+    auto init = [&](EVP_MD_CTX* m) {
+        return EVP_DigestSignInit_ex(m, nullptr, "SHA256", ctx.libctx.get(), nullptr,
+                                     edge.key.get(), nullptr) == 1;
+    };
+    struct Case {
+        const char* name;
+        std::function<void(int nth)> run;
+    };
+    std::vector<Case> cases = {
+        {"EVP_DigestSignInit (newctx)",
+         [&](int nth) {
+             ossl::MdCtx m(EVP_MD_CTX_new());
+             fail_allocations_after = nth;
+             (void)init(m.get());
+         }},
+        {"EVP_DigestSignUpdate",
+         [&](int nth) {
+             ossl::MdCtx m(EVP_MD_CTX_new());
+             if (!init(m.get())) _exit(4);
+             fail_allocations_after = nth;
+             (void)EVP_DigestSignUpdate(m.get(), data, message.size());
+         }},
+        {"EVP_MD_CTX_copy_ex (dupctx)",
+         [&](int nth) {
+             ossl::MdCtx m(EVP_MD_CTX_new()), copy(EVP_MD_CTX_new());
+             if (!init(m.get()) || EVP_DigestSignUpdate(m.get(), data, message.size()) != 1)
+                 _exit(4);
+             fail_allocations_after = nth;
+             (void)EVP_MD_CTX_copy_ex(copy.get(), m.get());
+         }},
+        {"EVP_PKEY_dup (keymgmt dup)",
+         [&](int nth) {
+             fail_allocations_after = nth;
+             ossl::Pkey dup(EVP_PKEY_dup(edge.key.get()));
+         }},
+        {"EVP_DigestSign over the keyserver",
+         [&](int nth) {
+             ossl::MdCtx m(EVP_MD_CTX_new());
+             unsigned char sig[256];
+             size_t len = sizeof sig;
+             if (!init(m.get())) _exit(4);
+             fail_allocations_after = nth;
+             (void)EVP_DigestSign(m.get(), sig, &len, data, message.size());
+         }},
+    };
+    int failed = 0, ran = 0;
+    for (const auto& c : cases)
+        for (int nth = 0; nth < 4; ++nth) {
+            pid_t child = fork();
+            REQUIRE(child >= 0);
+            if (child == 0) {
+                try {
+                    c.run(nth);
+                } catch (...) {
+                    _exit(3); // an exception crossed OpenSSL's frames
+                }
+                _exit(0);
+            }
+            int status = 0;
+            REQUIRE(waitpid(child, &status, 0) == child);
+            ++ran;
+            INFO(c.name << ", allocation " << nth << " failing: status " << status);
+            CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+            failed += !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        }
+    INFO(ran << " children, " << failed << " where an exception escaped keyless");
+    CHECK(failed == 0);
+    // Unarmed, everything works.
+    CHECK(sign_and_verify(ctx.libctx.get(), edge.key.get(), edge.cert.get(), message));
+}

@@ -3,6 +3,7 @@
 #include "keys/pkcs11/mechanisms.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 namespace keyless::keyserver {
@@ -75,7 +76,16 @@ void Pkcs11Token::work() {
             job = std::move(queue_.front());
             queue_.pop_front();
         }
-        job();
+        try {
+            job();
+        } catch (const std::exception& e) {
+            // A job answers its own request (ops/dispatch.cpp); what still escapes is reported
+            // here, where the keys layer has no logger, and the worker carries on.
+            std::fprintf(stderr, "keyserver: %s: a token operation failed: %s\n", name().c_str(),
+                         e.what());
+        } catch (...) {
+            std::fprintf(stderr, "keyserver: %s: a token operation failed\n", name().c_str());
+        }
     }
 }
 
