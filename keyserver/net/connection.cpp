@@ -44,8 +44,14 @@ void Connection::recheck_client(std::shared_ptr<asio::ssl::context> tls) {
     asio::post(stream_.get_executor(), [self = shared_from_this(), tls] {
         if (self->closed_) return;
         SSL* ssl = self->stream_.native_handle();
-        std::string why =
-            untrusted_because(*tls, SSL_get0_peer_certificate(ssl), SSL_get_peer_cert_chain(ssl));
+        std::string why;
+        {
+            // One at a time: verifying caches results inside the shared certificate objects
+            // (ThreadSanitizer saw two connections' rechecks write and compare the same ones).
+            std::lock_guard one(self->shared_->recheck_mutex);
+            why = untrusted_because(*tls, SSL_get0_peer_certificate(ssl),
+                                    SSL_get_peer_cert_chain(ssl));
+        }
         if (!why.empty())
             self->close("client '" + self->client_.display() +
                         "' is no longer trusted after reload: " + why);

@@ -213,7 +213,8 @@ std::vector<std::string> raise_fd_limit(size_t connections) {
 
 Server::Server(asio::io_context& io, std::shared_ptr<asio::ssl::context> tls,
                const tcp::endpoint& listen, std::shared_ptr<ServerShared> shared)
-    : io_(io), tls_(std::move(tls)), acceptor_(io), accept_pause_(io), shared_(std::move(shared)) {
+    : io_(io), strand_(asio::make_strand(io)), tls_(std::move(tls)), acceptor_(strand_),
+      accept_pause_(strand_), shared_(std::move(shared)) {
     acceptor_.open(listen.protocol());
     acceptor_.set_option(tcp::acceptor::reuse_address(true));
     acceptor_.bind(listen);
@@ -225,8 +226,8 @@ void Server::start() {
 }
 
 void Server::replace_tls(std::shared_ptr<asio::ssl::context> tls) {
-    // On the acceptor's executor, where tls_ is read, so no accept sees half a swap.
-    asio::post(acceptor_.get_executor(), [this, tls] {
+    // On the acceptor's strand, where tls_ is read, so no accept sees half a swap.
+    asio::post(strand_, [this, tls] {
         tls_ = tls;
         for (auto& c : shared_->tracked())
             c->recheck_client(tls);
@@ -234,9 +235,12 @@ void Server::replace_tls(std::shared_ptr<asio::ssl::context> tls) {
 }
 
 void Server::stop() {
-    boost::system::error_code ignored;
-    acceptor_.close(ignored);
-    accept_pause_.cancel();
+    // From the signal handler's or the admin listener's thread: onto the acceptor's strand.
+    asio::post(strand_, [this] {
+        boost::system::error_code ignored;
+        acceptor_.close(ignored);
+        accept_pause_.cancel();
+    });
 }
 
 void Server::accept() {

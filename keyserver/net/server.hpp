@@ -73,6 +73,7 @@ class ServerShared {
     const Limits limits;
     AccessLog& log;
     std::atomic<size_t> authenticated{0}; // connections past the mTLS handshake
+    std::mutex recheck_mutex;             // serialises re-verifying clients after a reload
     HandshakeBudget<std::weak_ptr<Connection>> handshakes;
     std::atomic<size_t> operations_in_flight{0}; // server-wide, logged with each operation
     std::atomic<size_t> buffered_bytes{0};       // requests in flight + unwritten replies
@@ -123,7 +124,10 @@ class Server {
     void pause_accepting(const boost::system::error_code& why);
 
     asio::io_context& io_;
-    std::shared_ptr<asio::ssl::context> tls_; // read on the acceptor only
+    // The acceptor's handlers, the trust swap, the pause timer and stop() all run here: the pool
+    // has several threads, and a SIGHUP's swap must not race an accept reading tls_.
+    asio::strand<asio::io_context::executor_type> strand_;
+    std::shared_ptr<asio::ssl::context> tls_; // read and written on strand_ only
     tcp::acceptor acceptor_;
     asio::steady_timer accept_pause_; // out of descriptors: wait before accepting again
     std::shared_ptr<ServerShared> shared_;
