@@ -68,8 +68,9 @@ void install_fork_handlers() {
     std::call_once(once, [] { pthread_atfork(prepare_fork, parent_after_fork, child_after_fork); });
 }
 
-Client::Client(Settings settings, bool process_exit_teardown)
-    : settings_(std::move(settings)), process_exit_teardown_(process_exit_teardown) {
+Client::Client(Settings settings, bool process_exit_teardown, HostLookup lookup)
+    : settings_(std::move(settings)), process_exit_teardown_(process_exit_teardown),
+      lookup_(std::move(lookup)) {
     install_fork_handlers();
     register_fork_lock(mutex_, ForkLockRank::Client);
 }
@@ -167,7 +168,7 @@ IoCore& Client::core() {
         (void)core_.release();
     }
     if (!core_) {
-        core_ = std::make_unique<IoCore>(tls_.get(), settings_);
+        core_ = std::make_unique<IoCore>(tls_.get(), settings_, lookup_);
         std::lock_guard cores(registry().mutex);
         registry().cores.insert(core_.get());
     }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "call.hpp"
+#include "dns_cache.hpp"
 #include "ossl.hpp"
 #include "settings.hpp"
 
@@ -18,8 +19,10 @@ class Client {
   public:
     // `process_exit_teardown`: destroyed from inside OPENSSL_cleanup() at exit (the provider's
     // client), so OpenSSL objects are left to the exiting process, not freed; any other owner
-    // (keyless-tool, tests) gets everything freed.
-    explicit Client(Settings settings, bool process_exit_teardown = false);
+    // (keyless-tool, tests) gets everything freed. `lookup`: how keyserver host names are looked
+    // up (the system's resolver), off the I/O thread.
+    explicit Client(Settings settings, bool process_exit_teardown = false,
+                    HostLookup lookup = resolve_with_system);
     ~Client();
     Client(const Client&) = delete;
     Client& operator=(const Client&) = delete;
@@ -45,6 +48,7 @@ class Client {
 
     const Settings settings_;
     const bool process_exit_teardown_;
+    const HostLookup lookup_;
     std::mutex mutex_; // guards the lazily built members below
     ossl::LibCtx libctx_;
     OSSL_PROVIDER* default_provider_ = nullptr; // in libctx_; unloaded with it

@@ -20,12 +20,12 @@ void Connection::start_connect() {
     };
     addrinfo hints{}, *res = nullptr;
     hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    // A name's address was resolved already (dns_cache); a URI's literal or unresolved name here.
+    // Numeric only, so this never blocks: a name's address comes from the DNS cache, looked up
+    // off the I/O thread (resolver.hpp); a URI's IP literal is used as it is.
+    hints.ai_flags = AI_NUMERICSERV | AI_NUMERICHOST;
     const std::string& target = endpoint.address.empty() ? endpoint.host : endpoint.address;
-    if (!endpoint.address.empty()) hints.ai_flags |= AI_NUMERICHOST;
     int rc = ::getaddrinfo(target.c_str(), std::to_string(endpoint.port).c_str(), &hints, &res);
-    if (rc != 0) return failed(std::string("cannot resolve host: ") + gai_strerror(rc));
+    if (rc != 0) return failed("no address for " + target + ": " + gai_strerror(rc));
     int s = ::socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (s >= 0) {
         int one = 1;

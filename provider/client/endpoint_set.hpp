@@ -46,6 +46,8 @@ class EndpointSet {
     // When the next probe is due (for the I/O thread's sleep), if any endpoint is down.
     std::optional<Clock::time_point> next_probe() const;
 
+    // `name` left the fleet (DNS no longer gives its address): no health, no probes.
+    void forget(const std::string& name) { states_.erase(name); }
     void started(const std::string& name) { ++state(name).outstanding; }
     void finished(const std::string& name);
     size_t outstanding(const std::string& name) const;

@@ -20,6 +20,7 @@ class ExtensionSupport {
     bool lacks(const std::string& endpoint, uint64_t epoch) const;
     // `endpoint` answered an extension with BadOpcode on a connection of `epoch`.
     void refused(const std::string& endpoint, uint64_t epoch) { refused_in_[endpoint] = epoch; }
+    void forget(const std::string& endpoint) { refused_in_.erase(endpoint); }
 
   private:
     std::map<std::string, uint64_t> refused_in_; // endpoint -> epoch in which it refused

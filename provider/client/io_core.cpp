@@ -27,12 +27,12 @@ using Clock = std::chrono::steady_clock;
 // dropped and made again, which also bounds the memory spent remembering them.
 constexpr size_t kMaxAbandoned = 4096;
 
-IoCore::IoCore(SSL_CTX* tls, Settings settings)
+IoCore::IoCore(SSL_CTX* tls, Settings settings, Resolver::Lookup lookup)
     : tls_(tls), settings_(std::move(settings)),
       endpoints_([rng = std::minstd_rand(std::random_device{}())]() mutable {
           return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
       }),
-      dns_(resolve_with_system) {
+      resolver_(std::move(lookup), [this] { wake(); }) {
     wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     thread_ = std::thread([this] {
         // Nothing may escape this thread (it would end the terminator with std::terminate): a
@@ -59,6 +59,7 @@ void IoCore::give_up(const std::string& why) noexcept {
 
 IoCore::~IoCore() {
     stop();
+    resolver_.close(); // its threads wake us: not once the eventfd is gone
     ::close(wake_fd_);
 }
 
@@ -75,6 +76,7 @@ void IoCore::stop(bool free_tls) {
 }
 
 void IoCore::child_after_fork() {
+    resolver_.close(); // the parent's lookups are not the child's
     for (int fd : open_fds_)
         ::close(fd);
     open_fds_.clear();
@@ -98,10 +100,8 @@ bool IoCore::send_directly(const std::shared_ptr<Call>& call) {
     // Held: the I/O thread is awake and busy, and will take the call on its next turn.
     std::unique_lock io(io_mutex_, std::try_to_lock);
     if (!io.owns_lock() || stopped_) return false;
-    // From the DNS cache only: a lookup is the I/O thread's to make.
-    auto targets = concrete(*call, false);
-    if (!targets) return false;
-    auto name = endpoints_.pick(names_of(*targets), call->tried);
+    auto targets = concrete(*call);
+    auto name = endpoints_.pick(names_of(targets.endpoints), call->tried);
     if (!name) return false;
     // Only on a connection with nothing in flight: the I/O thread then sleeps, and a hand-off
     // would cost a wake-up. With requests in flight it is awake often, and framing the requests
@@ -184,6 +184,7 @@ void IoCore::run() {
             fresh.swap(incoming_);
         }
         std::unique_lock io(io_mutex_);
+        take_dns_answers();
         // Every request that arrived since the last turn is framed first, then each connection
         // sends them in one TLS write.
         for (auto& call : fresh)
@@ -199,6 +200,8 @@ void IoCore::run() {
         auto now = Clock::now();
         auto next = now + std::chrono::seconds(1);
         if (auto probe = endpoints_.next_probe()) next = std::min(next, std::max(now, *probe));
+        for (auto& call : awaiting_dns_)
+            next = std::min(next, call->deadline);
         fds.assign(1, pollfd{wake_fd_, POLLIN, 0});
         owners.assign(1, nullptr);
         for (auto& [name, c] : connections_) {
@@ -279,19 +282,65 @@ void IoCore::close_everything(const std::string& why) {
     }
     for (auto& c : graveyard_)
         drop_tls(*c);
+    for (auto& call : awaiting_dns_)
+        call->complete(std::nullopt, Failure::Unreachable, why);
+    awaiting_dns_.clear();
+    resolver_.close();
     connections_.clear();
     graveyard_.clear();
 }
 
-std::optional<std::vector<Endpoint>> IoCore::concrete(const Call& call, bool may_resolve) {
-    std::vector<Endpoint> out;
+DnsCache::Expansion IoCore::concrete(const Call& call) {
+    DnsCache::Expansion out;
     auto now = Clock::now();
-    for (const auto& ep : call.endpoints) {
-        auto expanded = dns_.expand(ep, now, may_resolve);
-        if (!expanded) return std::nullopt;
-        out.insert(out.end(), expanded->begin(), expanded->end());
-    }
+    for (const auto& ep : call.endpoints)
+        dns_.expand(ep, now, out);
+    for (const auto& host : dns_.take_wanted())
+        resolver_.request(host);
     return out;
+}
+
+bool IoCore::can_move(const Call& call) {
+    auto targets = concrete(call);
+    return targets.pending || endpoints_.pick(names_of(targets.endpoints), call.tried);
+}
+
+void IoCore::take_dns_answers() {
+    auto answers = resolver_.take_answers();
+    if (answers.empty()) return;
+    auto now = Clock::now();
+    for (auto& [host, answer] : answers) {
+        auto departed = dns_.answered(host, std::move(answer), now);
+        if (!departed.empty()) forget_departed(host, departed);
+    }
+    auto waited = std::exchange(awaiting_dns_, {});
+    for (auto& call : waited)
+        route(call);
+}
+
+// Endpoints of `host` at addresses DNS no longer gives: no probes, no health, no connections
+// kept for them (a busy connection finishes its requests first and is dropped once it fails).
+void IoCore::forget_departed(const std::string& host, const std::vector<std::string>& addresses) {
+    auto departed = [&](const Endpoint& ep) {
+        return ep.host == host &&
+               std::find(addresses.begin(), addresses.end(), ep.address) != addresses.end();
+    };
+    for (auto it = known_.begin(); it != known_.end();) {
+        if (!departed(it->second)) {
+            ++it;
+            continue;
+        }
+        endpoints_.forget(it->first);
+        epochs_.erase(it->first);
+        extensions_.forget(it->first);
+        it = known_.erase(it);
+    }
+    for (auto& [key, c] : connections_)
+        if (!c->dead && departed(c->endpoint) && c->pending.empty() && c->waiting.empty()) {
+            c->dead = true;
+            if (c->fd >= 0) track_fd(c->fd, false);
+            c->close();
+        }
 }
 
 std::vector<std::string> IoCore::names_of(const std::vector<Endpoint>& endpoints) {
@@ -299,10 +348,6 @@ std::vector<std::string> IoCore::names_of(const std::vector<Endpoint>& endpoints
     for (const auto& ep : endpoints)
         names.push_back(ep.to_string());
     return names;
-}
-
-std::vector<std::string> IoCore::names_of(const Call& call) {
-    return names_of(*concrete(call, true)); // resolving, so never nullopt
 }
 
 void IoCore::count(Call& call, const std::string& endpoint) {
@@ -334,20 +379,36 @@ void IoCore::finish(const std::shared_ptr<Call>& call, std::optional<protocol::O
 // for each.
 void IoCore::route(const std::shared_ptr<Call>& call) {
     if (call->done()) return;
-    std::vector<Endpoint> targets = *concrete(*call, true);
+    auto expansion = concrete(*call);
+    const std::vector<Endpoint>& targets = expansion.endpoints;
     std::vector<std::string> names = names_of(targets);
     std::optional<std::string> name =
         call->probe_of.empty() ? endpoints_.pick(names, call->tried) : call->probe_of;
+    if (!name && expansion.pending) {
+        awaiting_dns_.push_back(call); // routed again when a name is answered, or expires
+        return;
+    }
     if (!name) {
-        std::string why = endpoints_.why_all_down(names, Clock::now());
+        std::vector<std::string> reasons = expansion.unresolved;
+        if (!names.empty()) reasons.push_back(endpoints_.why_all_down(names, Clock::now()));
+        std::string why;
+        for (const auto& reason : reasons)
+            why += (why.empty() ? "" : "; ") + reason;
         finish(call, std::nullopt, Failure::Unreachable,
-               names.size() == 1 ? why : "no keyserver of the URI can take it: " + why);
+               names.size() + expansion.unresolved.size() == 1
+                   ? why
+                   : "no keyserver of the URI can take it: " + why);
         return;
     }
     auto found = std::find_if(targets.begin(), targets.end(),
                               [&](const Endpoint& e) { return e.to_string() == *name; });
     // A probe's endpoint may have left its name's addresses: it is probed as it was known.
-    Endpoint ep = found != targets.end() ? *found : known_.at(*name);
+    auto remembered = known_.find(*name);
+    if (found == targets.end() && remembered == known_.end()) {
+        finish(call, std::nullopt, Failure::Unreachable, *name + " is no longer in DNS");
+        return;
+    }
+    Endpoint ep = found != targets.end() ? *found : remembered->second;
     known_[*name] = ep;
     if (call->probe_of.empty()) endpoints_.picked();
     Connection& c = connection_for(ep);
@@ -441,15 +502,14 @@ void IoCore::progress(Connection& c) {
                 return c.queue(call);
             }
             call->tried.push_back(c.name);
-            if (Clock::now() < call->deadline && endpoints_.pick(names_of(*call), call->tried))
-                return route(call);
+            if (Clock::now() < call->deadline && can_move(*call)) return route(call);
         }
         // Shed by this keyserver (rate limit or full buffers): another of the URI's fleet may
         // have room, while the deadline allows.
         if (protocol::error_of(reply) == protocol::ErrorCode::Overloaded &&
             Clock::now() < call->deadline) {
             call->tried.push_back(c.name);
-            if (endpoints_.pick(names_of(*call), call->tried)) return route(call);
+            if (can_move(*call)) return route(call);
         }
         finish(call, std::move(reply), Failure::None, {});
     });
@@ -483,15 +543,14 @@ void IoCore::fail(Connection& c, Failure failure, const std::string& why) {
     auto now = Clock::now();
     if (c.state != Connection::State::Ready) {
         endpoints_.failed(c.name, why, now);
-        // The name may point elsewhere now: look it up again before the next connection.
-        if (!c.endpoint.address.empty()) dns_.forget(c.endpoint.host);
+        // The name may point elsewhere now: look it up again (its addresses serve meanwhile).
+        if (!c.endpoint.address.empty()) dns_.stale(c.endpoint.host);
     }
     std::string message = "keyserver " + c.name + ": " + why;
     // Elsewhere while the deadline allows and an endpoint can take it; else this failure is the
     // answer (a probe is never moved).
     auto move_on = [&](const std::shared_ptr<Call>& call) {
-        if (call->probe_of.empty() && now < call->deadline &&
-            endpoints_.pick(names_of(*call), call->tried))
+        if (call->probe_of.empty() && now < call->deadline && can_move(*call))
             route(call);
         else
             finish(call, std::nullopt, failure, message);
@@ -514,6 +573,17 @@ void IoCore::fail(Connection& c, Failure failure, const std::string& why) {
 }
 
 void IoCore::expire(Clock::time_point now) {
+    std::erase_if(awaiting_dns_, [&](const std::shared_ptr<Call>& call) {
+        if (now < call->deadline) return false;
+        std::string hosts;
+        for (const auto& ep : call->endpoints)
+            if (!is_ip_literal(ep.host)) hosts += (hosts.empty() ? "" : ", ") + ep.host;
+        finish(call, std::nullopt, Failure::Timeout,
+               "no address for " + hosts + " within " +
+                   std::to_string(settings_.request_timeout.count()) +
+                   " ms: the DNS lookup is slow or the resolver does not answer");
+        return true;
+    });
     for (auto& [name, c] : connections_) {
         if (c->dead) continue;
         if (c->state != Connection::State::Ready && now >= c->connect_deadline) {

@@ -1,6 +1,8 @@
 // The client's reactor: one I/O thread polling its connections (connection.hpp), woken by an
 // eventfd, keeping connect and request deadlines, and routing each request: to the healthy
-// endpoint of its URI (or of the configured servers, DNS names expanded by dns_cache.hpp) with
+// endpoint of its URI (or of the configured servers, DNS names expanded by dns_cache.hpp and
+// looked up off this thread by resolver.hpp: a call waits for DNS only when no endpoint of its
+// URI is known yet) with
 // the fewest outstanding (endpoint_set.hpp), over a pool of connections_per_server connections,
 // retrying on another endpoint when a connection dies under it, probing down endpoints in the
 // background. A caller whose connection is idle writes its own request (one write, never
@@ -16,6 +18,7 @@
 #include "endpoint_set.hpp"
 #include "extension_support.hpp"
 #include "ossl.hpp"
+#include "resolver.hpp"
 #include "settings.hpp"
 
 #include <atomic>
@@ -29,7 +32,8 @@ namespace keyless::client {
 
 class IoCore {
   public:
-    IoCore(SSL_CTX* tls, Settings settings);
+    // `lookup`: how host names are looked up (the system's resolver), on the resolver's threads.
+    IoCore(SSL_CTX* tls, Settings settings, Resolver::Lookup lookup = resolve_with_system);
     ~IoCore();
     IoCore(const IoCore&) = delete;
     IoCore& operator=(const IoCore&) = delete;
@@ -67,11 +71,16 @@ class IoCore {
     void route(const std::shared_ptr<Call>& call);
     Connection& connection_for(const Endpoint& ep);
     size_t pool_size() const;
-    // The call's endpoints with DNS names expanded to their addresses (nullopt when
-    // `may_resolve` is false and a name is not cached).
-    std::optional<std::vector<Endpoint>> concrete(const Call& call, bool may_resolve);
-    std::vector<std::string> names_of(const Call& call);
+    // The call's endpoints with DNS names expanded to their known addresses; names due for a
+    // lookup are handed to the resolver.
+    DnsCache::Expansion concrete(const Call& call);
     static std::vector<std::string> names_of(const std::vector<Endpoint>& endpoints);
+    // Another endpoint of the call's URI can take it now, or will once its name is looked up.
+    bool can_move(const Call& call);
+    // Takes the resolver's answers into the cache, forgets the endpoints that left DNS, and
+    // routes the calls that waited for a name.
+    void take_dns_answers();
+    void forget_departed(const std::string& host, const std::vector<std::string>& addresses);
     // Records that `call` goes to `endpoint` now, in the form that endpoint knows.
     void assign(Call& call, const std::string& endpoint);
     void count(Call& call, const std::string& endpoint);
@@ -111,8 +120,10 @@ class IoCore {
     EndpointSet endpoints_;                 // health and load of every endpoint seen
     std::map<std::string, Endpoint> known_; // by name, for probes
     DnsCache dns_;
-    std::map<std::string, uint64_t> epochs_; // per endpoint: connections to it that died
-    ExtensionSupport extensions_;            // endpoints that refused keyless's extensions
+    Resolver resolver_;                               // closed before wake_fd_ is
+    std::vector<std::shared_ptr<Call>> awaiting_dns_; // no endpoint of their URI known yet
+    std::map<std::string, uint64_t> epochs_;          // per endpoint: connections to it that died
+    ExtensionSupport extensions_;                     // endpoints that refused keyless's extensions
     std::map<std::string, std::unique_ptr<Connection>> connections_; // by "host:port#slot"
     std::vector<std::unique_ptr<Connection>> graveyard_; // failed, freed on the loop's next turn
     uint64_t connections_made_ = 0;

@@ -13,7 +13,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -171,6 +173,67 @@ TEST_CASE("client: a keyserver named by DNS is dialled at its addresses, checked
     CHECK(call->failure == client::Failure::None);
     // One endpoint per address of the name, named with both.
     CHECK(call->last_endpoint == "localhost:" + std::to_string(ks.port()) + " (127.0.0.1)");
+}
+
+TEST_CASE("client: a slow DNS lookup delays no call to the URI's other keyservers") {
+    KeyserverFixture ks(kConfig);
+    const std::string port = std::to_string(ks.port());
+    // A resolver that takes 2 s for "localhost" (what a DNS server that stopped answering costs,
+    // before the resolver's own timeout), or less when the test is done with it.
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool released = false;
+    std::atomic<bool> looking{false}, answered{false};
+    std::atomic<int> lookups{0};
+    auto slow = [&](const std::string& host) {
+        ++lookups;
+        if (host != "localhost") return client::DnsAnswer{{}, "Name or service not known", true};
+        looking = true;
+        std::unique_lock lock(mutex);
+        cv.wait_for(lock, std::chrono::seconds(2), [&] { return released; });
+        answered = true;
+        return client::DnsAnswer{{"127.0.0.1"}, "", false};
+    };
+    client::Client client(edge_settings(1), false, slow);
+    auto uri = parse_key_uri("keyless:localhost:" + port + ",127.0.0.1:" + port + "/p256");
+
+    // Every call made while the lookup is under way completes, on the endpoint already known.
+    int during = 0;
+    Clock::duration slowest{};
+    while (!answered) {
+        auto started = Clock::now();
+        auto call = client.run(uri, sign());
+        REQUIRE(call->failure == client::Failure::None);
+        if (answered) break; // this call may have waited for the answer (it must not have)
+        CHECK(call->last_endpoint == "127.0.0.1:" + port);
+        slowest = std::max(slowest, Clock::now() - started);
+        if (++during == 200) { // enough: the lookup is still blocked, no call waited for it
+            std::lock_guard lock(mutex);
+            released = true;
+            cv.notify_all();
+        }
+    }
+    CHECK(looking);
+    CHECK(during >= 1);
+    WARN(during << " calls during the lookup, the slowest in "
+                << std::chrono::duration_cast<std::chrono::microseconds>(slowest).count() << " us");
+    // Once answered, the name's address is an endpoint like the literal (spread over both).
+    std::set<std::string> used;
+    for (int i = 0; i < 20 && used.size() < 2; ++i)
+        used.insert(client.run(uri, sign())->last_endpoint);
+    CHECK(used.count("localhost:" + port + " (127.0.0.1)") == 1);
+
+    // A name that does not exist fails at once, naming it, and is not asked again per call.
+    int before = lookups;
+    auto gone = parse_key_uri("keyless:gone.invalid:" + port + "/p256");
+    for (int i = 0; i < 5; ++i) {
+        auto call = client.run(gone, sign());
+        CHECK(call->failure == client::Failure::Unreachable);
+        CHECK_THAT(call->message,
+                   match::contains("gone.invalid:" + port +
+                                   ": cannot resolve host: Name or service not known"));
+    }
+    CHECK(lookups == before + 1);
 }
 
 TEST_CASE("client: a fork while another thread is inside the client leaves the child a working "
