@@ -30,10 +30,15 @@ work=$(mktemp -d /tmp/keyless-guide.XXXXXX)
 started=()
 # Stops what the guide started and removes what it made (as its "Removing" section tells an
 # administrator to), leaving only what the packages installed.
+# Only what this run started is ended, by PID: the stand-in's record, or systemd's units.
 undo_guide() {
+    [[ -f $work/pids ]] && mapfile -t started < "$work/pids"
+    [[ -f /run/nginx.pid ]] && started+=("$(cat /run/nginx.pid)")
     for p in "${started[@]}"; do kill "$p" 2>/dev/null || true; done
-    [[ -f /run/nginx.pid ]] && kill "$(cat /run/nginx.pid)" 2>/dev/null || true
-    pkill -f "^/usr/sbin/keyserver --config /etc/keyless/keyserver.json" 2>/dev/null || true
+    if [[ -d /run/systemd/system ]]; then systemctl stop keyless-keyserver nginx 2>/dev/null || true; fi
+    for p in "${started[@]}"; do # ended, within 10 s
+        for _ in $(seq 200); do [[ -e /proc/$p ]] || break; sleep 0.05; done
+    done
     rm -f /etc/nginx/sites-enabled/keyless-www.conf
     rm -rf /etc/nginx/keyless /etc/systemd/system/nginx.service.d/keyless.conf /root/keyless-pki
     rm -f /etc/keyless/keys/www-*.pem /etc/keyless/*.crt /etc/keyless/*.key
@@ -129,11 +134,15 @@ if ! bash "$work/run.sh" > "$work/guide.log" 2>&1; then
     echo "FAILED: a command of docs/deploy.md failed (see the output above the first error)" >&2
     exit 1
 fi
-[[ -f $work/pids ]] && mapfile -t started < "$work/pids"
 cat "$work/guide.log" | grep -E "served by a keyless edge|status: active|^ok:" || true
 
 # What the guide's run proved beyond its own checks.
-ks_pid=$(pgrep -f "^/usr/sbin/keyserver --config /etc/keyless/keyserver.json$" | head -1)
+ks_pid=
+if [[ -d /run/systemd/system ]]; then
+    ks_pid=$(systemctl show -p MainPID --value keyless-keyserver)
+elif [[ -f $work/pids ]]; then
+    while read -r p; do [[ $(readlink "/proc/$p/exe" 2>/dev/null) == /usr/sbin/keyserver ]] && ks_pid=$p; done < "$work/pids"
+fi
 [[ -n $ks_pid ]] || { echo "FAILED: the keyserver is not running" >&2; exit 1; }
 [[ $(stat -c %U "/proc/$ks_pid") == keyless ]] || { echo "FAILED: the keyserver does not run as keyless" >&2; exit 1; }
 grep -q '"client":"edge-1".*"result":"ok"' /var/log/keyless/access.log

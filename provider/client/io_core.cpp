@@ -76,7 +76,8 @@ void IoCore::stop(bool free_tls) {
 }
 
 void IoCore::child_after_fork() {
-    resolver_.close(); // the parent's lookups are not the child's
+    // The resolver is left alone: its lock may have been held by a lookup thread of the parent,
+    // and no thread of the child will ever call into it (the core is abandoned).
     for (int fd : open_fds_)
         ::close(fd);
     open_fds_.clear();

@@ -32,9 +32,7 @@ Operation sign(const std::string& key) {
 
 // The value of the one sample line that starts with `series` (0 if none).
 double sample(const std::string& metrics, const std::string& series) {
-    auto at = metrics.find("\n" + series + " ");
-    if (at == std::string::npos) return 0;
-    return std::stod(metrics.substr(at + series.size() + 2));
+    return metric_sample(metrics, series);
 }
 
 } // namespace
@@ -276,8 +274,8 @@ TEST_CASE("SIGTERM drains: every request already read is answered, then exit 0")
         edge.send(100 + i, sign("p256"));
         sent.insert(100 + i);
     }
-    // Give the keyserver a moment to read them (microseconds of work; replies take 500 ms).
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    // Once the keyserver has read every one (its replies take 500 ms), the signal.
+    wait_for_metric(ks, "keyless_in_flight", 100);
     ks.process().kill(SIGTERM);
     while (auto reply = edge.receive()) {
         CHECK(reply->second.is(Opcode::Response));

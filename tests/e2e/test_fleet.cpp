@@ -52,6 +52,16 @@ class BlackHole {
     uint16_t port_ = 0;
 };
 
+// Waits until the clients have made `n` more handshakes (ok or not); fails after 60 s, so a
+// stalled run ends.
+void wait_for_handshakes(const std::atomic<int>& ok, const std::atomic<int>& failed, int n) {
+    int until = ok + failed + n;
+    for (auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+         ok + failed < until && std::chrono::steady_clock::now() < limit;)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    REQUIRE(ok + failed >= until);
+}
+
 size_t signatures(KeyserverFixture& ks) {
     return count_of(ks.access_log(), "\"op\":\"sign-tls:");
 }
@@ -116,19 +126,24 @@ TEST_CASE("a fleet of three keyservers behind nginx: one killed -9 and restarted
                 }
             }
         });
-    auto run_for = [&](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); };
+    // Each phase lasts a number of handshakes, not a time.
+    auto run_handshakes = [&](int n) { wait_for_handshakes(ok, failed, n); };
 
-    run_for(std::chrono::milliseconds(2500));
+    run_handshakes(400);
     size_t victim_before = signatures(*fleet[1]);
     size_t survivors_before = signatures(*fleet[0]) + signatures(*fleet[2]);
     CHECK(victim_before > 0); // the load was spread over the fleet
     fleet[1]->process().kill(SIGKILL);
     fleet[1]->process().wait(std::chrono::seconds(5));
-    run_for(std::chrono::milliseconds(2500));
+    run_handshakes(400);
     size_t survivors_after = signatures(*fleet[0]) + signatures(*fleet[2]);
     fleet[1]->restart();
     size_t back_at = signatures(*fleet[1]);
-    run_for(std::chrono::milliseconds(4000));
+    // Until the restarted one has signed again (its probe succeeded), and 400 more after that.
+    for (auto limit = Clock::now() + std::chrono::seconds(30);
+         signatures(*fleet[1]) == back_at && Clock::now() < limit;)
+        run_handshakes(20);
+    run_handshakes(400);
     stop = true;
     for (auto& t : clients)
         t.join();
@@ -222,14 +237,19 @@ TEST_CASE(
             while (!stop)
                 ++(https_get(port).find(nginx->body()) != std::string::npos ? ok : failed);
         });
-    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    auto run_handshakes = [&](int n) { wait_for_handshakes(ok, failed, n); };
+    run_handshakes(200);
     // The operator's procedure (docs/deploy.md): drain, let the balancer see /healthz 503, stop.
     std::string drained = admin(*fleet[1], "POST", "/drain");
-    std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+    for (auto limit = Clock::now() + std::chrono::seconds(10);
+         read_file(dir / "haproxy.log").find("keyservers/ks2 is DOWN") == std::string::npos &&
+         Clock::now() < limit;)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    CHECK_THAT(read_file(dir / "haproxy.log"), match::contains("keyservers/ks2 is DOWN"));
     fleet[1]->process().kill(SIGTERM);
     CHECK(fleet[1]->process().wait(std::chrono::seconds(15)) == 0); // answered what it read
     size_t survivors_at_stop = signatures(*fleet[0]) + signatures(*fleet[2]);
-    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    run_handshakes(300);
     stop = true;
     for (auto& t : clients)
         t.join();

@@ -156,4 +156,24 @@ std::string admin(KeyserverFixture& keyserver, const std::string& method, const 
     return out.substr(nl + 1) + "\n" + out.substr(0, nl);
 }
 
+double metric_sample(const std::string& metrics, const std::string& series) {
+    auto at = metrics.find("\n" + series + " ");
+    if (at == std::string::npos) return 0;
+    return std::stod(metrics.substr(at + series.size() + 2));
+}
+
+double wait_for_metric(KeyserverFixture& keyserver, const std::string& series, double at_least) {
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    double value = 0;
+    while (true) {
+        value = metric_sample(admin(keyserver, "GET", "/metrics"), series);
+        if (value >= at_least) return value;
+        if (std::chrono::steady_clock::now() > until)
+            throw std::runtime_error("the keyserver's " + series + " stayed at " +
+                                     std::to_string(value) + ", below " + std::to_string(at_least) +
+                                     ", for 10 s");
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+}
+
 } // namespace keyless::test

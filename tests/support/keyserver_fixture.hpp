@@ -68,4 +68,10 @@ class KeyserverFixture {
 std::string admin(KeyserverFixture& keyserver, const std::string& method, const std::string& path,
                   const std::string& extra = "");
 
+// The value of `series` (name and labels, as printed) in Prometheus text; 0 when absent.
+double metric_sample(const std::string& metrics, const std::string& series);
+// Waits until the keyserver's /metrics shows `series` at `at_least` or more; throws after 10 s.
+// Tests wait on what the keyserver reports, never for a time.
+double wait_for_metric(KeyserverFixture& keyserver, const std::string& series, double at_least);
+
 } // namespace keyless::test
