@@ -5,7 +5,8 @@
 #
 # Usage: scripts/platforms.sh [PLATFORM...]      (default: all, in this order)
 #   debian13   Debian 13 trixie (OpenSSL 3.5, nginx 1.26, haproxy 3.0, stunnel 5.74): the whole
-#              suite, as scripts/test.sh runs it (packages: see debian13-packages)
+#              suite, as scripts/test.sh runs it (packages: see debian13-packages; the
+#              ThreadSanitizer stage runs on the host only)
 #   sid        Debian sid (OpenSSL 3.6, nginx 1.30, haproxy 3.2, stunnel 5.82): build, the
 #              provider and interop suites (nginx store: URIs, stunnel key = URIs)
 #   openssl4   sid with OpenSSL 4.0 from experimental: build (-Werror), the unit, keyserver and
@@ -120,7 +121,8 @@ demo_on() {
 
 for platform in "${wanted[@]}"; do
     case $platform in
-    debian13) in_root trixie-full trixie "$setup_full" "PACKAGES=0 scripts/test.sh" ;; # packages: debian13-packages
+    # packages: debian13-packages; ThreadSanitizer: the host's run of scripts/test.sh (CI's time)
+    debian13) in_root trixie-full trixie "$setup_full" "PACKAGES=0 TSAN=0 scripts/test.sh" ;;
     sid) in_root sid-full sid "$setup_full" "$(build_and_test '^(pki|provider_e2e|interop_.*|example_.*)$')
           # nginx 1.30 and stunnel 5.82 take URIs: their cases must have been registered and run.
           tests/expect-registered.sh build interop_nginx_store interop_stunnel_uri" ;;

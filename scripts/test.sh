@@ -3,6 +3,7 @@
 # runs the libFuzzer targets for a bounded time when clang is available.
 # Environment: JOBS (parallel build/test jobs, default: cores), FUZZ_SECONDS (default 20; 0 skips),
 # SANITIZE (default 1: also run the codec, policy and keyserver tests under ASan+UBSan; 0 skips),
+# TSAN (default 1: the keyserver and client tests, keyserver_e2e, under ThreadSanitizer; 0 skips),
 # PACKAGES (default 1: as root, build the .deb files, install them and follow docs/deploy.md
 # through to a handshake via nginx, then purge; 0 skips), PLATFORMS (as root: the platform
 # matrix of scripts/platforms.sh, default "all"; "host" skips it, or name platforms, e.g.
@@ -13,6 +14,9 @@ scripts/install-deps.sh --interop
 scripts/check-layers.sh
 
 jobs=${JOBS:-$(nproc)}
+# ccache hits across checkouts at other paths (CI clones afresh): paths under here are hashed
+# relative to it.
+export CCACHE_BASEDIR=$PWD
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=ON >/dev/null
 cmake --build build -j "$jobs"
 
@@ -38,6 +42,14 @@ if [[ "${SANITIZE:-1}" != 0 ]]; then
     cmake --build build-asan -j "$jobs" --target unit_tests keyserver_e2e keyserver
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         ctest --test-dir build-asan --output-on-failure -j "$jobs" -R '^(pki|unit_tests|keyserver_e2e)$'
+fi
+
+if [[ "${TSAN:-1}" != 0 ]]; then
+    echo "== keyserver and client tests under ThreadSanitizer (halting at the first race)"
+    cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKEYLESS_TSAN=ON >/dev/null
+    cmake --build build-tsan -j "$jobs" --target keyserver_e2e keyserver keyserver-test
+    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+        ctest --test-dir build-tsan --output-on-failure -j "$jobs" -R '^(pki|keyserver_e2e_tsan)$'
 fi
 
 echo "== every test (release build)"
