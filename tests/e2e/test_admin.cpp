@@ -30,11 +30,6 @@ Operation sign(const std::string& key) {
     return op;
 }
 
-// The value of the one sample line that starts with `series` (0 if none).
-double sample(const std::string& metrics, const std::string& series) {
-    return metric_sample(metrics, series);
-}
-
 } // namespace
 
 TEST_CASE("admin /metrics: valid Prometheus text whose counters move with real requests") {
@@ -53,22 +48,26 @@ TEST_CASE("admin /metrics: valid Prometheus text whose counters move with real r
     std::string lint;
     CHECK(run_command("promtool check metrics < " + (dir / "metrics.txt"), &lint) == 0);
     INFO(lint);
-    CHECK(sample(metrics, "keyless_requests_total{op=\"sign-tls:ecdsa_secp256r1_sha256\",key="
-                          "\"p256\",result=\"ok\"}") == 5);
+    CHECK(metric_sample(metrics,
+                        "keyless_requests_total{op=\"sign-tls:ecdsa_secp256r1_sha256\",key="
+                        "\"p256\",result=\"ok\"}") == 5);
     // A missing (or hidden) key is counted under key="-": hostile names add no series.
-    CHECK(sample(metrics, "keyless_requests_total{op=\"sign-tls\",key=\"-\",result=\"key_not_"
-                          "found\"}") == 1);
-    CHECK(sample(metrics, "keyless_request_duration_seconds_count{op=\"sign-tls:ecdsa_secp256r1_"
-                          "sha256\"}") == 5);
-    CHECK(sample(metrics, "keyless_connections{state=\"authenticated\"}") == 1);
-    CHECK(sample(metrics, "keyless_keys") == static_cast<double>(pki_key_count()));
-    CHECK(sample(metrics, "keyless_certificate_expiration_timestamp_seconds{cert=\"server:"
-                          "keyserver\"}") > 1.7e9);
-    CHECK(sample(metrics, "keyless_certificate_expiration_timestamp_seconds{cert=\"client_ca:"
-                          "keyless test CA\"}") > 1.7e9);
-    CHECK(sample(metrics, "process_resident_memory_bytes") > 1e6);
-    CHECK(sample(metrics, "process_open_fds") > 3);
-    CHECK(sample(metrics, "keyless_reloads_total{result=\"ok\"}") == 1);
+    CHECK(metric_sample(metrics,
+                        "keyless_requests_total{op=\"sign-tls\",key=\"-\",result=\"key_not_"
+                        "found\"}") == 1);
+    CHECK(metric_sample(metrics,
+                        "keyless_request_duration_seconds_count{op=\"sign-tls:ecdsa_secp256r1_"
+                        "sha256\"}") == 5);
+    CHECK(metric_sample(metrics, "keyless_connections{state=\"authenticated\"}") == 1);
+    CHECK(metric_sample(metrics, "keyless_keys") == static_cast<double>(pki_key_count()));
+    CHECK(metric_sample(metrics, "keyless_certificate_expiration_timestamp_seconds{cert=\"server:"
+                                 "keyserver\"}") > 1.7e9);
+    CHECK(metric_sample(metrics,
+                        "keyless_certificate_expiration_timestamp_seconds{cert=\"client_ca:"
+                        "keyless test CA\"}") > 1.7e9);
+    CHECK(metric_sample(metrics, "process_resident_memory_bytes") > 1e6);
+    CHECK(metric_sample(metrics, "process_open_fds") > 3);
+    CHECK(metric_sample(metrics, "keyless_reloads_total{result=\"ok\"}") == 1);
 }
 
 TEST_CASE("admin /healthz turns 503 on /drain; open connections are still served") {
@@ -257,9 +256,9 @@ TEST_CASE("idle connections give back what a burst grew their buffers to") {
     // Every reply was read: the clients are idle, still connected.
     auto metrics = admin(ks, "GET", "/metrics");
     REQUIRE(metrics.rfind("200\n", 0) == 0);
-    CHECK(sample(metrics, "keyless_buffered_bytes") == 0);
-    CHECK(sample(metrics, "keyless_connections{state=\"authenticated\"}") == kClients);
-    double held = sample(metrics, "keyless_buffer_capacity_bytes");
+    CHECK(metric_sample(metrics, "keyless_buffered_bytes") == 0);
+    CHECK(metric_sample(metrics, "keyless_connections{state=\"authenticated\"}") == kClients);
+    double held = metric_sample(metrics, "keyless_buffer_capacity_bytes");
     INFO("buffers held by " << kClients << " idle connections: " << held << " bytes");
     CHECK(held > 0);
     CHECK(held <= kClients * 64.0 * 1024); // documented: at most 64 KiB per idle connection
@@ -328,7 +327,7 @@ TEST_CASE("an access log that cannot be written is counted and reported, never s
         REQUIRE(edge.call(sign("p256")).is(Opcode::Response)); // serving goes on
     std::string reply = admin(ks, "GET", "/metrics");
     REQUIRE(reply.rfind("200\n", 0) == 0);
-    CHECK(sample(reply.substr(4), "keyless_access_log_lost_lines_total") == 3);
+    CHECK(metric_sample(reply.substr(4), "keyless_access_log_lost_lines_total") == 3);
     // One complaint for the first failure, then at most one per 10 s.
     CHECK(count_of(ks.stderr_text(),
                    "access log /dev/full: write failed: No space left on device") == 1);
