@@ -92,7 +92,8 @@ start_unit() {
         [[ -n $cmd ]] && eval "${run[*]@Q} $cmd"
     done < <(unit_setting "$name" ExecStartPre | sed 's/^-//')
     cmd=$(unit_setting "$name" ExecStart | tail -1)
-    eval "${run[*]@Q} $cmd" >> "/tmp/standin-$name.log" 2>&1 &
+    # exec: the recorded PID is the program itself (prlimit, setpriv and env exec into it)
+    eval "exec ${run[*]@Q} $cmd" >> "/tmp/standin-$name.log" 2>&1 &
     echo $! >> "$STANDIN_PIDS"
     # Ready when it listens (keyserver) or has written its pid file (nginx, which forks).
     for _ in $(seq 200); do
