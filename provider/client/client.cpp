@@ -61,6 +61,12 @@ struct StopThreadsAtExit {
     }
 } stop_threads_at_exit;
 
+// A forked child's inherited core: its I/O thread and its locks are the parent's, so it is never
+// destroyed (that would join a thread that is not there), only kept out of the way, once per fork.
+void abandon(std::shared_ptr<IoCore> core) {
+    (void)std::make_unique<std::shared_ptr<IoCore>>(std::move(core)).release();
+}
+
 } // namespace
 
 void install_fork_handlers() {
@@ -86,7 +92,7 @@ Client::~Client() {
         (void)libctx_.release();
     }
     if (core_ && core_->forked()) {
-        (void)core_.release(); // a parent's core: see core()
+        abandon(std::move(core_)); // a parent's core: see core()
         return;
     }
     if (core_) {
@@ -101,6 +107,7 @@ Client::~Client() {
 }
 
 void Client::prepare() {
+    if (prepared_.load(std::memory_order_acquire)) return;
     std::lock_guard lock(mutex_);
     if (tls_) return;
     ossl::ErrorScope errors; // runs inside OpenSSL calls (key loading): leave the caller's queue be
@@ -113,6 +120,7 @@ void Client::prepare() {
                                 errors.text());
         libctx_ = std::move(ctx);
         default_provider_ = provider;
+        ready_libctx_.store(libctx_.get(), std::memory_order_release);
     }
     if (settings_.client_cert.empty())
         throw SettingsError("keyless provider: no client certificate for the keyserver "
@@ -140,18 +148,16 @@ void Client::prepare() {
                             errors.text());
     SSL_CTX_set_verify(tls.get(), SSL_VERIFY_PEER, nullptr);
     tls_ = std::move(tls);
+    prepared_.store(true, std::memory_order_release);
 }
 
 OSSL_LIB_CTX* Client::libctx() {
-    {
-        std::lock_guard lock(mutex_);
-        if (libctx_) return libctx_.get();
-    }
+    if (OSSL_LIB_CTX* ready = ready_libctx_.load(std::memory_order_acquire)) return ready;
     prepare();
-    return libctx_.get();
+    return ready_libctx_.load(std::memory_order_acquire);
 }
 
-IoCore& Client::core() {
+std::shared_ptr<IoCore> Client::core() {
     std::lock_guard lock(mutex_);
     if (core_ && core_->failed()) {
         // Its I/O thread failed and has ended (its calls failed with the reason): a new core.
@@ -161,18 +167,15 @@ IoCore& Client::core() {
         }
         core_.reset();
     }
-    if (core_ && core_->forked()) {
-        // We are a forked child: the parent's I/O thread does not exist here and its mutexes and
-        // TLS state belong to the parent. The old core is deliberately leaked (once per fork)
-        // rather than destroyed, which would join a thread that is not there.
-        (void)core_.release();
-    }
+    // A forked child: the parent's I/O thread does not exist here, and its mutexes and TLS
+    // state belong to the parent.
+    if (core_ && core_->forked()) abandon(std::move(core_));
     if (!core_) {
-        core_ = std::make_unique<IoCore>(tls_.get(), settings_, lookup_);
+        core_ = std::make_shared<IoCore>(tls_.get(), settings_, lookup_);
         std::lock_guard cores(registry().mutex);
         registry().cores.insert(core_.get());
     }
-    return *core_;
+    return core_;
 }
 
 std::shared_ptr<Call> Client::start(const KeyUri& uri, protocol::Operation request, int notify_fd,
@@ -191,7 +194,7 @@ std::shared_ptr<Call> Client::start(const KeyUri& uri, protocol::Operation reque
                                          "section sets no servers = HOST:PORT[,HOST:PORT...]");
         return call;
     }
-    core().submit(call);
+    core()->submit(call);
     return call;
 }
 

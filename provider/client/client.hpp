@@ -8,6 +8,7 @@
 #include "ossl.hpp"
 #include "settings.hpp"
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 
@@ -29,11 +30,12 @@ class Client {
 
     // Loads the private library context and the client certificate, key and CA (files are read
     // here, once: nginx's workers, forked later, may not be allowed to read them). Throws
-    // SettingsError naming the file. Idempotent and cheap after the first success.
+    // SettingsError naming the file. Idempotent; after the first success it takes no lock.
     void prepare();
-    OSSL_LIB_CTX* libctx(); // prepare()s first
+    OSSL_LIB_CTX* libctx(); // prepare()s first; no lock once it exists
 
-    // Starts a request; the returned call completes within request_timeout_ms. `fallback`: the
+    // Starts a request (one lock of the client, to find its I/O core); the returned call
+    // completes within request_timeout_ms. `fallback`: the
     // same operation in gokeyless's form, sent instead to a keyserver without keyless's
     // extensions (see extension_support.hpp).
     std::shared_ptr<Call> start(const KeyUri& uri, protocol::Operation request, int notify_fd = -1,
@@ -44,7 +46,9 @@ class Client {
     const Settings& settings() const { return settings_; }
 
   private:
-    IoCore& core();
+    // The I/O core, made (again) when there is none, its thread failed, or this is a forked
+    // child. Shared: a caller submitting on it keeps it alive while another replaces it.
+    std::shared_ptr<IoCore> core();
 
     const Settings settings_;
     const bool process_exit_teardown_;
@@ -53,7 +57,10 @@ class Client {
     ossl::LibCtx libctx_;
     OSSL_PROVIDER* default_provider_ = nullptr; // in libctx_; unloaded with it
     ossl::SslCtx tls_;
-    std::unique_ptr<IoCore> core_; // released, never freed, in a forked child: see core()
+    std::shared_ptr<IoCore> core_; // abandoned, never freed, in a forked child: see core()
+    // Published once built (never changed after), for the lock-free fast paths.
+    std::atomic<OSSL_LIB_CTX*> ready_libctx_{nullptr};
+    std::atomic<bool> prepared_{false}; // tls_ is built
 };
 
 // Registers the process-wide fork handlers once. Called by Client; exposed for tests.

@@ -52,6 +52,9 @@ void IoCore::give_up(const std::string& why) noexcept {
         std::lock_guard io(io_mutex_);
         failed_ = true;
         close_everything(why);
+        // A caller that found this core just before it failed submits here: fail it at once.
+        std::lock_guard lock(mutex_);
+        stop_ = true;
     } catch (...) {
         // Calls left here end by their deadline (Call::wait).
     }
