@@ -8,7 +8,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <set>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -65,10 +68,18 @@ Backend::~Backend() {
 
 namespace {
 
-int children_of(pid_t pid) {
+std::set<pid_t> child_pids(pid_t pid) {
     std::string out;
-    run_command("pgrep -P " + std::to_string(pid) + " | wc -l", &out);
-    return std::stoi(out);
+    run_command("pgrep -P " + std::to_string(pid), &out);
+    std::set<pid_t> pids;
+    std::istringstream lines(out);
+    for (pid_t child; lines >> child;)
+        pids.insert(child);
+    return pids;
+}
+
+int children_of(pid_t pid) {
+    return static_cast<int>(child_pids(pid).size());
 }
 
 bool pid_alive(pid_t pid) {
@@ -159,18 +170,22 @@ class Nginx : public Terminator {
                log().find("exited on signal") == std::string::npos;
     }
     void reload() override {
+        const std::set<pid_t> old_workers = child_pids(master_->pid());
         std::string out;
         if (run_command("OPENSSL_CONF=" + conf_ + " /usr/sbin/nginx -c " + dir_ +
                             "/nginx.conf -p " + dir_ + " -e " + dir_ + "/error.log -s reload",
                         &out) != 0)
             throw std::runtime_error("nginx -s reload failed: " + out);
-        // The new workers are up once the old ones are gone and two remain.
+        // Done once the master has exactly two workers and neither is an old one: until then a
+        // connection may reach an old worker that is closing its connections to exit.
         eventually(
             [&] {
-                return read_file(dir_ + "/error.log").find("reconfiguring") != std::string::npos;
+                auto now = child_pids(master_->pid());
+                return now.size() == 2 && std::none_of(now.begin(), now.end(), [&](pid_t p) {
+                           return old_workers.count(p) != 0;
+                       });
             },
-            "nginx reload");
-        eventually([&] { return children_of(master_->pid()) == 2; }, "nginx workers after reload");
+            "nginx's new workers, and its old ones gone, after reload");
     }
     std::string log() const override {
         return read_file(dir_ + "/error.log") + read_file(dir_ + "/stdout.log");
