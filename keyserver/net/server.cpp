@@ -81,6 +81,21 @@ std::vector<std::string> tls_warnings(const Config& config) {
     return out;
 }
 
+namespace {
+
+// OpenSSL decodes a certificate's extensions (its key identifiers among them) on first use, and
+// concurrent verifications of client certificates race on that first decoding of the CA they
+// share (OpenSSL 3.0: ThreadSanitizer saw one handshake write the CA's key identifier while
+// another compared it). Decoded here, on one thread, before any handshake sees the trust anchors.
+void decode_trust_anchors(SSL_CTX* native) {
+    STACK_OF(X509)* certs = X509_STORE_get1_all_certs(SSL_CTX_get_cert_store(native));
+    for (int i = 0; i < sk_X509_num(certs); ++i)
+        (void)X509_check_purpose(sk_X509_value(certs, i), -1, 0);
+    sk_X509_pop_free(certs, X509_free);
+}
+
+} // namespace
+
 std::shared_ptr<asio::ssl::context> make_server_tls_context(const Config& config) {
     auto tls = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
     asio::ssl::context& ctx = *tls;
@@ -101,6 +116,7 @@ std::shared_ptr<asio::ssl::context> make_server_tls_context(const Config& config
         throw ConfigError("client CA " + config.client_ca_file +
                           ": no PEM CA certificate could be read from it");
     }
+    decode_trust_anchors(native);
     if (!config.crl_file.empty()) {
         check_file("CRL", config.crl_file);
         ossl::Bio bio(BIO_new_file(config.crl_file.c_str(), "r"));
