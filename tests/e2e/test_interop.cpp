@@ -81,33 +81,36 @@ TEST_CASE("nginx: an Ed25519 keyless key, and a keyless client certificate for i
 
 TEST_CASE("nginx and haproxy serve Ed448 and ML-DSA certificates with keyless stubs") {
     Setup s;
-    // ML-DSA-65 where OpenSSL has it (3.5 and later), else Ed448 on both ports.
-    std::string first = pki_has_ml_dsa() ? "mldsa65" : "ed448";
+    // Every ML-DSA parameter set where OpenSSL has ML-DSA (3.5 and later), and Ed448 everywhere:
+    // each terminator serves two certificates, so it is started once per pair of keys.
     std::string out;
-    for (const std::string& key : {first, std::string("ed448")}) {
-        REQUIRE(run_with_conf(s.conf,
-                              keyless_tool() + " stub " + s.uri(key) + " --from-cert " +
-                                  pki("certs/" + key + ".crt") + " -o " + (s.dir / (key + ".stub")),
-                              &out) == 0);
-    }
-    EdgeKeys keys{pki("certs/" + first + ".crt"), s.dir / (first + ".stub"), pki("certs/ed448.crt"),
-                  s.dir / "ed448.stub"};
-    std::vector<std::unique_ptr<Terminator>> all;
-    all.push_back(start_nginx(s.subdir("nginx"), s.conf, keys));
-    all.push_back(start_haproxy(s.subdir("haproxy"), s.conf, keys, 2, false));
-    for (auto& t : all) {
-        for (auto [port, scheme] :
-             {std::pair{t->rsa_port(), first}, std::pair{t->ec_port(), std::string("ed448")}}) {
-            INFO(t->name() << " " << scheme);
-            size_t before = count_of(s.keyserver.access_log(), "sign-tls:" + scheme);
-            out = s_client(port, "-tls1_3 -sigalgs " + scheme, "", kGet);
-            INFO(out);
-            CHECK(handshake_ok(out));
-            CHECK(s_client_shows(out, "Peer signature type: " + scheme, "sign-tls:" + scheme));
-            CHECK_THAT(out, match::contains(t->body()));
-            CHECK(count_of(s.keyserver.access_log(), "sign-tls:" + scheme) == before + 1);
+    for (const auto& [first, second] : pq_key_pairs()) {
+        for (const std::string& key : {first, second}) {
+            REQUIRE(run_with_conf(s.conf,
+                                  keyless_tool() + " stub " + s.uri(key) + " --from-cert " +
+                                      pki("certs/" + key + ".crt") + " -o " +
+                                      (s.dir / (key + ".stub")),
+                                  &out) == 0);
         }
-        CHECK(t->alive());
+        EdgeKeys keys{pki("certs/" + first + ".crt"), s.dir / (first + ".stub"),
+                      pki("certs/" + second + ".crt"), s.dir / (second + ".stub")};
+        std::vector<std::unique_ptr<Terminator>> all;
+        all.push_back(start_nginx(s.subdir("nginx-" + first), s.conf, keys));
+        all.push_back(start_haproxy(s.subdir("haproxy-" + first), s.conf, keys, 2, false));
+        for (auto& t : all) {
+            for (auto [port, scheme] :
+                 {std::pair{t->rsa_port(), first}, std::pair{t->ec_port(), second}}) {
+                INFO(t->name() << " " << scheme);
+                size_t before = count_of(s.keyserver.access_log(), "sign-tls:" + scheme);
+                out = s_client(port, "-tls1_3 -sigalgs " + scheme, "", kGet);
+                INFO(out);
+                CHECK(handshake_ok(out));
+                CHECK(s_client_shows(out, "Peer signature type: " + scheme, "sign-tls:" + scheme));
+                CHECK_THAT(out, match::contains(t->body()));
+                CHECK(count_of(s.keyserver.access_log(), "sign-tls:" + scheme) == before + 1);
+            }
+            CHECK(t->alive());
+        }
     }
 }
 

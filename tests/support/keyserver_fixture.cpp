@@ -35,6 +35,11 @@ bool pki_has_ml_dsa() {
     return std::filesystem::exists(pki("keys/mldsa65.pem"));
 }
 
+std::vector<std::pair<std::string, std::string>> pq_key_pairs() {
+    if (!pki_has_ml_dsa()) return {{"ed448", "ed448"}};
+    return {{"mldsa44", "mldsa87"}, {"mldsa65", "ed448"}};
+}
+
 std::string keyserver_binary(bool test_build) {
     const char* var = test_build ? "KEYLESS_TEST_KEYSERVER" : "KEYLESS_KEYSERVER";
     const char* bin = std::getenv(var);

@@ -5,6 +5,9 @@
 #include "test_client.hpp"
 
 #include <memory>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace keyless::test {
 
@@ -15,6 +18,10 @@ std::string pki(const std::string& name); // pki_dir() + "/" + name
 size_t pki_key_count();
 // Whether gen-pki.sh made ML-DSA keys (it does where OpenSSL has ML-DSA: 3.5 and later).
 bool pki_has_ml_dsa();
+// The whole-message keys of this PKI in pairs, one pair per terminator started with two
+// certificates: (mldsa44, mldsa87) and (mldsa65, ed448) where there is ML-DSA, else (ed448, ed448).
+// Each key's name is also its TLS 1.3 scheme's.
+std::vector<std::pair<std::string, std::string>> pq_key_pairs();
 // The keyserver program ($KEYLESS_KEYSERVER), or its test build with test-only flags
 // ($KEYLESS_TEST_KEYSERVER, tests/support/keyserver_for_tests.cpp).
 std::string keyserver_binary(bool test_build = false);
