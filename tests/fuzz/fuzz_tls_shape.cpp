@@ -1,7 +1,10 @@
-// Structure-aware libFuzzer target for the sign-TLS shape classifier. The input picks a real TLS
-// signature input (or raw bytes, or a DER structure) and a list of byte edits to apply to it.
+// Structure-aware libFuzzer target for the sign-TLS shape classifier and the scheme check after
+// it. The input picks a signature scheme and a signer key (kind, curve, allow_sha1), then a real
+// TLS signature input (or raw bytes, or a DER structure) and a list of byte edits to apply to it.
 // Whatever the classifier accepts must re-parse, by the independent checks below, as exactly one
-// valid TLS structure of the kind it claimed, and never as a signed ASN.1 structure.
+// valid TLS structure of the kind it claimed, and never as a signed ASN.1 structure; and the
+// scheme check must accept exactly what the independent table below allows for that structure
+// and key (every RSA, ECDSA, EdDSA and ML-DSA scheme, each only for its own key kind).
 #include "ossl.hpp"
 #include "test_keys.hpp"
 #include "tls_shape.hpp"
@@ -145,11 +148,79 @@ bool is_dhe(ByteView m, const std::string& group) {
     return BN_cmp(ys.get(), BN_value_one()) > 0 && BN_cmp(ys.get(), pm1.get()) < 0;
 }
 
+// ---- the independent scheme table (RFC 8446 §4.2.3, draft-ietf-tls-mldsa) ----
+
+struct ExpectedScheme {
+    uint16_t code;
+    tls::KeyKind kind;
+    const char* tls13_curve; // "" where TLS 1.3 allows it for any key of its kind
+    bool tls13, tls12, sha1;
+};
+
+using KK = tls::KeyKind;
+constexpr ExpectedScheme kExpected[] = {
+    {0x0401, KK::RSA, "", false, true, false},     {0x0501, KK::RSA, "", false, true, false},
+    {0x0601, KK::RSA, "", false, true, false},     {0x0201, KK::RSA, "", false, true, true},
+    {0x0301, KK::RSA, "", false, false, false},    {0x0804, KK::RSA, "", true, true, false},
+    {0x0805, KK::RSA, "", true, true, false},      {0x0806, KK::RSA, "", true, true, false},
+    {0x0403, KK::EC, "P-256", true, true, false},  {0x0503, KK::EC, "P-384", true, true, false},
+    {0x0603, KK::EC, "P-521", true, true, false},  {0x0203, KK::EC, "", false, true, true},
+    {0x0303, KK::EC, "", false, false, false},     {0x0807, KK::Ed25519, "", true, true, false},
+    {0x0808, KK::Ed448, "", true, true, false},    {0x0904, KK::MLDSA44, "", true, false, false},
+    {0x0905, KK::MLDSA65, "", true, false, false}, {0x0906, KK::MLDSA87, "", true, false, false},
+};
+constexpr const char* kCurves[] = {"P-256", "P-384", "P-521", ""};
+
+const ExpectedScheme* expected(uint16_t code) {
+    for (const auto& e : kExpected)
+        if (e.code == code) return &e;
+    return nullptr;
+}
+
+bool expect_allowed(const ExpectedScheme& e, tls::ShapeKind shape, const tls::SignerKey& key,
+                    bool allow_sha1) {
+    if (e.kind != key.kind) return false;
+    bool tls13 = shape == tls::ShapeKind::Tls13ServerCertificateVerify ||
+                 shape == tls::ShapeKind::Tls13ClientCertificateVerify;
+    if (tls13) return e.tls13 && (*e.tls13_curve == 0 || key.curve == e.tls13_curve);
+    return (e.tls12 && !e.sha1) || (e.sha1 && allow_sha1);
+}
+
+// The scheme and signer the input asks for: a known scheme by index, or any 16-bit code.
+struct Signer {
+    uint16_t code;
+    tls::SignerKey key;
+    bool allow_sha1;
+};
+constexpr size_t kSignerBytes = 4;
+
+Signer read_signer(const uint8_t* d) {
+    constexpr size_t n = std::size(kExpected);
+    uint16_t code = d[0] % (n + 1) < n ? kExpected[d[0] % (n + 1)].code
+                                       : static_cast<uint16_t>(d[1] << 8 | d[2]);
+    auto kind = tls::kAllKeyKinds[d[3] % std::size(tls::kAllKeyKinds)];
+    const char* curve = kCurves[(d[3] >> 3) % std::size(kCurves)];
+    return {code, {kind, curve}, (d[3] & 0x80) != 0};
+}
+
+void check_scheme(const tls::Shape& shape, const Signer& signer) {
+    const ExpectedScheme* want = expected(signer.code);
+    auto info = tls::scheme_info(signer.code);
+    if (!want != !info) std::abort(); // both tables know the same codes
+    if (!info) return;
+    if (info->key != want->kind) std::abort();
+    bool allowed = tls::scheme_problem(shape, *info, signer.key, signer.allow_sha1).empty();
+    if (allowed != expect_allowed(*want, shape.kind, signer.key, signer.allow_sha1)) std::abort();
+}
+
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     static const Templates templates;
-    if (size < 1) return 0;
+    if (size < kSignerBytes + 1) return 0;
+    Signer signer = read_signer(data);
+    data += kSignerBytes;
+    size -= kSignerBytes;
     size_t pick = data[0] % (templates.all.size() + 1);
     Bytes m;
     size_t at = 1;
@@ -197,5 +268,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                    (shape.kind == K::Tls12EcdheServerKeyExchange && ecdhe) ||
                    (shape.kind == K::Tls12DheServerKeyExchange && dhe);
     if (!claimed || kinds != 1) std::abort();
+    check_scheme(shape, signer);
     return 0;
 }
