@@ -41,7 +41,7 @@ if [[ "${SANITIZE:-1}" != 0 ]]; then
     cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKEYLESS_SANITIZE=ON >/dev/null
     cmake --build build-asan -j "$jobs" --target unit_tests keyserver_e2e keyserver
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-        ctest --test-dir build-asan --output-on-failure -j "$jobs" -R '^(pki|unit_tests|keyserver_e2e)$'
+        ctest --test-dir build-asan --output-on-failure -j "$jobs" -L '^(unit|keyserver)$'
 fi
 
 if [[ "${TSAN:-1}" != 0 ]]; then
@@ -49,7 +49,7 @@ if [[ "${TSAN:-1}" != 0 ]]; then
     cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKEYLESS_TSAN=ON >/dev/null
     cmake --build build-tsan -j "$jobs" --target keyserver_e2e keyserver keyserver-test
     TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-        ctest --test-dir build-tsan --output-on-failure -j "$jobs" -R '^(pki|keyserver_e2e_tsan)$'
+        ctest --test-dir build-tsan --output-on-failure -j "$jobs" -L '^tsan$'
 fi
 
 echo "== every test (release build)"

@@ -70,7 +70,7 @@ TEST_CASE("admin /metrics: valid Prometheus text whose counters move with real r
     CHECK(metric_sample(metrics, "keyless_reloads_total{result=\"ok\"}") == 1);
 }
 
-TEST_CASE("admin /healthz turns 503 on /drain; open connections are still served") {
+TEST_CASE("admin /healthz turns 503 on /drain, open connections are still served") {
     KeyserverFixture ks(kConfig);
     TestClient edge(ks.client());
     CHECK(admin(ks, "GET", "/healthz") == "200\nok\n");
@@ -303,7 +303,8 @@ TEST_CASE("SIGUSR1 reopens the access log after logrotate moved it") {
     CHECK(read_file(log + ".1").find("\"id\":2") == std::string::npos);
 }
 
-TEST_CASE("--version names the version and the revision; stderr lines carry time and level") {
+TEST_CASE(
+    "keyserver --version names the version and the revision, stderr lines carry time and level") {
     std::string out;
     CHECK(run_command(keyserver_binary() + " --version", &out) == 0);
     CHECK_THAT(out, match::starts_with("keyserver 0.") && match::contains("("));

@@ -106,7 +106,7 @@ TEST_CASE("client: requests on a keyserver that dies are retried on another with
     CHECK(count_of(b.access_log(), "\"result\":\"ok\"") == 8);
 }
 
-TEST_CASE("client: one slow key times out alone; the keyserver's other keys keep working") {
+TEST_CASE("client: one slow key times out alone, the keyserver's other keys keep working") {
     // p384's replies take 3 s (a key in a busy token); p256's come at once.
     KeyserverFixture ks(
         R"({"keys": {"p256": {"allow": ["sign-tls"]}, "p384": {"allow": ["sign-tls"]}}})",

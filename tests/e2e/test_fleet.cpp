@@ -94,7 +94,8 @@ std::unique_ptr<Terminator> nginx_with_stubs(const TempDir& dir, const std::stri
 
 } // namespace
 
-TEST_CASE("a fleet of three keyservers behind nginx: one killed -9 and restarted under load") {
+TEST_CASE("a fleet of three keyservers behind nginx: one killed -9 and restarted under load",
+          "[nginx]") {
     auto fleet = three_keyservers();
     BlackHole silent;
     std::string servers;
@@ -203,7 +204,8 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "three keyservers behind haproxy (TCP mode, health checks): drain and stop one, lose none") {
+    "three keyservers behind haproxy (TCP mode, health checks): drain and stop one, lose none",
+    "[haproxy]") {
     auto fleet = three_keyservers();
     TempDir dir;
     // The balancer only moves bytes; the keyservers' /healthz (503 while draining) steers it.

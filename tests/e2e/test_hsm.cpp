@@ -17,7 +17,8 @@ using keyless::protocol::ErrorCode;
 using keyless::protocol::Opcode;
 using keyless::protocol::Operation;
 
-TEST_CASE("keys inside SoftHSM2 serve s_server's and nginx's TLS matrix; no key file anywhere") {
+TEST_CASE("keys inside SoftHSM2 serve s_server's and nginx's TLS matrix, no key file anywhere",
+          "[nginx]") {
     HsmSetup s;
     std::string objects;
     REQUIRE(run_command("pkcs11-tool --module " + SoftHsm::module() +
@@ -121,7 +122,7 @@ TEST_CASE("scripts/hsm-new-key.sh makes (or imports) a key the keyserver serves,
     SoftHsm hsm;
     TempDir dir;
     std::string tools = keyless_tool().substr(0, keyless_tool().rfind('/'));
-    std::string script = std::string(std::getenv("KEYLESS_SOURCE_DIR")) + "/scripts/hsm-new-key.sh";
+    std::string script = source_dir() + "/scripts/hsm-new-key.sh";
     std::string out;
     for (std::string how : {std::string("--type ec"), "--import " + pki("keys/rsa2048.pem")}) {
         std::string name = how == "--type ec" ? "made" : "imported";

@@ -177,7 +177,7 @@ TEST_CASE("a token's Ed448 key signs the TLS 1.3 ed448 CertificateVerify, and no
     CHECK_THAT(keyserver.access_log(), match::contains("\"key\":\"hsm-ed448\""));
 }
 
-TEST_CASE("a key file this build cannot use costs only itself; --check still fails on it") {
+TEST_CASE("a key file this build cannot use costs only itself, --check still fails on it") {
     TempDir keys;
     run_command("cp " + pki("keys/p256.pem") + " " + (keys / "p256.pem") + " && chmod 600 " +
                 (keys / "p256.pem") + " && chmod 700 " + keys.path());

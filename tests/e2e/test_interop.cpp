@@ -13,6 +13,7 @@
 #include <openssl/ssl.h>
 #include <signal.h>
 
+#include <functional>
 #include <sstream>
 
 using namespace keyless::test;
@@ -28,7 +29,7 @@ void full_suite(Terminator& t, Setup& s) {
 
 } // namespace
 
-TEST_CASE("nginx (master + 2 workers) as a keyless edge") {
+TEST_CASE("nginx (master + 2 workers) as a keyless edge", "[nginx]") {
     Setup s;
     auto t = start_nginx(s.subdir("nginx"), s.conf, s.keys);
     full_suite(*t, s);
@@ -36,7 +37,8 @@ TEST_CASE("nginx (master + 2 workers) as a keyless edge") {
     CHECK(t->log().find("stale global SSL error") == std::string::npos);
 }
 
-TEST_CASE("nginx: an Ed25519 keyless key, and a keyless client certificate for its upstream") {
+TEST_CASE("nginx: an Ed25519 keyless key, and a keyless client certificate for its upstream",
+          "[nginx]") {
     Setup s;
     // The upstream asks nginx for a client certificate and verifies it (its own key is local).
     uint16_t upstream = free_port();
@@ -79,10 +81,14 @@ TEST_CASE("nginx: an Ed25519 keyless key, and a keyless client certificate for i
     CHECK(t->alive());
 }
 
-TEST_CASE("nginx and haproxy serve Ed448 and ML-DSA certificates with keyless stubs") {
-    Setup s;
-    // Every ML-DSA parameter set where OpenSSL has ML-DSA (3.5 and later), and Ed448 everywhere:
-    // each terminator serves two certificates, so it is started once per pair of keys.
+namespace {
+
+using StartEdge =
+    std::function<std::unique_ptr<Terminator>(const std::string& dir, const EdgeKeys&)>;
+
+// Every ML-DSA parameter set where OpenSSL has ML-DSA (3.5 and later), and Ed448 everywhere: the
+// terminator serves two certificates, so it is started once per pair of keys.
+void check_whole_message_keys(Setup& s, const StartEdge& start) {
     std::string out;
     for (const auto& [first, second] : pq_key_pairs()) {
         for (const std::string& key : {first, second}) {
@@ -92,66 +98,97 @@ TEST_CASE("nginx and haproxy serve Ed448 and ML-DSA certificates with keyless st
                                       (s.dir / (key + ".stub")),
                                   &out) == 0);
         }
-        EdgeKeys keys{pki("certs/" + first + ".crt"), s.dir / (first + ".stub"),
-                      pki("certs/" + second + ".crt"), s.dir / (second + ".stub")};
-        std::vector<std::unique_ptr<Terminator>> all;
-        all.push_back(start_nginx(s.subdir("nginx-" + first), s.conf, keys));
-        all.push_back(start_haproxy(s.subdir("haproxy-" + first), s.conf, keys, 2, false));
-        for (auto& t : all) {
-            for (auto [port, scheme] :
-                 {std::pair{t->rsa_port(), first}, std::pair{t->ec_port(), second}}) {
-                INFO(t->name() << " " << scheme);
-                size_t before = count_of(s.keyserver.access_log(), "sign-tls:" + scheme);
-                out = s_client(port, "-tls1_3 -sigalgs " + scheme, "", kGet);
-                INFO(out);
-                CHECK(handshake_ok(out));
-                CHECK(s_client_shows(out, "Peer signature type: " + scheme, "sign-tls:" + scheme));
-                CHECK_THAT(out, match::contains(t->body()));
-                CHECK(count_of(s.keyserver.access_log(), "sign-tls:" + scheme) == before + 1);
-            }
-            CHECK(t->alive());
+        auto t = start("edge-" + first,
+                       EdgeKeys{pki("certs/" + first + ".crt"), s.dir / (first + ".stub"),
+                                pki("certs/" + second + ".crt"), s.dir / (second + ".stub")});
+        for (auto [port, scheme] :
+             {std::pair{t->rsa_port(), first}, std::pair{t->ec_port(), second}}) {
+            INFO(t->name() << " " << scheme);
+            size_t before = count_of(s.keyserver.access_log(), "sign-tls:" + scheme);
+            out = s_client(port, "-tls1_3 -sigalgs " + scheme, "", kGet);
+            INFO(out);
+            CHECK(handshake_ok(out));
+            CHECK(s_client_shows(out, "Peer signature type: " + scheme, "sign-tls:" + scheme));
+            CHECK_THAT(out, match::contains(t->body()));
+            CHECK(count_of(s.keyserver.access_log(), "sign-tls:" + scheme) == before + 1);
         }
+        CHECK(t->alive());
     }
 }
 
-TEST_CASE("haproxy master-worker, nbthread 2, as a keyless edge") {
+} // namespace
+
+TEST_CASE("nginx serves Ed448 and ML-DSA certificates with keyless stubs", "[nginx]") {
+    Setup s;
+    check_whole_message_keys(s, [&](const std::string& dir, const EdgeKeys& keys) {
+        return start_nginx(s.subdir(dir), s.conf, keys);
+    });
+}
+
+TEST_CASE("haproxy serves Ed448 and ML-DSA certificates with keyless stubs", "[haproxy]") {
+    Setup s;
+    check_whole_message_keys(s, [&](const std::string& dir, const EdgeKeys& keys) {
+        return start_haproxy(s.subdir(dir), s.conf, keys, 2, false);
+    });
+}
+
+TEST_CASE("haproxy master-worker, nbthread 2, as a keyless edge", "[haproxy]") {
     Setup s;
     auto t = start_haproxy(s.subdir("haproxy"), s.conf, s.keys, 2, false);
     full_suite(*t, s);
 }
 
-TEST_CASE("haproxy with ssl-mode-async as a keyless edge") {
+TEST_CASE("haproxy with ssl-mode-async as a keyless edge", "[haproxy]") {
     Setup s;
     auto t = start_haproxy(s.subdir("haproxy-async"), s.conf, s.keys, 2, true);
     full_suite(*t, s);
 }
 
-TEST_CASE("stunnel (daemonized) as a keyless edge") {
+TEST_CASE("stunnel (daemonized) as a keyless edge", "[stunnel]") {
     Setup s;
     Backend backend;
     auto t = start_stunnel(s.subdir("stunnel"), s.conf, s.keys, backend.port());
     full_suite(*t, s);
 }
 
-TEST_CASE("terminators start while the keyserver is down (the stub carries the public key)") {
+namespace {
+
+// The stub carries the public key: the terminator starts, its handshakes fail until the
+// keyserver is back, then succeed without a restart.
+void check_start_while_keyserver_down(Setup& s,
+                                      const std::function<std::unique_ptr<Terminator>()>& start) {
+    s.keyserver.stop();
+    auto t = start();
+    INFO(t->name());
+    CHECK(t->alive());
+    CHECK_FALSE(handshake_ok(s_client(t->rsa_port(), "-tls1_3")));
+    s.keyserver.restart();
+    INFO(t->log());
+    CHECK(handshake_eventually(t->rsa_port(), "-tls1_3"));
+    CHECK(handshake_eventually(t->ec_port(), "-tls1_3"));
+}
+
+} // namespace
+
+TEST_CASE("nginx starts while the keyserver is down (the stub carries the public key)", "[nginx]") {
+    Setup s;
+    check_start_while_keyserver_down(
+        s, [&] { return start_nginx(s.subdir("nginx"), s.conf, s.keys); });
+}
+
+TEST_CASE("haproxy starts while the keyserver is down (the stub carries the public key)",
+          "[haproxy]") {
+    Setup s;
+    check_start_while_keyserver_down(
+        s, [&] { return start_haproxy(s.subdir("haproxy"), s.conf, s.keys, 2, false); });
+}
+
+TEST_CASE("stunnel starts while the keyserver is down (the stub carries the public key)",
+          "[stunnel]") {
     Setup s;
     Backend backend;
-    s.keyserver.stop();
-    std::vector<std::unique_ptr<Terminator>> all;
-    all.push_back(start_nginx(s.subdir("nginx"), s.conf, s.keys));
-    all.push_back(start_haproxy(s.subdir("haproxy"), s.conf, s.keys, 2, false));
-    all.push_back(start_stunnel(s.subdir("stunnel"), s.conf, s.keys, backend.port()));
-    for (auto& t : all) {
-        INFO(t->name());
-        CHECK(t->alive());
-        CHECK_FALSE(handshake_ok(s_client(t->rsa_port(), "-tls1_3")));
-    }
-    s.keyserver.restart();
-    for (auto& t : all) {
-        INFO(t->name() << "\n" << t->log());
-        CHECK(handshake_eventually(t->rsa_port(), "-tls1_3"));
-        CHECK(handshake_eventually(t->ec_port(), "-tls1_3"));
-    }
+    check_start_while_keyserver_down(
+        s, [&] { return start_stunnel(s.subdir("stunnel"), s.conf, s.keys, backend.port()); });
 }
 
 namespace {
@@ -171,7 +208,8 @@ size_t peak_in_flight(const std::string& log, size_t from) {
 
 } // namespace
 
-TEST_CASE("haproxy ssl-mode-async: one thread keeps many keyless handshakes in flight") {
+TEST_CASE("haproxy ssl-mode-async: one thread keeps many keyless handshakes in flight",
+          "[haproxy]") {
     // Every keyserver reply is held 300 ms, like a distant keyserver.
     Setup s({"--test-reply-delay-ms", "300"});
     constexpr int kClients = 12;

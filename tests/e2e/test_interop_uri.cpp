@@ -42,7 +42,7 @@ TEST_CASE("nginx loads keyless keys by store: URI, without stub files", "[nginx]
 }
 
 TEST_CASE("nginx with store: URIs and the keyserver down: start and reload fail naming the key "
-          "and the cause; the running workers keep their keys",
+          "and the cause, the running workers keep their keys",
           "[nginx]") {
     UriSetup s;
     EdgeKeys keys = s.keys_by_uri("store:");

@@ -178,7 +178,8 @@ TEST_CASE("8 threads x 500 signatures on one key, all verified") {
 }
 
 #ifdef OSSL_FUNC_SIGNATURE_SIGN_MESSAGE_INIT // OpenSSL 3.5's message-signing API
-TEST_CASE("EVP_PKEY_sign_message_* on keyless ML-DSA and Ed448 keys, one-shot and streamed") {
+TEST_CASE("EVP_PKEY_sign_message_init/update/final on keyless ML-DSA and Ed448 keys, one-shot and "
+          "streamed") {
     std::vector<std::string> names{"ed448"};
     if (pki_has_ml_dsa()) names.insert(names.end(), {"mldsa44", "mldsa65", "mldsa87"});
     std::string keys;

@@ -416,7 +416,7 @@ TEST_CASE("RSA-PSS CSRs, certificates and CMS signatures made with a keyless key
     CHECK_THAT(out, match::contains("bad keyless URI") && match::contains("missing ':PORT'"));
 }
 
-TEST_CASE("a key replaced in place is caught as a stale stub; a refreshed stub works") {
+TEST_CASE("a key replaced in place is caught as a stale stub, a refreshed stub works") {
     TempDir dir;
     ::mkdir((dir / "keys").c_str(), 0700);
     auto install_key = [&](const std::string& from) {

@@ -45,7 +45,7 @@ Tally burst(TestClient& c, int n, const Operation& op) {
 
 } // namespace
 
-TEST_CASE("rate limits: a client over its rate is shed; another client on the same key is not") {
+TEST_CASE("rate limits: a client over its rate is shed, another client on the same key is not") {
     KeyserverFixture ks(R"({"clients": {"cn:edge-1": {"limits": {"ops_per_second": 1,
                                                                  "burst": 5}}}})");
     TestClient edge1(ks.client("edge-1"));

@@ -1,5 +1,7 @@
 #include "keyserver_fixture.hpp"
 
+#include "build_paths.hpp"
+
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
@@ -15,9 +17,7 @@
 namespace keyless::test {
 
 std::string pki_dir() {
-    const char* dir = std::getenv("KEYLESS_TEST_PKI");
-    if (!dir) throw std::runtime_error("KEYLESS_TEST_PKI is not set (run the tests with ctest)");
-    return dir;
+    return test_pki_dir();
 }
 
 std::string pki(const std::string& name) {
@@ -41,10 +41,7 @@ std::vector<std::pair<std::string, std::string>> pq_key_pairs() {
 }
 
 std::string keyserver_binary(bool test_build) {
-    const char* var = test_build ? "KEYLESS_TEST_KEYSERVER" : "KEYLESS_KEYSERVER";
-    const char* bin = std::getenv(var);
-    if (!bin) throw std::runtime_error(std::string(var) + " is not set (run the tests with ctest)");
-    return bin;
+    return test_build ? test_keyserver() : keyserver_program();
 }
 
 void KeyserverFixture::write_config(const std::string& config_json) {

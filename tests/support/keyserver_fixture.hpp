@@ -11,7 +11,7 @@
 
 namespace keyless::test {
 
-// The PKI made by tests/gen-pki.sh (ctest fixture); from $KEYLESS_TEST_PKI.
+// The PKI made by tests/gen-pki.sh (ctest fixture; build_paths.hpp says where).
 std::string pki_dir();
 std::string pki(const std::string& name); // pki_dir() + "/" + name
 // How many keys gen-pki.sh made (the ML-DSA ones only where OpenSSL has ML-DSA).
@@ -22,8 +22,8 @@ bool pki_has_ml_dsa();
 // certificates: (mldsa44, mldsa87) and (mldsa65, ed448) where there is ML-DSA, else (ed448, ed448).
 // Each key's name is also its TLS 1.3 scheme's.
 std::vector<std::pair<std::string, std::string>> pq_key_pairs();
-// The keyserver program ($KEYLESS_KEYSERVER), or its test build with test-only flags
-// ($KEYLESS_TEST_KEYSERVER, tests/support/keyserver_for_tests.cpp).
+// The keyserver program, or its test build with test-only flags
+// (tests/support/keyserver_for_tests.cpp).
 std::string keyserver_binary(bool test_build = false);
 
 class KeyserverFixture {

@@ -9,21 +9,6 @@
 
 namespace keyless::test {
 
-namespace {
-std::string env_or_throw(const char* name) {
-    const char* v = std::getenv(name);
-    if (!v) throw std::runtime_error(std::string(name) + " is not set (run the tests with ctest)");
-    return v;
-}
-} // namespace
-
-std::string provider_module() {
-    return env_or_throw("KEYLESS_PROVIDER");
-}
-std::string keyless_tool() {
-    return env_or_throw("KEYLESS_TOOL");
-}
-
 std::string write_openssl_conf(const std::string& path, const std::string& identity,
                                const std::string& ca, const std::string& extra) {
     std::string conf = "openssl_conf = openssl_init\n"

@@ -1,12 +1,10 @@
 // Helpers for tests that run real programs with keyless.so loaded through OPENSSL_CONF.
 #pragma once
 
+#include "build_paths.hpp"
 #include "keyserver_fixture.hpp"
 
 namespace keyless::test {
-
-std::string provider_module(); // $KEYLESS_PROVIDER
-std::string keyless_tool();    // $KEYLESS_TOOL
 
 // Writes an openssl.cnf that activates default + keyless with the given client identity.
 // Extra lines go into the keyless section (e.g. "request_timeout_ms = 1000").

@@ -67,7 +67,7 @@ TEST_CASE("dns cache: a name with several addresses is several endpoints, kept f
     CHECK(dns.take_wanted() == std::vector<std::string>{"keys.internal"});
 }
 
-TEST_CASE("dns cache: failed lookups are remembered briefly; a timeout keeps the fleet") {
+TEST_CASE("dns cache: failed lookups are remembered briefly, a timeout keeps the fleet") {
     DnsCache dns;
     auto t0 = DnsCache::Clock::time_point{} + 1h;
     const Endpoint gone{"nowhere.invalid", 2407, ""};

@@ -82,7 +82,7 @@ TEST_CASE("endpoint set: backoff doubles per failed probe, is capped, and has ji
     CHECK(*set.next_probe() == now + 250ms);
 }
 
-TEST_CASE("endpoint set: a burst of failures counts once; jitter spreads the probes") {
+TEST_CASE("endpoint set: a burst of failures counts once, jitter spreads the probes") {
     double jitter = 0.0;
     EndpointSet set([&] { return jitter; });
     auto now = EndpointSet::Clock::time_point{} + 1h;

@@ -46,7 +46,7 @@ TEST_CASE(
     }
 }
 
-TEST_CASE("pkcs11: EdDSA is pure and without context; Ed448 says so, Ed25519 takes the default") {
+TEST_CASE("pkcs11: EdDSA is pure and without context, Ed448 says so, Ed25519 takes the default") {
     // PKCS#11 3.0: { CK_BBOOL phFlag; CK_ULONG ulContextDataLen; CK_BYTE_PTR pContextData; }
     static_assert(offsetof(p11::EddsaParams, context_length) == sizeof(CK_ULONG));
     p11::MessageMechanism ed448(KeyKind::Ed448);
