@@ -2,6 +2,7 @@
 // given to sign-TLS may be is in tls_shape.hpp.
 #pragma once
 
+#include "algorithms.hpp"
 #include "bytes.hpp"
 
 #include <optional>
@@ -63,22 +64,26 @@ std::optional<KeyKind> ml_dsa_of_oid(std::string_view oid);
 inline constexpr KeyKind kAllKeyKinds[] = {KeyKind::RSA,    KeyKind::EC,      KeyKind::Ed25519,
                                            KeyKind::Ed448,  KeyKind::MLDSA44, KeyKind::MLDSA65,
                                            KeyKind::MLDSA87};
-enum class Padding { None, PKCS1, PSS };
+using algorithms::Padding;
 
 struct SchemeInfo {
     uint16_t code;
     std::string_view name;
     KeyKind key;
     Padding padding;
-    std::string_view digest; // empty for EdDSA and ML-DSA
-    std::string_view curve;  // the curve a TLS 1.3 ECDSA scheme is bound to, e.g. "P-256"
+    const algorithms::Digest* digest; // null for EdDSA and ML-DSA (whole messages)
+    std::string_view curve;           // the curve a TLS 1.3 ECDSA scheme is bound to, e.g. "P-256"
+
+    // The digest's name for EVP_DigestSignInit_ex and the like: null for whole-message schemes.
+    const char* digest_name() const { return digest ? digest->c_str() : nullptr; }
 };
 
 std::optional<SchemeInfo> scheme_info(uint16_t code);
 // Every scheme has a fixed slot in [0, kSchemeCount), for per-scheme tables.
 inline constexpr size_t kSchemeCount = 18;
 std::optional<size_t> scheme_slot(uint16_t code);
-// The scheme for a (key, padding, digest) combination, e.g. (RSA, PSS, "SHA256") -> 0x0804.
-std::optional<uint16_t> scheme_for(KeyKind key, Padding padding, std::string_view digest);
+// The scheme for a (key, padding, digest) combination, e.g. (RSA, PSS, SHA256) -> 0x0804; the
+// digest is null for EdDSA and ML-DSA.
+std::optional<uint16_t> scheme_for(KeyKind key, Padding padding, const algorithms::Digest* digest);
 
 } // namespace keyless::tls

@@ -218,7 +218,7 @@ Shape tls12_dhe(ByteView p) {
 }
 
 bool is_sha1(const SchemeInfo& s) {
-    return s.digest == "SHA1";
+    return s.digest == &algorithms::entry("SHA1");
 }
 
 } // namespace
@@ -269,12 +269,12 @@ std::string scheme_problem(const Shape& shape, const SchemeInfo& scheme, const S
         return {};
     case ShapeKind::Tls12EcdheServerKeyExchange:
     case ShapeKind::Tls12DheServerKeyExchange:
-        if (is_ml_dsa(scheme.key))
-            return std::string(scheme.name) + " is a TLS 1.3 scheme only";
+        if (is_ml_dsa(scheme.key)) return std::string(scheme.name) + " is a TLS 1.3 scheme only";
         if (is_sha1(scheme))
             return allow_sha1 ? "" : std::string(scheme.name) + " needs allow_sha1 on the key";
-        if (scheme.digest != "SHA256" && scheme.digest != "SHA384" && scheme.digest != "SHA512" &&
-            !signs_whole_messages(scheme.key))
+        if (scheme.digest != &algorithms::entry("SHA256") &&
+            scheme.digest != &algorithms::entry("SHA384") &&
+            scheme.digest != &algorithms::entry("SHA512") && !signs_whole_messages(scheme.key))
             return std::string(scheme.name) + " is not allowed (SHA-256, SHA-384 or SHA-512)";
         return {};
     case ShapeKind::None:

@@ -28,9 +28,9 @@ namespace {
 // smaller (TLS 1.2 DHE parameters with an 8192-bit group are the largest, about 3 KiB).
 constexpr size_t kMaxBufferedMessage = 16384;
 
-using DigestInfo = algorithms::Digest;
+using algorithms::Digest;
 
-const DigestInfo* find_digest(OSSL_LIB_CTX* libctx, const char* name) {
+const Digest* find_digest(OSSL_LIB_CTX* libctx, const char* name) {
     if (!name || !*name) name = "SHA256";
     ossl::Md md(EVP_MD_fetch(libctx, name, nullptr));
     if (!md) return nullptr;
@@ -43,13 +43,13 @@ struct SignatureContext {
     ProviderContext* prov = nullptr;
     tls::KeyKind kind = tls::KeyKind::RSA;
     std::shared_ptr<const KeyObject> key;
-    const DigestInfo* digest = nullptr; // null until set (plain sign() infers it from the size)
-    ossl::MdCtx md_ctx;                 // streaming hash for digest_sign_update/final
-    Bytes message;                      // the message so far, while it is small enough
-    bool message_complete = true;       // false once it outgrew kMaxBufferedMessage
+    const Digest* digest = nullptr; // null until set (plain sign() infers it from the size)
+    ossl::MdCtx md_ctx;             // streaming hash for digest_sign_update/final
+    Bytes message;                  // the message so far, while it is small enough
+    bool message_complete = true;   // false once it outgrew kMaxBufferedMessage
     int pad = RSA_PKCS1_PADDING;
     int saltlen = RSA_PSS_SALTLEN_DIGEST;
-    const DigestInfo* mgf1 = nullptr; // null: the signing digest
+    const Digest* mgf1 = nullptr; // null: the signing digest
 
     OSSL_LIB_CTX* libctx() const { return prov->client->libctx(); }
 };
@@ -119,7 +119,7 @@ int sig_digest_sign_init(void* vctx, const char* mdname, void* keydata, const OS
     SignatureContext* ctx = ctx_of(vctx);
     return guarded(ctx->prov, "keyless_digest_sign_init", 0, [&] {
         if (!keydata) return 0; // re-init with the same key is not used by OpenSSL 3.0
-        const DigestInfo* d = find_digest(ctx->libctx(), mdname);
+        const Digest* d = find_digest(ctx->libctx(), mdname);
         // Refusing here is how EVP_PKEY_digestsign_supports_digest learns what we can do.
         if (!d || (ctx->kind == tls::KeyKind::EC && d->name == "MD5-SHA1")) return 0;
         ctx->digest = d;
@@ -155,7 +155,7 @@ int sig_digest_sign_update(void* vctx, const unsigned char* data, size_t len) {
 // asks for exactly that; "max" and "auto" leave the choice to the signer (OpenSSL verifies such
 // signatures with "auto", and the AlgorithmIdentifier records the length used), so they get it
 // too. Any other explicit length is refused here rather than silently signed differently.
-void check_pss(const SignatureContext& ctx, const DigestInfo& d) {
+void check_pss(const SignatureContext& ctx, const Digest& d) {
     if (d.rsa_pss == Opcode::Error)
         throw KeylessError(KEYLESS_R_UNSUPPORTED, ctx.key->uri_text() + ": RSA-PSS with " +
                                                       std::string(d.name) +
@@ -187,7 +187,7 @@ tls::Padding padding_of(const SignatureContext& ctx) {
 }
 
 // gokeyless's digest-signing request for `digest`.
-Operation digest_request(const SignatureContext& ctx, const DigestInfo& d, ByteView digest) {
+Operation digest_request(const SignatureContext& ctx, const Digest& d, ByteView digest) {
     tls::Padding padding = padding_of(ctx);
     if (padding == tls::Padding::PSS) check_pss(ctx, d);
     Operation req = Operation::make(d.opcode(padding), Bytes(digest.begin(), digest.end()));
@@ -195,7 +195,7 @@ Operation digest_request(const SignatureContext& ctx, const DigestInfo& d, ByteV
     return req;
 }
 
-Bytes sign_digest(const SignatureContext& ctx, const DigestInfo& d, ByteView digest) {
+Bytes sign_digest(const SignatureContext& ctx, const Digest& d, ByteView digest) {
     return ctx.key->call(digest_request(ctx, d, digest), "signing");
 }
 
@@ -227,7 +227,7 @@ Bytes sign_message(const SignatureContext& ctx, ByteView message, const Bytes* d
     tls::Padding padding = padding_of(ctx);
     if (padding == tls::Padding::PSS) check_pss(ctx, *ctx.digest); // what the keyserver can do
     Bytes digest = digest_if_known ? *digest_if_known : hash(ctx, message);
-    if (auto scheme = tls::scheme_for(ctx.kind, padding, ctx.digest->name))
+    if (auto scheme = tls::scheme_for(ctx.kind, padding, ctx.digest))
         if (auto sig = sign_as_tls(ctx, message, *scheme, digest_request(ctx, *ctx.digest, digest)))
             return *sig;
     return sign_digest(ctx, *ctx.digest, digest);
@@ -283,7 +283,7 @@ int sig_sign(void* vctx, unsigned char* sig, size_t* siglen, size_t sigsize,
     return guarded(ctx->prov, "keyless_sign", 0, [&] {
         if (!ctx->key) return 0;
         if (answer_size_query(*ctx, sig, siglen)) return 1;
-        const DigestInfo* d = ctx->digest;
+        const Digest* d = ctx->digest;
         if (!d) // no digest set: infer it from the size of what we are asked to sign
             for (const auto& candidate : algorithms::digests())
                 if (candidate.size == tbslen &&
@@ -334,7 +334,7 @@ int set_ctx_params_impl(SignatureContext* ctx, const OSSL_PARAM params[]) {
     if (const OSSL_PARAM* p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_DIGEST)) {
         const char* name = nullptr;
         if (!OSSL_PARAM_get_utf8_string_ptr(p, &name)) return 0;
-        const DigestInfo* d = find_digest(ctx->libctx(), name);
+        const Digest* d = find_digest(ctx->libctx(), name);
         if (!d) return 0;
         ctx->digest = d;
     }
@@ -394,7 +394,7 @@ Bytes der_of(const X509_ALGOR* alg) {
 }
 
 // AlgorithmIdentifier of a digest, as RFC 4055 writes it inside RSASSA-PSS parameters.
-Algor digest_algor(const DigestInfo& d) {
+Algor digest_algor(const Digest& d) {
     Algor alg(X509_ALGOR_new());
     const EVP_MD* md = EVP_get_digestbyname(d.c_str()); // the built-in table: names and OIDs only
     if (!alg || !md) return nullptr;
@@ -404,7 +404,7 @@ Algor digest_algor(const DigestInfo& d) {
 
 // RSASSA-PSS-params (RFC 4055 §3.1) for what the keyserver signs: hash = MGF1 hash = `d`,
 // salt length = the digest length, trailer 1. Encoded with OpenSSL's ASN.1 templates.
-Bytes pss_algorithm_id(const DigestInfo& d) {
+Bytes pss_algorithm_id(const Digest& d) {
     std::unique_ptr<RSA_PSS_PARAMS, ossl::Deleter<RSA_PSS_PARAMS_free>> pss(RSA_PSS_PARAMS_new());
     Algor hash = digest_algor(d);
     Algor mgf1_hash = digest_algor(d);
@@ -497,7 +497,7 @@ int sig_get_ctx_params(void* vctx, OSSL_PARAM params[]) {
 // ---- EdDSA and ML-DSA: one-shot signatures over whole messages (no digest, no streaming) ----
 
 Bytes sign_whole_message(const SignatureContext& ctx, ByteView message) {
-    uint16_t scheme = *tls::scheme_for(ctx.kind, tls::Padding::None, "");
+    uint16_t scheme = *tls::scheme_for(ctx.kind, tls::Padding::None, nullptr);
     if (ctx.kind == tls::KeyKind::Ed25519) {
         // gokeyless's Ed25519 operation signs the whole message too: what a gokeyless keyserver
         // gets, and anything but a TLS input (which needs sign-digest on our keyserver).

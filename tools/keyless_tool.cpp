@@ -307,7 +307,7 @@ uint16_t keyless::tool::tls13_scheme(EVP_PKEY* key) {
     }
     for (auto kind : tls::kAllKeyKinds)
         if (tls::signs_whole_messages(kind) && EVP_PKEY_is_a(key, tls::key_type_name(kind)))
-            return *tls::scheme_for(kind, tls::Padding::None, "");
+            return *tls::scheme_for(kind, tls::Padding::None, nullptr);
     die(std::string("no TLS 1.3 scheme for a ") + EVP_PKEY_get0_type_name(key) + " key");
 }
 
@@ -319,12 +319,11 @@ int check(const Options& o) {
     message.push_back('\0');
     message.append(32, 'C');
     auto scheme = *tls::scheme_info(tls13_scheme(key.get()));
-    std::string md(scheme.digest); // none for EdDSA and ML-DSA
     bool pss = scheme.padding == tls::Padding::PSS;
     ossl::MdCtx sign_ctx(EVP_MD_CTX_new());
     EVP_PKEY_CTX* pctx = nullptr;
-    if (EVP_DigestSignInit_ex(sign_ctx.get(), &pctx, md.empty() ? nullptr : md.c_str(), nullptr,
-                              nullptr, key.get(), nullptr) != 1 ||
+    if (EVP_DigestSignInit_ex(sign_ctx.get(), &pctx, scheme.digest_name(), nullptr, nullptr,
+                              key.get(), nullptr) != 1 ||
         (pss && (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
                  EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1)))
         die(o.uri + ": cannot start signing:\n" + ossl::all_errors());
@@ -343,8 +342,8 @@ int check(const Options& o) {
     ossl::MdCtx verify_ctx(EVP_MD_CTX_new());
     pctx = nullptr;
     bool ok = pub &&
-              EVP_DigestVerifyInit_ex(verify_ctx.get(), &pctx, md.empty() ? nullptr : md.c_str(),
-                                      nullptr, "provider=default", pub.get(), nullptr) == 1 &&
+              EVP_DigestVerifyInit_ex(verify_ctx.get(), &pctx, scheme.digest_name(), nullptr,
+                                      "provider=default", pub.get(), nullptr) == 1 &&
               (!pss || (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1 &&
                         EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) == 1)) &&
               EVP_DigestVerify(verify_ctx.get(), sig.data(), sig.size(), tbs, message.size()) == 1;

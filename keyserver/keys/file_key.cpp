@@ -20,13 +20,13 @@ void FileKey::set_rsa_padding(EVP_PKEY_CTX* ctx, tls::Padding padding) const {
         fail("cannot set PSS salt length");
 }
 
-Bytes FileKey::sign_digest(tls::Padding padding, std::string_view digest_name,
+Bytes FileKey::sign_digest(tls::Padding padding, const algorithms::Digest& alg,
                            ByteView digest) const {
-    ossl::Md md(EVP_MD_fetch(nullptr, std::string(digest_name).c_str(), nullptr));
+    ossl::Md md(EVP_MD_fetch(nullptr, alg.c_str(), nullptr));
     if (!md) fail("unknown digest");
-    if (static_cast<size_t>(EVP_MD_get_size(md.get())) != digest.size())
+    if (alg.size != digest.size())
         throw CryptoError("digest length " + std::to_string(digest.size()) + " does not fit " +
-                          std::string(digest_name));
+                          std::string(alg.name));
     ossl::PkeyCtx ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey_.get(), nullptr));
     if (!ctx || EVP_PKEY_sign_init(ctx.get()) <= 0) fail("cannot start signing");
     set_rsa_padding(ctx.get(), padding);
@@ -44,9 +44,8 @@ Bytes FileKey::sign_digest(tls::Padding padding, std::string_view digest_name,
 ossl::MdCtx FileKey::new_sign_context(const tls::SchemeInfo& scheme) const {
     ossl::MdCtx mctx(EVP_MD_CTX_new());
     EVP_PKEY_CTX* pctx = nullptr; // owned by mctx
-    std::string md = std::string(scheme.digest);
-    if (!mctx || EVP_DigestSignInit_ex(mctx.get(), &pctx, md.empty() ? nullptr : md.c_str(),
-                                       nullptr, nullptr, pkey_.get(), nullptr) <= 0)
+    if (!mctx || EVP_DigestSignInit_ex(mctx.get(), &pctx, scheme.digest_name(), nullptr, nullptr,
+                                       pkey_.get(), nullptr) <= 0)
         fail("cannot start signing");
     set_rsa_padding(pctx, scheme.padding);
     return mctx;

@@ -13,7 +13,7 @@ class FileKey : public KeyOperations {
   public:
     // `pkey` holds the private key; `name` is for errors.
     FileKey(ossl::Pkey pkey, std::string name);
-    Bytes sign_digest(tls::Padding padding, std::string_view digest_name,
+    Bytes sign_digest(tls::Padding padding, const algorithms::Digest& alg,
                       ByteView digest) const override;
     Bytes sign_message(const tls::SchemeInfo& scheme, ByteView message) const override;
     Bytes decrypt_raw(ByteView ciphertext) const override;

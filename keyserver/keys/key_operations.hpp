@@ -29,8 +29,8 @@ class KeySourceError : public CryptoError {
 class KeyOperations {
   public:
     virtual ~KeyOperations() = default;
-    // Signs a precomputed digest; `digest_name` is an OpenSSL name ("SHA256", "MD5-SHA1", ...).
-    virtual Bytes sign_digest(tls::Padding padding, std::string_view digest_name,
+    // Signs a precomputed digest of the kind `alg` (its size is checked by the caller).
+    virtual Bytes sign_digest(tls::Padding padding, const algorithms::Digest& alg,
                               ByteView digest) const = 0;
     // Hashes and signs a whole message as the TLS SignatureScheme says.
     virtual Bytes sign_message(const tls::SchemeInfo& scheme, ByteView message) const = 0;

@@ -168,8 +168,8 @@ Outcome sign_digest_op(Outcome& out, const Operation& req, const Key& key, uint8
                       "digest is " + std::to_string(req.payload.size()) + " bytes, " +
                           std::string(d->digest->name) + " needs " +
                           std::to_string(d->digest->size));
-    out.response = Operation::make(Opcode::Response,
-                                   sign_digest(key, d->padding, d->digest->name, req.payload));
+    out.response =
+        Operation::make(Opcode::Response, sign_digest(key, d->padding, *d->digest, req.payload));
     return std::move(out);
 }
 

@@ -14,10 +14,10 @@ void check_kind(const Key& key, tls::KeyKind wanted) {
 
 } // namespace
 
-Bytes sign_digest(const Key& key, tls::Padding padding, std::string_view digest_name,
+Bytes sign_digest(const Key& key, tls::Padding padding, const algorithms::Digest& alg,
                   ByteView digest) {
     check_kind(key, padding == tls::Padding::None ? tls::KeyKind::EC : tls::KeyKind::RSA);
-    return key.ops->sign_digest(padding, digest_name, digest);
+    return key.ops->sign_digest(padding, alg, digest);
 }
 
 Bytes sign_message(const Key& key, const tls::SchemeInfo& scheme, ByteView message) {
@@ -61,7 +61,7 @@ Bytes derive_rejection_secret(const Key& key) {
     check_kind(key, tls::KeyKind::RSA);
     Bytes label_hash = sha256(
         ByteView(reinterpret_cast<const uint8_t*>(kRejectionLabel.data()), kRejectionLabel.size()));
-    return sha256(sign_digest(key, tls::Padding::PKCS1, "SHA256", label_hash));
+    return sha256(sign_digest(key, tls::Padding::PKCS1, algorithms::entry("SHA256"), label_hash));
 }
 
 const Bytes& rejection_secret(const Key& key) {

@@ -11,8 +11,8 @@
 
 namespace keyless::keyserver {
 
-// Signs a precomputed digest. `digest_name` is an OpenSSL name ("SHA256", "MD5-SHA1", ...).
-Bytes sign_digest(const Key& key, tls::Padding padding, std::string_view digest_name,
+// Signs a precomputed digest of the kind `alg`.
+Bytes sign_digest(const Key& key, tls::Padding padding, const algorithms::Digest& alg,
                   ByteView digest);
 // Hashes and signs a whole message as the TLS SignatureScheme says.
 Bytes sign_message(const Key& key, const tls::SchemeInfo& scheme, ByteView message);

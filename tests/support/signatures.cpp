@@ -19,9 +19,8 @@ bool verify_message(EVP_PKEY* pub, uint16_t scheme_code, ByteView msg, ByteView 
     if (!scheme) return false;
     ossl::MdCtx ctx(EVP_MD_CTX_new());
     EVP_PKEY_CTX* pctx = nullptr;
-    std::string digest(scheme->digest); // none for EdDSA and ML-DSA
-    if (EVP_DigestVerifyInit_ex(ctx.get(), &pctx, digest.empty() ? nullptr : digest.c_str(),
-                                nullptr, nullptr, pub, nullptr) != 1)
+    if (EVP_DigestVerifyInit_ex(ctx.get(), &pctx, scheme->digest_name(), nullptr, nullptr, pub,
+                                nullptr) != 1)
         return false;
     if (scheme->padding == tls::Padding::PSS) {
         EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING);

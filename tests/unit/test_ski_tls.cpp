@@ -80,9 +80,12 @@ TEST_CASE("TLS signature schemes map both ways") {
     auto pss = tls::scheme_info(0x0804);
     REQUIRE(pss);
     CHECK(pss->padding == tls::Padding::PSS);
-    CHECK(pss->digest == "SHA256");
-    CHECK(tls::scheme_for(tls::KeyKind::EC, tls::Padding::None, "sha-384") == 0x0503);
-    CHECK(tls::scheme_for(tls::KeyKind::RSA, tls::Padding::PKCS1, "SHA512") == 0x0601);
+    CHECK(pss->digest->name == "SHA256");
+    CHECK(tls::scheme_for(tls::KeyKind::EC, tls::Padding::None,
+                          algorithms::digest_named("sha-384")) == 0x0503);
+    CHECK(tls::scheme_for(tls::KeyKind::RSA, tls::Padding::PKCS1, &algorithms::entry("SHA512")) ==
+          0x0601);
+    CHECK(tls::scheme_for(tls::KeyKind::Ed448, tls::Padding::None, nullptr) == 0x0808);
     CHECK_FALSE(tls::scheme_info(0x1234));
 }
 

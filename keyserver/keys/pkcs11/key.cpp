@@ -13,26 +13,24 @@ namespace keyless::keyserver {
 
 namespace {
 
-struct PssHash {
-    CK_MECHANISM_TYPE hash;
-    CK_RSA_PKCS_MGF_TYPE mgf;
-};
-
-PssHash pss_hash(std::string_view digest) {
-    if (digest == "SHA256") return {CKM_SHA256, CKG_MGF1_SHA256};
-    if (digest == "SHA384") return {CKM_SHA384, CKG_MGF1_SHA384};
-    if (digest == "SHA512") return {CKM_SHA512, CKG_MGF1_SHA512};
-    if (digest == "SHA224") return {CKM_SHA224, CKG_MGF1_SHA224};
-    if (digest == "SHA1") return {CKM_SHA_1, CKG_MGF1_SHA1};
-    throw CryptoError("RSA-PSS with digest " + std::string(digest) + " is not supported");
-}
+// The digest table's PKCS#11 numbers are pkcs11.h's.
+static_assert(algorithms::entry("SHA1").p11_hash == CKM_SHA_1 &&
+              algorithms::entry("SHA224").p11_hash == CKM_SHA224 &&
+              algorithms::entry("SHA256").p11_hash == CKM_SHA256 &&
+              algorithms::entry("SHA384").p11_hash == CKM_SHA384 &&
+              algorithms::entry("SHA512").p11_hash == CKM_SHA512);
+static_assert(algorithms::entry("SHA1").p11_mgf1 == CKG_MGF1_SHA1 &&
+              algorithms::entry("SHA224").p11_mgf1 == CKG_MGF1_SHA224 &&
+              algorithms::entry("SHA256").p11_mgf1 == CKG_MGF1_SHA256 &&
+              algorithms::entry("SHA384").p11_mgf1 == CKG_MGF1_SHA384 &&
+              algorithms::entry("SHA512").p11_mgf1 == CKG_MGF1_SHA512);
 
 // DigestInfo ::= SEQUENCE { AlgorithmIdentifier, OCTET STRING digest }, what CKM_RSA_PKCS signs
 // for PKCS#1 v1.5 (TLS's MD5-SHA1 signs the 36 bytes bare).
-Bytes digest_info(std::string_view digest_name, ByteView digest) {
-    if (digest_name == "MD5-SHA1") return Bytes(digest.begin(), digest.end());
-    ossl::Md md(EVP_MD_fetch(nullptr, std::string(digest_name).c_str(), nullptr));
-    if (!md) throw CryptoError("unknown digest " + std::string(digest_name));
+Bytes digest_info(const algorithms::Digest& kind, ByteView digest) {
+    if (kind.name == "MD5-SHA1") return Bytes(digest.begin(), digest.end());
+    ossl::Md md(EVP_MD_fetch(nullptr, kind.c_str(), nullptr));
+    if (!md) throw CryptoError("unknown digest " + std::string(kind.name));
     std::unique_ptr<X509_SIG, ossl::Deleter<X509_SIG_free>> info(X509_SIG_new());
     X509_ALGOR* alg = nullptr;
     ASN1_OCTET_STRING* octets = nullptr;
@@ -131,20 +129,21 @@ Bytes Pkcs11Key::run(CK_MECHANISM& mechanism, ByteView data, bool decrypt) const
     return out;
 }
 
-Bytes Pkcs11Key::sign_digest(tls::Padding padding, std::string_view digest_name,
+Bytes Pkcs11Key::sign_digest(tls::Padding padding, const algorithms::Digest& alg,
                              ByteView digest) const {
     if (kind_ == tls::KeyKind::EC) {
         CK_MECHANISM ecdsa{CKM_ECDSA, nullptr, 0};
         return ecdsa_der(run(ecdsa, digest, false), signature_half_);
     }
     if (padding == tls::Padding::PSS) {
-        PssHash h = pss_hash(digest_name);
-        CK_RSA_PKCS_PSS_PARAMS params{h.hash, h.mgf, digest.size()};
+        if (!alg.p11_hash)
+            throw CryptoError("RSA-PSS with digest " + std::string(alg.name) + " is not supported");
+        CK_RSA_PKCS_PSS_PARAMS params{alg.p11_hash, alg.p11_mgf1, digest.size()};
         CK_MECHANISM pss{CKM_RSA_PKCS_PSS, &params, sizeof params};
         return run(pss, digest, false);
     }
     CK_MECHANISM pkcs1{CKM_RSA_PKCS, nullptr, 0};
-    Bytes info = digest_info(digest_name, digest);
+    Bytes info = digest_info(alg, digest);
     return run(pkcs1, info, false);
 }
 
@@ -154,14 +153,14 @@ Bytes Pkcs11Key::sign_message(const tls::SchemeInfo& scheme, ByteView message) c
         return run(mechanism.get(), message, false);
     }
     // The keyserver hashes; the token signs the digest.
-    std::string name(scheme.digest);
-    ossl::Md md(EVP_MD_fetch(nullptr, name.c_str(), nullptr));
+    const algorithms::Digest& alg = *scheme.digest;
+    ossl::Md md(EVP_MD_fetch(nullptr, alg.c_str(), nullptr));
     Bytes digest(EVP_MAX_MD_SIZE);
     unsigned int len = 0;
     if (!md || !EVP_Digest(message.data(), message.size(), digest.data(), &len, md.get(), nullptr))
-        throw CryptoError("cannot hash with " + name + ": " + ossl::last_error());
+        throw CryptoError("cannot hash with " + std::string(alg.name) + ": " + ossl::last_error());
     digest.resize(len);
-    return sign_digest(scheme.padding, name, digest);
+    return sign_digest(scheme.padding, alg, digest);
 }
 
 Bytes Pkcs11Key::decrypt_raw(ByteView ciphertext) const {

@@ -17,7 +17,7 @@ class Pkcs11Key : public KeyOperations {
     // operation, so a token that was removed and put back is used again.
     Pkcs11Key(std::shared_ptr<Pkcs11Token> token, std::string uri, Bytes id, std::string label,
               tls::KeyKind kind, size_t signature_half);
-    Bytes sign_digest(tls::Padding padding, std::string_view digest_name,
+    Bytes sign_digest(tls::Padding padding, const algorithms::Digest& alg,
                       ByteView digest) const override;
     Bytes sign_message(const tls::SchemeInfo& scheme, ByteView message) const override;
     Bytes decrypt_raw(ByteView ciphertext) const override;
