@@ -1,12 +1,12 @@
 #include "app.hpp"
 
 #include "config/config.hpp"
+#include "flags.hpp"
 #include "net/server.hpp"
 #include "observe/access_log.hpp"
 #include "observe/log.hpp"
 #include "ops/dispatch.hpp"
 #include "service.hpp"
-#include "version.hpp"
 
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -20,113 +20,6 @@
 namespace keyless::keyserver {
 
 namespace {
-
-constexpr const char* kUsage = R"(usage: keyserver [options]
-
-Serves RSA, EC, Ed25519, Ed448 and ML-DSA private-key operations to keyless edges (the keyless.so OpenSSL provider, or any
-gokeyless v1.0 client) over mutual TLS. Flags override the config file.
-
-  --config FILE         JSON config file (all settings; see docs/operations.md)
-  --listen IP:PORT      address to listen on (default 127.0.0.1:2407; port 0 picks a free one)
-  --keys DIR            directory of PEM private keys; each key is named by its file stem
-  --cert FILE           server certificate chain (PEM)
-  --key FILE            server private key (PEM)
-  --client-ca FILE      CA certificates that client certificates must chain to (PEM)
-  --access-log FILE|-   one JSON line per operation, appended to FILE or written to stdout
-  --threads N           worker threads (default: one per core)
-  --allow-insecure-key-permissions
-                        load key files that group or others can read, or that another user
-                        owns, from a directory others can write
-  --allow-core-dumps    leave core dumps enabled (by default the keyserver disables them at start:
-                        a core would hold the private keys)
-  --admin IP:PORT|off   admin HTTP listener: GET /metrics /healthz /keys, POST /drain /reload
-                        (default 127.0.0.1:2406; port 0 picks a free one; another address than
-                        loopback needs admin.token_file in the config)
-  --ready-file FILE     write the bound IP:PORT to FILE once listening, and the admin listener's
-                        address (or "off") on the second line (for scripts and tests)
-  --check               validate config, keys and certificates, print a summary, and exit
-  --version             print the version and exit
-  --help                show this help
-
-Default key policy: any client with a certificate from the client CA, sign-tls only (strict TLS
-handshake inputs). Other operations (sign-tls-client, sign-digest, rsa-decrypt-tls,
-rsa-decrypt-raw), TLS 1.2 DHE and SHA-1 opt-ins and client restrictions are set per key in the
-config file ("keys": {"NAME": {"allow": [...], "clients": [...]}}); limits in "limits".
-
-Signals: SIGHUP reloads the config file, keys, policies and TLS trust (certificate, key, client CA,
-CRL), all or nothing; SIGTERM/SIGINT drain (stop accepting, answer what was read, exit 0 within
-drain_timeout_ms; a second signal exits at once); SIGUSR1 reopens the access log.
-)";
-
-struct Options {
-    Config config;
-    std::string config_file;
-    bool check = false;
-    bool allow_core_dumps = false;
-};
-
-// Flags are applied on top of the config file, so they are parsed twice: once to find --config,
-// once to override it.
-Options parse_args(const std::vector<std::string>& args) {
-    Options o;
-    for (size_t i = 0; i < args.size(); ++i)
-        if (args[i] == "--config" && i + 1 < args.size()) o.config_file = args[i + 1];
-    if (!o.config_file.empty()) load_config_file(o.config_file, o.config);
-    Config& c = o.config;
-    for (size_t i = 0; i < args.size(); ++i) {
-        const std::string& a = args[i];
-        auto value = [&]() -> const std::string& {
-            if (i + 1 >= args.size()) throw ConfigError("flag " + a + " needs a value");
-            return args[++i];
-        };
-        auto number = [&](unsigned long max) {
-            const std::string& v = value();
-            try {
-                size_t used = 0;
-                unsigned long n = std::stoul(v, &used);
-                if (used == v.size() && n <= max) return n;
-            } catch (const std::exception&) {
-            }
-            throw ConfigError("flag " + a + " needs a number from 0 to " + std::to_string(max));
-        };
-        if (a == "--help" || a == "-h") {
-            std::cout << kUsage;
-            std::exit(0);
-        } else if (a == "--version") {
-            std::cout << "keyserver " << keyless::version() << " (" << keyless::revision() << ")\n";
-            std::exit(0);
-        } else if (a == "--admin") {
-            c.admin_listen = value();
-        } else if (a == "--config") {
-            value();
-        } else if (a == "--listen") {
-            c.listen = value();
-        } else if (a == "--keys") {
-            c.keys_dir = value();
-        } else if (a == "--cert") {
-            c.cert_file = value();
-        } else if (a == "--key") {
-            c.key_file = value();
-        } else if (a == "--client-ca") {
-            c.client_ca_file = value();
-        } else if (a == "--access-log") {
-            c.access_log = value();
-        } else if (a == "--threads") {
-            c.threads = static_cast<unsigned>(number(256));
-        } else if (a == "--allow-insecure-key-permissions") {
-            c.allow_insecure_key_permissions = true;
-        } else if (a == "--ready-file") {
-            c.ready_file = value();
-        } else if (a == "--allow-core-dumps") {
-            o.allow_core_dumps = true;
-        } else if (a == "--check") {
-            o.check = true;
-        } else {
-            throw ConfigError("unknown flag '" + a + "' (see --help)");
-        }
-    }
-    return o;
-}
 
 void print_summary(const ServingState& state) {
     std::cout << "config ok: " << state.keys.keys().size() << " key(s)\n";
@@ -155,7 +48,7 @@ void disable_core_dumps() {
 }
 
 int run(const std::vector<std::string>& args, const AppHooks& hooks) {
-    const Options options = parse_args(args);
+    const Flags options = parse_flags(args);
     const Config& config = options.config;
     if (!options.allow_core_dumps) disable_core_dumps();
     auto problems = missing_settings(config);
@@ -188,7 +81,7 @@ int run(const std::vector<std::string>& args, const AppHooks& hooks) {
     ServiceSettings settings;
     settings.config = config;
     settings.allow_core_dumps = options.allow_core_dumps;
-    settings.reread_config = [args] { return parse_args(args).config; };
+    settings.reread_config = [args] { return parse_flags(args).config; };
     settings.hooks = hooks;
     settings.tokens = tokens;
     Service service(std::move(settings), state, tls);

@@ -15,7 +15,8 @@ bookworm) clang_rt=libclang-rt-14-dev ;;     # Debian 12: clang 14, no unversion
 *) clang_rt=libclang-rt-dev ;;               # Debian 13 (clang 19), sid (clang 21) and later
 esac
 # What building the programs needs (the demo: scripts/lib.sh), then what the tests add.
-build=(g++ cmake make ccache pkg-config openssl libssl-dev libboost-dev nlohmann-json3-dev
+build=(g++ cmake make ccache pkg-config openssl libssl-dev libboost-dev libboost-program-options-dev
+       nlohmann-json3-dev
        libp11-kit-dev scdoc curl procps)
 testing=(catch2 clang "$clang_rt" prometheus dpkg-dev file softhsm2 opensc)
 extra=()

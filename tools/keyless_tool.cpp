@@ -27,114 +27,12 @@
 using namespace keyless;
 using namespace keyless::tool;
 
-namespace {
-
-constexpr const char* kUsage = R"(usage: keyless-tool COMMAND URI [options]
-
-Commands:
-  check URI     proves the whole path: loads the keyless provider through OPENSSL_CONF (as a
-                terminator would), fetches the public key, has the keyserver sign a TLS 1.3
-                CertificateVerify and verifies it locally; fails with the provider's own error
-                (module path, identity, key name or policy)
-  ping URI      round trips to the keyserver(s) of URI (mTLS and reachability only: a Ping
-                needs no permission on any key); prints min/avg/max milliseconds
-  pubkey URI    prints the key's public key (PEM), fetched through the keyless provider
-  stub URI      writes a key stub PEM (the URI and the public key) for nginx, haproxy, stunnel
-  bench URI     keeps --concurrency TLS 1.3 signatures in flight for --seconds over
-                --connections connections; prints ops/s, latency percentiles and this
-                process's CPU per operation (the key's policy must allow sign-tls)
-
-URI is keyless:HOST:PORT[,HOST:PORT...]/KEYID.
-
-Options:
-  --cert FILE          client certificate for the keyserver (else client_cert / KEYLESS_CLIENT_CERT)
-  --key FILE           client key (else client_key / KEYLESS_CLIENT_KEY; default: --cert)
-  --ca FILE            CA for the keyserver's certificate (else ca_file / KEYLESS_CA_FILE)
-  --count N            ping: number of pings (default 10)
-  --seconds N          bench: duration (default 5)
-  --concurrency N      bench: requests in flight (default 32)
-  --connections N      bench: clients, each with its own I/O thread and connections_per_server
-                       connections to each keyserver, as N terminator processes (default 1)
-  --threads N          bench: calling threads, each keeping its share of --concurrency in
-                       flight (default: one per request in flight, as a terminator's workers)
-  --json               bench: one JSON object instead of text and the live progress line
-  -o FILE              stub: write to FILE (mode 644) instead of standard output
-  --from-cert FILE     stub: take the public key from this certificate (or PUBLIC KEY PEM)
-                       instead of asking the keyserver (works offline)
-  --provider-dir DIR   where keyless.so is, when OPENSSL_CONF does not load it
-  --version            print the version and exit
-  --help               this help
-
-Settings not given as options come from the KEYLESS_* environment variables, or from the keyless
-section of the openssl.cnf that OPENSSL_CONF names (pubkey, stub).
-)";
-
-} // namespace
-
 [[noreturn]] void keyless::tool::die(const std::string& message) {
     std::cerr << "keyless-tool: " << message << "\n";
     std::exit(1);
 }
 
 namespace {
-
-Options parse(int argc, char** argv) {
-    Options o;
-    std::vector<std::string> args(argv + 1, argv + argc);
-    std::vector<std::string> positional;
-    for (size_t i = 0; i < args.size(); ++i) {
-        const std::string& a = args[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= args.size()) die(a + " needs a value");
-            return args[++i];
-        };
-        if (a == "--help" || a == "-h") {
-            std::cout << kUsage;
-            std::exit(0);
-        } else if (a == "--version") {
-            std::cout << "keyless-tool " << keyless::version() << " (" << keyless::revision()
-                      << ")\n";
-            std::exit(0);
-        } else if (a == "--cert")
-            o.cert = value();
-        else if (a == "--key")
-            o.key = value();
-        else if (a == "--ca")
-            o.ca = value();
-        else if (a == "-o")
-            o.out = value();
-        else if (a == "--from-cert")
-            o.from_cert = value();
-        else if (a == "--provider-dir")
-            o.provider_dir = value();
-        else if (a == "--count") {
-            std::string v = value();
-            o.count = std::atoi(v.c_str());
-            if (o.count < 1 || o.count > 100000) die("--count needs a number from 1 to 100000");
-        } else if (a == "--seconds" || a == "--concurrency" || a == "--connections" ||
-                   a == "--threads") {
-            int v = std::atoi(value().c_str());
-            if (v < 1 || v > 10000) die(a + " needs a number from 1 to 10000");
-            (a == "--seconds"       ? o.seconds
-             : a == "--concurrency" ? o.concurrency
-             : a == "--connections" ? o.connections
-                                    : o.threads) = v;
-        } else if (a == "--json") {
-            o.json = true;
-        } else if (!a.empty() && a[0] == '-')
-            die("unknown option '" + a + "' (see --help)");
-        else
-            positional.push_back(a);
-    }
-    if (positional.size() != 2) die("expected COMMAND URI (see --help)");
-    o.command = positional[0];
-    o.uri = positional[1];
-    // Options become the provider's environment overrides, so pubkey/stub see them too.
-    if (!o.cert.empty()) setenv("KEYLESS_CLIENT_CERT", o.cert.c_str(), 1);
-    if (!o.key.empty()) setenv("KEYLESS_CLIENT_KEY", o.key.c_str(), 1);
-    if (!o.ca.empty()) setenv("KEYLESS_CA_FILE", o.ca.c_str(), 1);
-    return o;
-}
 
 // The keyless section of the openssl.cnf that OPENSSL_CONF names (or the default one), so ping
 // uses the same settings as the provider: openssl_conf -> providers -> keyless -> section.
@@ -367,7 +265,7 @@ Bytes keyless::tool::reply_or_die(const client::Call& call, const std::string& w
 }
 
 int main(int argc, char** argv) {
-    Options o = parse(argc, argv);
+    Options o = parse_options(argc, argv);
     if (o.command == "check") return check(o);
     if (o.command == "ping") return ping(o);
     if (o.command == "pubkey") return pubkey(o);

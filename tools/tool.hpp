@@ -21,6 +21,10 @@ struct Options {
     bool json = false;
 };
 
+// The command line (tools/flags.cpp): --help and --version print and exit 0; an unknown option,
+// a missing or malformed value, or a wrong number of arguments dies naming it. Options given
+// become the provider's environment overrides (KEYLESS_CLIENT_CERT, ...).
+Options parse_options(int argc, char** argv);
 // Prints "keyless-tool: MESSAGE" and exits 1.
 [[noreturn]] void die(const std::string& message);
 // A prepared keyserver client with the provider's settings, for commands that talk directly.

@@ -205,6 +205,17 @@ TEST_CASE("openssl CLI on keyless keys: pkey, pkeyutl, req, storeutl") {
                match::contains("0: Pkey") && match::contains("Total found: 1"));
     CHECK_THAT(ok(keyless_tool() + " ping " + rsa + " --count 3"),
                match::contains("pong from " + keyserver.address()));
+    // Malformed options are refused by name before anything is done.
+    for (auto [args, says] :
+         {std::pair{" --count 3x", "('3x') for option '--count' is invalid: a number from 1"},
+          {" --count 0", "('0') for option '--count' is invalid"},
+          {" --seconds -5", "('-5') for option '--seconds' is invalid"},
+          {" --secs 5", "unrecognised option '--secs'"},
+          {" extra", "expected COMMAND URI"}}) {
+        INFO(args);
+        CHECK(run_with_conf(conf, keyless_tool() + " ping " + rsa + args, &out) == 1);
+        CHECK_THAT(out, match::contains(says));
+    }
     CHECK_THAT(ok(keyless_tool() + " pubkey " + rsa), match::contains(expected));
 
     // A key whose policy does not allow digest signing: a clear refusal, naming the key.
