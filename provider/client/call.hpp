@@ -50,15 +50,10 @@ class Call {
     const std::chrono::steady_clock::time_point deadline;
     int notify_fd = -1; // owned: an eventfd written to (then closed) on completion (async jobs)
 
-    // Owned by the I/O thread (or a caller writing it, under the core's lock) until completion
-    std::vector<std::string> tried; // endpoints ("host:port") that failed it or shed it
-    int retries_left = 1;           // once more, on another endpoint, if a connection dies
-    std::string last_endpoint;
-    // How many connections to last_endpoint had died when it was sent: a later epoch means a new
-    // connection after a break (the server may have restarted, or been replaced).
-    uint64_t endpoint_epoch = 0;
-    std::string counted_at; // the endpoint whose outstanding count includes this call
-    std::string probe_of;   // a background health probe of this endpoint (no caller waits)
+    // Set by the I/O thread (or a caller writing it, under the core's lock) until completion;
+    // the rest of its routing state is the router's (router.hpp).
+    std::string last_endpoint; // where it went last ("host:port"), for messages
+    std::string probe_of;      // a background health probe of this endpoint (no caller waits)
     std::chrono::steady_clock::time_point sent_at; // when it was queued on a connection
     // The fallback, not the request, went to last_endpoint (it lacks keyless's extensions);
     // readable after wait(): the response answers that form.

@@ -1,24 +1,19 @@
 // The client's reactor: one I/O thread polling its connections (connection.hpp), woken by an
-// eventfd, keeping connect and request deadlines, and routing each request: to the healthy
-// endpoint of its URI (or of the configured servers, DNS names expanded by dns_cache.hpp and
-// looked up off this thread by resolver.hpp: a call waits for DNS only when no endpoint of its
-// URI is known yet) with
-// the fewest outstanding (endpoint_set.hpp), over a pool of connections_per_server connections,
-// retrying on another endpoint when a connection dies under it, probing down endpoints in the
-// background. A caller whose connection is idle writes its own request (one write, never
-// blocking: what does not fit is left to the I/O thread); any other request, and every request
-// from an OpenSSL ASYNC job (whose small stack runs no network code), is queued for the I/O
-// thread. So a slow keyserver never blocks more than its own callers. The facade the provider
-// calls is client.hpp.
+// eventfd, keeping connect and request deadlines, and carrying out what the router (router.hpp)
+// decides: which endpoint of the URI a request goes to, whether a setback sends it elsewhere,
+// which down endpoints to probe and which names to look up (the resolver, resolver.hpp, looks
+// them up off this thread). Each endpoint has a pool of connections_per_server connections. A
+// caller whose connection is idle writes its own request (one write, never blocking: what does
+// not fit is left to the I/O thread); any other request, and every request from an OpenSSL ASYNC
+// job (whose small stack runs no network code), is queued for the I/O thread. So a slow
+// keyserver never blocks more than its own callers. The facade the provider calls is client.hpp.
 #pragma once
 
 #include "call.hpp"
 #include "connection.hpp"
-#include "dns_cache.hpp"
-#include "endpoint_set.hpp"
-#include "extension_support.hpp"
 #include "ossl.hpp"
 #include "resolver.hpp"
+#include "router.hpp"
 #include "settings.hpp"
 
 #include <atomic>
@@ -27,6 +22,8 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+
+#include <poll.h>
 
 namespace keyless::client {
 
@@ -64,35 +61,33 @@ class IoCore {
 
   private:
     void run();
+    // One turn of the loop, under io_mutex_: route what arrived, probe, answer DNS, write.
+    void work(std::deque<std::shared_ptr<Call>>& fresh);
+    // What to poll and until when; then the turn after poll(): read, write, expire.
+    std::chrono::steady_clock::time_point poll_set(std::vector<pollfd>& fds,
+                                                   std::vector<Connection*>& owners);
+    void after_poll(const std::vector<pollfd>& fds, const std::vector<Connection*>& owners);
     void give_up(const std::string& why) noexcept;
     void close_everything(const std::string& why);
     bool send_directly(const std::shared_ptr<Call>& call);
     void wake();
     void route(const std::shared_ptr<Call>& call);
+    void request_lookups();
     Connection& connection_for(const Endpoint& ep);
+    Connection* idle_connection(const std::string& endpoint);
     size_t pool_size() const;
-    // The call's endpoints with DNS names expanded to their known addresses; names due for a
-    // lookup are handed to the resolver.
-    DnsCache::Expansion concrete(const Call& call);
-    static std::vector<std::string> names_of(const std::vector<Endpoint>& endpoints);
-    // Another endpoint of the call's URI can take it now, or will once its name is looked up.
-    bool can_move(const Call& call);
-    // Takes the resolver's answers into the cache, forgets the endpoints that left DNS, and
-    // routes the calls that waited for a name.
+    // Takes the resolver's answers to the router, closes idle connections to addresses that left
+    // DNS, and routes the calls that waited for a name.
     void take_dns_answers();
-    void forget_departed(const std::string& host, const std::vector<std::string>& addresses);
-    // Records that `call` goes to `endpoint` now, in the form that endpoint knows.
-    void assign(Call& call, const std::string& endpoint);
-    void count(Call& call, const std::string& endpoint);
-    void uncount(Call& call);
-    // Completes `call` after taking it off its endpoint's count; a probe's result updates health.
+    void close_departed(const std::string& host, const std::vector<std::string>& addresses);
+    // Completes `call`, telling the router (its count, a probe's result).
     void finish(const std::shared_ptr<Call>& call, std::optional<protocol::Operation> response,
                 Failure failure, const std::string& message);
-    void probe_down_endpoints(std::chrono::steady_clock::time_point now);
     void progress(Connection& c);
     bool flush(Connection& c);
     void fail(Connection& c, Failure failure, const std::string& why);
     void expire(std::chrono::steady_clock::time_point now);
+    void expire_calls(Connection& c, std::chrono::steady_clock::time_point now);
     void track_fd(int fd, bool open);
 
     SSL_CTX* tls_; // owned by the Client; outlives the core
@@ -117,13 +112,8 @@ class IoCore {
         std::chrono::steady_clock::time_point::max();
     bool stopped_ = false; // the I/O thread has ended
 
-    EndpointSet endpoints_;                 // health and load of every endpoint seen
-    std::map<std::string, Endpoint> known_; // by name, for probes
-    DnsCache dns_;
-    Resolver resolver_;                               // closed before wake_fd_ is
-    std::vector<std::shared_ptr<Call>> awaiting_dns_; // no endpoint of their URI known yet
-    std::map<std::string, uint64_t> epochs_;          // per endpoint: connections to it that died
-    ExtensionSupport extensions_;                     // endpoints that refused keyless's extensions
+    Router router_;     // where calls go; what the endpoints' health is
+    Resolver resolver_; // closed before wake_fd_ is
     std::map<std::string, std::unique_ptr<Connection>> connections_; // by "host:port#slot"
     std::vector<std::unique_ptr<Connection>> graveyard_; // failed, freed on the loop's next turn
     uint64_t connections_made_ = 0;
