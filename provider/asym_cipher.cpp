@@ -7,7 +7,7 @@
 
 #include "dispatch_entry.hpp"
 #include "dispatch_tables.hpp"
-#include "key_object.hpp"
+#include "key/key_object.hpp"
 
 #include <openssl/core_names.h>
 #include <openssl/rand.h>
@@ -105,7 +105,7 @@ Bytes decrypt_tls(const CipherContext& ctx, ByteView in) {
     // A gokeyless keyserver gets raw decryption, and the TLS check is made here.
     Operation raw = Operation::make(Opcode::RSADecrypt, Bytes(in.begin(), in.end()));
     raw.ski = ctx.key->ski();
-    auto answer = ctx.key->extension(std::move(req), std::move(raw), "TLS RSA decryption");
+    auto answer = ctx.key->ask(std::move(req), std::move(raw), "TLS RSA decryption");
     if (!answer.by_fallback) {
         if (answer.payload.size() != kPremasterSize)
             throw KeylessError(KEYLESS_R_KEYSERVER_ERROR,
@@ -130,7 +130,7 @@ Bytes decrypt_tls(const CipherContext& ctx, ByteView in) {
 Bytes decrypt_padded(const CipherContext& ctx, ByteView in) {
     Operation raw = Operation::make(Opcode::RSADecrypt, Bytes(in.begin(), in.end()));
     raw.ski = ctx.key->ski();
-    Bytes em = ctx.key->call(std::move(raw), "RSA decryption");
+    Bytes em = ctx.key->ask(std::move(raw), "RSA decryption");
     int k = static_cast<int>(em.size());
     Bytes out(em.size());
     int len = -1;

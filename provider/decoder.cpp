@@ -4,7 +4,7 @@
 // down.
 #include "dispatch_entry.hpp"
 #include "dispatch_tables.hpp"
-#include "key_reference.hpp"
+#include "key/key_reference.hpp"
 #include "key_stub.hpp"
 
 #include <openssl/core_names.h>

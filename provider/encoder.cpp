@@ -4,7 +4,7 @@
 // OpenSSL's own encoders write those from the exported public half.
 #include "dispatch_entry.hpp"
 #include "dispatch_tables.hpp"
-#include "key_object.hpp"
+#include "key/key_object.hpp"
 
 #include <openssl/core_names.h>
 

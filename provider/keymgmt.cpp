@@ -4,7 +4,7 @@
 // these keys to this provider instead of the default one. Nothing here touches the network.
 #include "dispatch_entry.hpp"
 #include "dispatch_tables.hpp"
-#include "key_object.hpp"
+#include "key/key_object.hpp"
 
 #include <openssl/core_names.h>
 #include <openssl/core_object.h>

@@ -7,7 +7,7 @@
 #include "algorithms.hpp"
 #include "dispatch_entry.hpp"
 #include "dispatch_tables.hpp"
-#include "key_object.hpp"
+#include "key/key_object.hpp"
 #include "tls_shape.hpp"
 
 #include <openssl/asn1t.h>
@@ -196,7 +196,7 @@ Operation digest_request(const SignatureContext& ctx, const Digest& d, ByteView 
 }
 
 Bytes sign_digest(const SignatureContext& ctx, const Digest& d, ByteView digest) {
-    return ctx.key->call(digest_request(ctx, d, digest), "signing");
+    return ctx.key->ask(digest_request(ctx, d, digest), "signing");
 }
 
 // A TLS handshake signature input goes whole to the keyserver as sign-TLS (it checks what it
@@ -207,7 +207,7 @@ std::optional<Bytes> sign_as_tls(const SignatureContext& ctx, ByteView message, 
     if (!tls::parse_shape(message).valid()) return std::nullopt;
     Operation req = Operation::make(Opcode::SignTLS, Bytes(message.begin(), message.end()));
     req.signature_scheme = scheme;
-    return ctx.key->extension(std::move(req), std::move(fallback), "signing").payload;
+    return ctx.key->ask(std::move(req), std::move(fallback), "signing").payload;
 }
 
 Bytes hash(const SignatureContext& ctx, ByteView message) {
@@ -505,14 +505,14 @@ Bytes sign_whole_message(const SignatureContext& ctx, ByteView message) {
             Operation::make(Opcode::Ed25519Sign, Bytes(message.begin(), message.end()));
         ed25519.ski = ctx.key->ski();
         if (auto sig = sign_as_tls(ctx, message, scheme, ed25519)) return *sig;
-        return ctx.key->call(std::move(ed25519), "signing");
+        return ctx.key->ask(std::move(ed25519), "signing");
     }
     // Ed448 and ML-DSA have no gokeyless operation: sign-TLS carries every message, and the
     // keyserver signs a TLS input under sign-tls, anything else (CSRs, certificates, CMS) only
     // under sign-digest. ML-DSA signs with an empty context string, as X.509 and TLS use it.
     Operation req = Operation::make(Opcode::SignTLS, Bytes(message.begin(), message.end()));
     req.signature_scheme = scheme;
-    return ctx.key->extension(std::move(req), std::nullopt, "signing").payload;
+    return ctx.key->ask(std::move(req), std::nullopt, "signing").payload;
 }
 
 int whole_message_digest_sign_init(void* vctx, const char* mdname, void* keydata,

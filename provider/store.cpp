@@ -3,7 +3,7 @@
 // as errors (naming the URI and the cause), never as an empty store.
 #include "dispatch_entry.hpp"
 #include "dispatch_tables.hpp"
-#include "key_reference.hpp"
+#include "key/key_reference.hpp"
 
 #include <openssl/core_names.h>
 

@@ -2,7 +2,7 @@
 // OpenSSL calls our KEYMGMT load with it, inside the callback.
 #pragma once
 
-#include "key_object.hpp"
+#include "key/key_object.hpp"
 
 #include <openssl/core_names.h>
 #include <openssl/core_object.h>

@@ -26,17 +26,21 @@ class KeyObject {
     // Fetches the public key from the keyserver (GetPublicKey), then create().
     static std::shared_ptr<const KeyObject> fetch(ProviderContext* prov, const std::string& uri);
 
-    // Sends a request for this key, carrying the SKI of the public key held here so the keyserver
-    // refuses to sign with another key of the same name (pausing an OpenSSL ASYNC job, or blocking,
-    // until it is done); returns the response payload or throws KeylessError whose message names
-    // the URI, `what` was attempted and why it failed.
-    Bytes call(protocol::Operation request, const char* what) const;
-    // Starts a request without waiting (async jobs). `fallback`: the same operation in
-    // gokeyless's form, which the client sends instead to a keyserver without keyless's
-    // extensions.
-    std::shared_ptr<client::Call>
-    start(protocol::Operation request, int notify_fd,
-          std::optional<protocol::Operation> fallback = std::nullopt) const;
+    // Asks the keyserver named by the URI for an operation on this key, carrying the SKI of the
+    // public key held here (so the keyserver refuses to sign with another key of the same name),
+    // pausing an OpenSSL ASYNC job or blocking until it is done; returns the response payload or
+    // throws KeylessError whose message names the URI, `what` was attempted and why it failed.
+    Bytes ask(protocol::Operation request, const char* what) const;
+    // The same for a keyless extension request, with the same operation in gokeyless's form when
+    // it has one: each keyserver of the URI gets the form it knows, in one call. The answer says
+    // which form was answered. A keyserver without the extensions, for an operation with no
+    // gokeyless form, fails naming the keyserver and the key.
+    struct Answer {
+        Bytes payload;
+        bool by_fallback = false;
+    };
+    Answer ask(protocol::Operation request, std::optional<protocol::Operation> gokeyless_form,
+               const char* what) const;
 
     ProviderContext* provider() const { return prov_; }
     const std::string& uri_text() const { return uri_text_; }
@@ -50,18 +54,10 @@ class KeyObject {
     size_t max_signature_size() const;
     Origin origin() const { return origin_; }
 
-    // Runs a keyless extension request, with the same operation in gokeyless's form when it has
-    // one: each keyserver of the URI gets the form it knows, in one call. The answer says which
-    // form was answered. Throws as call() does; a keyserver without the extensions, for an
-    // operation with no gokeyless form, fails naming the keyserver and the key.
-    struct Answer {
-        Bytes payload;
-        bool by_fallback = false;
-    };
-    Answer extension(protocol::Operation request, std::optional<protocol::Operation> fallback,
-                     const char* what) const;
-
   private:
+    std::shared_ptr<client::Call> send(protocol::Operation request,
+                                       std::optional<protocol::Operation> fallback) const;
+
     ProviderContext* prov_ = nullptr;
     std::string uri_text_;
     KeyUri uri_;

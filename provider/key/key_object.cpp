@@ -1,6 +1,6 @@
-#include "key_object.hpp"
+#include "key/key_object.hpp"
 
-#include "remote_call.hpp"
+#include "key/remote_call.hpp"
 
 #include <openssl/x509.h>
 
@@ -91,71 +91,75 @@ std::shared_ptr<const KeyObject> KeyObject::fetch(ProviderContext* prov, const s
                   Origin::Keyserver);
 }
 
-std::shared_ptr<client::Call> KeyObject::start(Operation request, int notify_fd,
-                                               std::optional<Operation> fallback) const {
+std::shared_ptr<client::Call> KeyObject::send(Operation request,
+                                              std::optional<Operation> fallback) const {
     check_settings(prov_);
     if (!request.ski) request.ski = ski_;
     if (fallback && !fallback->ski) fallback->ski = ski_;
-    return prov_->client->start(uri_, std::move(request), notify_fd, std::move(fallback));
+    return remote_call(*prov_->client, uri_, std::move(request), std::move(fallback));
 }
 
-Bytes KeyObject::call(Operation request, const char* what) const {
-    auto call = remote_call(*this, std::move(request));
+Bytes KeyObject::ask(Operation request, const char* what) const {
+    auto call = send(std::move(request), std::nullopt);
     return payload_or_throw(uri_, *call, what, this);
 }
 
 Bytes payload_or_throw(const KeyUri& uri, const client::Call& call, const char* what,
                        const KeyObject* key) {
-    std::string prefix = uri.to_string() + ": " + what + " failed: ";
+    // Messages are built only for a failure: a call that succeeds formats nothing.
+    auto failed = [&] {
+        return (key ? key->uri_text() : uri.to_string()) + ": " + what + " failed: ";
+    };
+    auto where = [&] { return " (keyserver " + call.last_endpoint + ")"; };
     switch (call.failure) {
     case client::Failure::None:
         break;
     case client::Failure::Unreachable:
-        throw KeylessError(KEYLESS_R_KEYSERVER_UNREACHABLE, prefix + call.message);
+        throw KeylessError(KEYLESS_R_KEYSERVER_UNREACHABLE, failed() + call.message);
     case client::Failure::TlsFailure:
-        throw KeylessError(KEYLESS_R_KEYSERVER_TLS, prefix + call.message);
+        throw KeylessError(KEYLESS_R_KEYSERVER_TLS, failed() + call.message);
     case client::Failure::Timeout:
-        throw KeylessError(KEYLESS_R_KEYSERVER_TIMEOUT, prefix + call.message);
+        throw KeylessError(KEYLESS_R_KEYSERVER_TIMEOUT, failed() + call.message);
     case client::Failure::Protocol:
-        throw KeylessError(KEYLESS_R_KEYSERVER_ERROR, prefix + call.message);
+        throw KeylessError(KEYLESS_R_KEYSERVER_ERROR, failed() + call.message);
     }
     const Operation& reply = *call.response;
     ErrorCode code = protocol::error_of(reply);
-    std::string where = " (keyserver " + call.last_endpoint + ")";
     switch (code) {
     case ErrorCode::None:
         if (!reply.is(Opcode::Response))
-            throw KeylessError(KEYLESS_R_KEYSERVER_ERROR, prefix + "unexpected reply" + where);
+            throw KeylessError(KEYLESS_R_KEYSERVER_ERROR, failed() + "unexpected reply" + where());
         return reply.payload;
     case ErrorCode::KeyNotFound:
         throw KeylessError(KEYLESS_R_KEY_NOT_FOUND,
-                           prefix + "key '" + uri.key_id +
-                               "' not found (or this edge's certificate may not use it)" + where);
+                           failed() + "key '" + uri.key_id +
+                               "' not found (or this edge's certificate may not use it)" + where());
     case ErrorCode::PolicyDenied:
-        throw KeylessError(KEYLESS_R_DENIED, prefix + "denied by the keyserver's policy for key '" +
-                                                 uri.key_id + "'" + where);
+        throw KeylessError(KEYLESS_R_DENIED, failed() +
+                                                 "denied by the keyserver's policy for key '" +
+                                                 uri.key_id + "'" + where());
     case ErrorCode::Overloaded:
         throw KeylessError(KEYLESS_R_KEYSERVER_ERROR,
-                           prefix + "keyserver " + call.last_endpoint +
+                           failed() + "keyserver " + call.last_endpoint +
                                " is overloaded (rate limit or full buffers; no other keyserver "
                                "of the URI had room)");
     case ErrorCode::KeyMismatch:
         throw KeylessError(
             KEYLESS_R_KEY_MISMATCH,
-            prefix + "the keyserver's key '" + uri.key_id + "' is not the key " +
+            failed() + "the keyserver's key '" + uri.key_id + "' is not the key " +
                 (key && key->origin() == KeyObject::Origin::Keyserver
                      ? "this process loaded (rotated? reload or restart it to load the new key)"
                      : "in this stub (rotated? refresh it with keyless-tool stub)") +
-                where);
+                where());
     default:
         throw KeylessError(KEYLESS_R_KEYSERVER_ERROR,
-                           prefix + std::string(protocol::to_string(code)) + where);
+                           failed() + std::string(protocol::to_string(code)) + where());
     }
 }
 
-KeyObject::Answer KeyObject::extension(Operation request, std::optional<Operation> fallback,
-                                       const char* what) const {
-    auto call = remote_call(*this, std::move(request), std::move(fallback));
+KeyObject::Answer KeyObject::ask(Operation request, std::optional<Operation> gokeyless_form,
+                                 const char* what) const {
+    auto call = send(std::move(request), std::move(gokeyless_form));
     if (!call->sent_fallback && call->response &&
         protocol::error_of(*call->response) == ErrorCode::BadOpcode)
         throw KeylessError(KEYLESS_R_UNSUPPORTED,

@@ -1,4 +1,4 @@
-#include "remote_call.hpp"
+#include "key/remote_call.hpp"
 
 #include <openssl/async.h>
 
@@ -35,7 +35,8 @@ int wait_fd(ASYNC_WAIT_CTX* wait_ctx) {
 
 } // namespace
 
-std::shared_ptr<client::Call> remote_call(const KeyObject& key, protocol::Operation request,
+std::shared_ptr<client::Call> remote_call(client::Client& client, const KeyUri& uri,
+                                          protocol::Operation request,
                                           std::optional<protocol::Operation> fallback) {
     ASYNC_JOB* job = ASYNC_get_current_job();
     ASYNC_WAIT_CTX* wait_ctx = job ? ASYNC_get_wait_ctx(job) : nullptr;
@@ -45,14 +46,14 @@ std::shared_ptr<client::Call> remote_call(const KeyObject& key, protocol::Operat
     int notify = fd >= 0 ? ::dup(fd) : -1;
     if (notify < 0) {
         // Not in a job: block, bounded.
-        auto call = key.start(std::move(request), -1, std::move(fallback));
+        auto call = client.start(uri, std::move(request), -1, std::move(fallback));
         call->wait();
         return call;
     }
     std::shared_ptr<client::Call> call;
     try {
         // The call owns `notify` from here.
-        call = key.start(std::move(request), notify, std::move(fallback));
+        call = client.start(uri, std::move(request), notify, std::move(fallback));
     } catch (...) {
         ::close(notify);
         throw;
