@@ -84,7 +84,9 @@ bool set_public_key(X509_PUBKEY* pub, const EVP_PKEY* pkey) {
 } // namespace
 
 Bytes spki_der(const EVP_PKEY* pkey) {
-    ossl::ErrorScope errors; // also used inside provider callbacks
+    // For the keyserver and keyless-tool, never inside a provider callback (ERR_clear_error
+    // below would break the marks OpenSSL's decoder loops rely on).
+    ossl::ErrorScope errors;
     ossl::X509PubkeyPtr pub(X509_PUBKEY_new());
     if (pub && set_public_key(pub.get(), pkey)) {
         int len = i2d_X509_PUBKEY(pub.get(), nullptr);
@@ -102,7 +104,7 @@ Bytes spki_der(const EVP_PKEY* pkey) {
 }
 
 Ski compute_ski_from_spki(ByteView der) {
-    ossl::ErrorScope errors; // also used inside provider callbacks
+    ossl::ErrorScope errors; // also runs inside provider callbacks (decoding a stub)
     const unsigned char* p = der.data();
     ossl::X509PubkeyPtr pub(d2i_X509_PUBKEY(nullptr, &p, static_cast<long>(der.size())));
     if (!pub) throw std::runtime_error("not a SubjectPublicKeyInfo: " + errors.text());

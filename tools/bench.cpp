@@ -93,10 +93,9 @@ void drive(Load& load, int first_slot, int depth, std::vector<double>& latencies
     }
 }
 
-} // namespace
-
-int bench(const Options& o) {
-    Load load;
+// The clients (one per --connections), the request (the key's own TLS 1.3 scheme), and a warm-up
+// call on each, so that handshakes and the policy check are out of the measurement.
+void prepare(const Options& o, Load& load) {
     auto first = direct_client(o, load.uri);
     Bytes spki = reply_or_die(
         *first->run(load.uri, protocol::Operation::make(protocol::Opcode::GetPublicKey)),
@@ -110,11 +109,17 @@ int bench(const Options& o) {
         KeyUri ignored;
         load.clients.push_back(direct_client(o, ignored));
     }
-    // Warm-up: every connection's mTLS handshake, and the policy check.
     for (auto& c : load.clients)
         reply_or_die(*c->run(load.uri, load.request), o.uri + ": signing");
+}
 
-    int threads = o.threads ? std::min(o.threads, o.concurrency) : o.concurrency;
+struct Measured {
+    double elapsed = 0, cpu = 0;
+    std::vector<double> latencies_ms; // sorted
+};
+
+// `threads` calling threads share --concurrency requests in flight for --seconds.
+Measured measure(const Options& o, Load& load, int threads) {
     std::vector<std::vector<double>> latencies(static_cast<size_t>(threads));
     double cpu_before = cpu_seconds();
     auto begin = Clock::now();
@@ -138,22 +143,26 @@ int bench(const Options& o) {
     }
     for (auto& t : workers)
         t.join();
-    double elapsed = std::chrono::duration<double>(Clock::now() - begin).count();
-    double cpu = cpu_seconds() - cpu_before;
+    Measured m;
+    m.elapsed = std::chrono::duration<double>(Clock::now() - begin).count();
+    m.cpu = cpu_seconds() - cpu_before;
     if (progress) std::fprintf(stderr, "\r%40s\r", "");
     if (load.failed) die(o.uri + ": a signature failed during the benchmark: " + load.failure);
-
-    std::vector<double> all;
     for (auto& l : latencies)
-        all.insert(all.end(), l.begin(), l.end());
-    std::sort(all.begin(), all.end());
+        m.latencies_ms.insert(m.latencies_ms.end(), l.begin(), l.end());
+    std::sort(m.latencies_ms.begin(), m.latencies_ms.end());
+    return m;
+}
+
+void report(const Options& o, const Load& load, const Measured& m, int threads) {
+    const auto& all = m.latencies_ms;
     auto pct = [&](double q) {
         return all[std::min(all.size() - 1,
                             static_cast<size_t>(q * static_cast<double>(all.size())))];
     };
     double ops = static_cast<double>(all.size());
-    double rate = ops / elapsed;
-    double cpu_us = cpu * 1e6 / ops;
+    double rate = ops / m.elapsed;
+    double cpu_us = m.cpu * 1e6 / ops;
     // The scheme signed, as TLS names it (rsa_pss_rsae_sha256, ecdsa_secp256r1_sha256, mldsa65).
     std::string algorithm(tls::scheme_info(*load.request.signature_scheme)->name);
     if (o.json) {
@@ -163,7 +172,7 @@ int bench(const Options& o) {
             {"in_flight", o.concurrency},
             {"connections", o.connections},
             {"threads", threads},
-            {"seconds", elapsed},
+            {"seconds", m.elapsed},
             {"operations", all.size()},
             {"ops_per_second", rate},
             {"latency_ms",
@@ -175,13 +184,22 @@ int bench(const Options& o) {
             {"client_cpu_us_per_op", cpu_us},
         };
         std::cout << out.dump() << "\n";
-        return 0;
+        return;
     }
     std::printf("%s: %s sign-tls, %d in flight from %d client(s), %d thread(s), %.1f s: "
                 "%.0f ops/s\n  latency ms: p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n"
                 "  this client's CPU: %.1f us per operation\n",
-                o.uri.c_str(), algorithm.c_str(), o.concurrency, o.connections, threads, elapsed,
+                o.uri.c_str(), algorithm.c_str(), o.concurrency, o.connections, threads, m.elapsed,
                 rate, pct(0.50), pct(0.90), pct(0.99), pct(0.999), all.back(), cpu_us);
+}
+
+} // namespace
+
+int bench(const Options& o) {
+    Load load;
+    prepare(o, load);
+    int threads = o.threads ? std::min(o.threads, o.concurrency) : o.concurrency;
+    report(o, load, measure(o, load, threads), threads);
     return 0;
 }
 

@@ -128,6 +128,82 @@ KeyPolicy read_policy(const Reader& r, bool with_limits) {
 
 } // namespace
 
+namespace {
+
+// Each section of the config file, read into its part of Config (unknown keys refused by name).
+void read_admin(Reader r, Config& c) {
+    r.reject_unknown({"listen", "token_file"});
+    r.string("listen", c.admin_listen);
+    r.string("token_file", c.admin_token_file);
+}
+
+void read_tls(Reader r, Config& c) {
+    r.reject_unknown({"cert", "key", "client_ca", "crl"});
+    r.string("cert", c.cert_file);
+    r.string("key", c.key_file);
+    r.string("client_ca", c.client_ca_file);
+    r.string("crl", c.crl_file);
+}
+
+void read_transport_limits(Reader r, Limits& l) {
+    r.reject_unknown({"max_connections", "max_handshaking", "max_handshaking_per_source",
+                      "max_in_flight_per_connection", "max_buffered_bytes_per_connection",
+                      "max_buffered_bytes", "max_ping_payload", "max_frame_bytes",
+                      "handshake_timeout_ms", "idle_timeout_ms"});
+    r.number("max_connections", l.max_connections, 1, 1'000'000);
+    r.number("max_handshaking", l.max_handshaking, 1, 1'000'000);
+    r.number("max_handshaking_per_source", l.max_handshaking_per_source, 1, 1'000'000);
+    r.number("max_in_flight_per_connection", l.max_in_flight_per_connection, 1, 65536);
+    r.number("max_buffered_bytes_per_connection", l.max_buffered_bytes_per_connection, 65536,
+             1u << 30);
+    r.number("max_buffered_bytes", l.max_buffered_bytes, 65536, uint64_t{1} << 40);
+    r.number("max_ping_payload", l.max_ping_payload, 0, 65535);
+    r.number("max_frame_bytes", l.max_frame_bytes, 1024 + 8, 8 + 65535);
+    r.millis("handshake_timeout_ms", l.handshake_timeout, 100, 600'000);
+    r.millis("idle_timeout_ms", l.idle_timeout, 100, 86'400'000);
+}
+
+void read_pkcs11(Reader r, Pkcs11Settings& p) {
+    r.reject_unknown({"module", "pin_file", "max_sessions", "session_wait_ms", "max_queue"});
+    r.string("module", p.module);
+    r.string("pin_file", p.pin_file);
+    r.number("max_sessions", p.max_sessions, 1, 1024);
+    r.millis("session_wait_ms", p.session_wait, 1, 600'000);
+    r.number("max_queue", p.max_queue, 1, 1'000'000);
+}
+
+// "clients": {"SELECTOR": {"limits": {...}}}: rate limits per client identity.
+void read_clients(Reader clients, Config& c) {
+    for (const auto& [selector, value] : clients.raw().items()) {
+        Reader entry(value, clients.path() + "." + selector, clients.file());
+        entry.reject_unknown({"limits"});
+        ClientSelector parsed;
+        try {
+            parsed = ClientSelector::parse(selector);
+        } catch (const std::invalid_argument& e) {
+            clients.fail(e.what(), selector);
+        }
+        RateLimit limit;
+        if (entry.find("limits")) limit = read_limits(entry.child("limits"));
+        c.rate_limits.clients.emplace_back(std::move(parsed), limit);
+    }
+}
+
+// "keys": {"NAME": {policy, "pkcs11": URI, "limits": {...}}}.
+void read_keys(Reader keys, Config& c) {
+    for (const auto& [name, value] : keys.raw().items()) {
+        if (!value.is_object()) keys.fail("must be an object", name);
+        Reader key(value, keys.path() + "." + name, keys.file());
+        c.policies.key_policies[name] = read_policy(key, true);
+        std::string uri;
+        key.string("pkcs11", uri);
+        if (!uri.empty()) c.pkcs11_keys[name] = uri;
+        if (key.find("limits")) c.rate_limits.keys[name] = read_limits(key.child("limits"));
+    }
+}
+
+} // namespace
+
 void load_config_file(const std::string& path, Config& c) {
     std::ifstream in(path);
     if (!in) throw ConfigError(path + ": cannot open config file");
@@ -148,78 +224,15 @@ void load_config_file(const std::string& path, Config& c) {
     r.boolean("strict_start", c.strict_start);
     r.string("access_log", c.access_log);
     r.millis("drain_timeout_ms", c.drain_timeout, 0, 3'600'000);
-    if (r.find("admin")) {
-        Reader admin = r.child("admin");
-        admin.reject_unknown({"listen", "token_file"});
-        admin.string("listen", c.admin_listen);
-        admin.string("token_file", c.admin_token_file);
-    }
-    if (r.find("tls")) {
-        Reader tls = r.child("tls");
-        tls.reject_unknown({"cert", "key", "client_ca", "crl"});
-        tls.string("cert", c.cert_file);
-        tls.string("key", c.key_file);
-        tls.string("client_ca", c.client_ca_file);
-        tls.string("crl", c.crl_file);
-    }
-    if (r.find("limits")) {
-        Reader l = r.child("limits");
-        l.reject_unknown({"max_connections", "max_handshaking", "max_handshaking_per_source",
-                          "max_in_flight_per_connection", "max_buffered_bytes_per_connection",
-                          "max_buffered_bytes", "max_ping_payload", "max_frame_bytes",
-                          "handshake_timeout_ms", "idle_timeout_ms"});
-        l.number("max_connections", c.limits.max_connections, 1, 1'000'000);
-        l.number("max_handshaking", c.limits.max_handshaking, 1, 1'000'000);
-        l.number("max_handshaking_per_source", c.limits.max_handshaking_per_source, 1, 1'000'000);
-        l.number("max_in_flight_per_connection", c.limits.max_in_flight_per_connection, 1, 65536);
-        l.number("max_buffered_bytes_per_connection", c.limits.max_buffered_bytes_per_connection,
-                 65536, 1u << 30);
-        l.number("max_buffered_bytes", c.limits.max_buffered_bytes, 65536, uint64_t{1} << 40);
-        l.number("max_ping_payload", c.limits.max_ping_payload, 0, 65535);
-        l.number("max_frame_bytes", c.limits.max_frame_bytes, 1024 + 8, 8 + 65535);
-        l.millis("handshake_timeout_ms", c.limits.handshake_timeout, 100, 600'000);
-        l.millis("idle_timeout_ms", c.limits.idle_timeout, 100, 86'400'000);
-    }
-    if (r.find("pkcs11")) {
-        Reader p = r.child("pkcs11");
-        p.reject_unknown({"module", "pin_file", "max_sessions", "session_wait_ms", "max_queue"});
-        p.string("module", c.pkcs11.module);
-        p.string("pin_file", c.pkcs11.pin_file);
-        p.number("max_sessions", c.pkcs11.max_sessions, 1, 1024);
-        p.millis("session_wait_ms", c.pkcs11.session_wait, 1, 600'000);
-        p.number("max_queue", c.pkcs11.max_queue, 1, 1'000'000);
-    }
+    if (r.find("admin")) read_admin(r.child("admin"), c);
+    if (r.find("tls")) read_tls(r.child("tls"), c);
+    if (r.find("limits")) read_transport_limits(r.child("limits"), c.limits);
+    if (r.find("pkcs11")) read_pkcs11(r.child("pkcs11"), c.pkcs11);
     if (r.find("default_policy"))
         c.policies.default_policy = read_policy(r.child("default_policy"), false);
     if (r.find("default_limits")) c.rate_limits.defaults = read_limits(r.child("default_limits"));
-    if (r.find("clients")) {
-        Reader clients = r.child("clients");
-        for (const auto& [selector, value] : clients.raw().items()) {
-            Reader entry(value, clients.path() + "." + selector, clients.file());
-            entry.reject_unknown({"limits"});
-            ClientSelector parsed;
-            try {
-                parsed = ClientSelector::parse(selector);
-            } catch (const std::invalid_argument& e) {
-                clients.fail(e.what(), selector);
-            }
-            RateLimit limit;
-            if (entry.find("limits")) limit = read_limits(entry.child("limits"));
-            c.rate_limits.clients.emplace_back(std::move(parsed), limit);
-        }
-    }
-    if (r.find("keys")) {
-        Reader keys = r.child("keys");
-        for (const auto& [name, value] : keys.raw().items()) {
-            if (!value.is_object()) keys.fail("must be an object", name);
-            Reader key(value, keys.path() + "." + name, keys.file());
-            c.policies.key_policies[name] = read_policy(key, true);
-            std::string uri;
-            key.string("pkcs11", uri);
-            if (!uri.empty()) c.pkcs11_keys[name] = uri;
-            if (key.find("limits")) c.rate_limits.keys[name] = read_limits(key.child("limits"));
-        }
-    }
+    if (r.find("clients")) read_clients(r.child("clients"), c);
+    if (r.find("keys")) read_keys(r.child("keys"), c);
 }
 
 std::vector<std::string> missing_settings(const Config& c) {

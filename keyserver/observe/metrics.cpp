@@ -118,8 +118,8 @@ void Metrics::observe(const Outcome& o, std::chrono::microseconds latency) {
     while (bucket < kBuckets.size() && seconds > kBuckets[bucket])
         ++bucket;
     std::lock_guard lock(mutex_);
-    ++requests_[{std::move(op), std::move(key), std::move(result)}];
-    Histogram& h = durations_[o.operation.empty() ? "unknown" : o.operation];
+    ++counters_.requests[{std::move(op), std::move(key), std::move(result)}];
+    Histogram& h = counters_.durations[o.operation.empty() ? "unknown" : o.operation];
     if (bucket < kBuckets.size()) ++h.buckets[bucket];
     ++h.count;
     h.sum += seconds;
@@ -127,56 +127,59 @@ void Metrics::observe(const Outcome& o, std::chrono::microseconds latency) {
 
 void Metrics::count_refusal(const std::string& reason) {
     std::lock_guard lock(mutex_);
-    ++refusals_[reason];
+    ++counters_.refusals[reason];
 }
 
 void Metrics::count_reload(bool ok) {
     std::lock_guard lock(mutex_);
-    ++(ok ? reloads_ok_ : reloads_failed_);
-    if (ok) last_reload_success_ = unix_now();
+    ++(ok ? counters_.reloads_ok : counters_.reloads_failed);
+    if (ok) counters_.last_reload_success = unix_now();
 }
 
-std::string Metrics::exposition(const MetricsSnapshot& now) const {
-    Writer w;
-    {
-        std::lock_guard lock(mutex_);
-        w.header("keyless_requests_total", "counter",
-                 "Requests answered, by operation, key and result.");
-        for (const auto& [labels, n] : requests_)
-            w.sample("keyless_requests_total",
-                     {{"op", std::get<0>(labels)},
-                      {"key", std::get<1>(labels)},
-                      {"result", std::get<2>(labels)}},
-                     n);
-        w.header("keyless_request_duration_seconds", "histogram",
-                 "Time from reading a request to queueing its reply, by operation.");
-        for (const auto& [op, h] : durations_) {
-            uint64_t cumulative = 0;
-            for (size_t i = 0; i < kBuckets.size(); ++i) {
-                cumulative += h.buckets[i];
-                std::ostringstream le;
-                le << kBuckets[i];
-                w.sample("keyless_request_duration_seconds_bucket", {{"op", op}, {"le", le.str()}},
-                         cumulative);
-            }
-            w.sample("keyless_request_duration_seconds_bucket", {{"op", op}, {"le", "+Inf"}},
-                     h.count);
-            w.sample("keyless_request_duration_seconds_sum", {{"op", op}}, h.sum);
-            w.sample("keyless_request_duration_seconds_count", {{"op", op}}, h.count);
+namespace {
+
+void write_requests(Writer& w, const Metrics::Counters& c) {
+    w.header("keyless_requests_total", "counter",
+             "Requests answered, by operation, key and result.");
+    for (const auto& [labels, n] : c.requests)
+        w.sample("keyless_requests_total",
+                 {{"op", std::get<0>(labels)},
+                  {"key", std::get<1>(labels)},
+                  {"result", std::get<2>(labels)}},
+                 n);
+    w.header("keyless_request_duration_seconds", "histogram",
+             "Time from reading a request to queueing its reply, by operation.");
+    for (const auto& [op, h] : c.durations) {
+        uint64_t cumulative = 0;
+        for (size_t i = 0; i < Metrics::kBuckets.size(); ++i) {
+            cumulative += h.buckets[i];
+            std::ostringstream le;
+            le << Metrics::kBuckets[i];
+            w.sample("keyless_request_duration_seconds_bucket", {{"op", op}, {"le", le.str()}},
+                     cumulative);
         }
-        w.header("keyless_connection_refusals_total", "counter",
-                 "Connections refused, evicted or failed before a request, and requests shed, "
-                 "by reason.");
-        for (const auto& [reason, n] : refusals_)
-            w.sample("keyless_connection_refusals_total", {{"reason", reason}}, n);
-        w.header("keyless_reloads_total", "counter", "Reloads (SIGHUP or POST /reload) by result.");
-        w.sample("keyless_reloads_total", {{"result", "ok"}}, reloads_ok_);
-        w.sample("keyless_reloads_total", {{"result", "error"}}, reloads_failed_);
-        w.header("keyless_last_reload_success_timestamp_seconds", "gauge",
-                 "When keys and trust were last loaded successfully (start or reload).");
-        w.sample("keyless_last_reload_success_timestamp_seconds", {},
-                 last_reload_success_ ? last_reload_success_ : start_time_);
+        w.sample("keyless_request_duration_seconds_bucket", {{"op", op}, {"le", "+Inf"}}, h.count);
+        w.sample("keyless_request_duration_seconds_sum", {{"op", op}}, h.sum);
+        w.sample("keyless_request_duration_seconds_count", {{"op", op}}, h.count);
     }
+}
+
+void write_events(Writer& w, const Metrics::Counters& c, int64_t start_time) {
+    w.header("keyless_connection_refusals_total", "counter",
+             "Connections refused, evicted or failed before a request, and requests shed, "
+             "by reason.");
+    for (const auto& [reason, n] : c.refusals)
+        w.sample("keyless_connection_refusals_total", {{"reason", reason}}, n);
+    w.header("keyless_reloads_total", "counter", "Reloads (SIGHUP or POST /reload) by result.");
+    w.sample("keyless_reloads_total", {{"result", "ok"}}, c.reloads_ok);
+    w.sample("keyless_reloads_total", {{"result", "error"}}, c.reloads_failed);
+    w.header("keyless_last_reload_success_timestamp_seconds", "gauge",
+             "When keys and trust were last loaded successfully (start or reload).");
+    w.sample("keyless_last_reload_success_timestamp_seconds", {},
+             c.last_reload_success ? c.last_reload_success : start_time);
+}
+
+void write_gauges(Writer& w, const MetricsSnapshot& now) {
     w.header("keyless_in_flight", "gauge", "Requests being worked on.");
     w.sample("keyless_in_flight", {}, now.in_flight);
     w.header("keyless_connections", "gauge", "Open connections by state.");
@@ -202,6 +205,20 @@ std::string Metrics::exposition(const MetricsSnapshot& now) const {
              "notAfter of the keyserver's certificate and of each client CA certificate.");
     for (const auto& [label, t] : now.certificate_expiry)
         w.sample("keyless_certificate_expiration_timestamp_seconds", {{"cert", label}}, t);
+}
+
+} // namespace
+
+std::string Metrics::exposition(const MetricsSnapshot& now) const {
+    Counters counters;
+    {
+        std::lock_guard lock(mutex_);
+        counters = counters_;
+    }
+    Writer w;
+    write_requests(w, counters);
+    write_events(w, counters, start_time_);
+    write_gauges(w, now);
     process_metrics(w, start_time_);
     return w.str();
 }

@@ -50,18 +50,23 @@ class Metrics {
                                                         1e-3,  2.5e-3, 5e-3,   10e-3,  25e-3,
                                                         50e-3, 100e-3, 250e-3, 500e-3, 1.0};
 
-  private:
     struct Histogram {
         std::array<uint64_t, kBuckets.size()> buckets{}; // non-cumulative; summed when written
         uint64_t count = 0;
         double sum = 0;
     };
-    mutable std::mutex mutex_; // one short critical section per request; scrapes copy out
-    std::map<std::tuple<std::string, std::string, std::string>, uint64_t> requests_;
-    std::map<std::string, Histogram> durations_;
-    std::map<std::string, uint64_t> refusals_;
-    uint64_t reloads_ok_ = 0, reloads_failed_ = 0;
-    int64_t last_reload_success_ = 0;
+    // What the counters hold; a scrape copies them out, so requests wait for it only briefly.
+    struct Counters {
+        std::map<std::tuple<std::string, std::string, std::string>, uint64_t> requests;
+        std::map<std::string, Histogram> durations;
+        std::map<std::string, uint64_t> refusals;
+        uint64_t reloads_ok = 0, reloads_failed = 0;
+        int64_t last_reload_success = 0;
+    };
+
+  private:
+    mutable std::mutex mutex_; // one short critical section per request and per scrape
+    Counters counters_;
     const int64_t start_time_;
 };
 

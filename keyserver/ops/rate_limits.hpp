@@ -1,7 +1,8 @@
 // Fair share on a keyserver shared by many edges and keys: per client identity and per key, a
 // token bucket (ops_per_second with a burst) and a cap on requests in flight. A request must pass
 // its client's gate and its key's gate; one that does not is answered Overloaded at once (never
-// queued). Unconfigured limits cost nothing: no gate is made, no lock taken.
+// queued). Unconfigured limits make no gate: a request only reads the policy (under a shared
+// lock) and passes.
 #pragma once
 
 #include "ops/policy.hpp"

@@ -169,6 +169,110 @@ std::shared_ptr<Pkcs11Module> Pkcs11Registry::module(const std::string& path) {
     return m;
 }
 
+namespace {
+
+// The PIN for the token of `uri`: its pin-value, its pin-source, else pkcs11.pin_file.
+std::string pin_for(P11KitUri* uri, const std::string& text, const Pkcs11Settings& settings) {
+    if (const char* value = p11_kit_uri_get_pin_value(uri)) return value;
+    if (const char* source = p11_kit_uri_get_pin_source(uri))
+        return read_pin(source, text, settings.allow_insecure_permissions);
+    if (!settings.pin_file.empty())
+        return read_pin(settings.pin_file, text, settings.allow_insecure_permissions);
+    throw std::runtime_error(text + ": no PIN (set pkcs11.pin_file, or pin-source in the URI)");
+}
+
+// The private key object the URI names, by id= and/or object=.
+struct ObjectName {
+    Bytes id;
+    std::string label;
+};
+
+ObjectName object_named(P11KitUri* uri, const std::string& text) {
+    ObjectName name;
+    if (CK_ATTRIBUTE* a = p11_kit_uri_get_attribute(uri, CKA_ID))
+        name.id.assign(static_cast<uint8_t*>(a->pValue),
+                       static_cast<uint8_t*>(a->pValue) + a->ulValueLen);
+    if (CK_ATTRIBUTE* a = p11_kit_uri_get_attribute(uri, CKA_LABEL))
+        name.label.assign(static_cast<char*>(a->pValue), a->ulValueLen);
+    if (name.id.empty() && name.label.empty())
+        throw std::runtime_error(text + ": name the key with object= or id=");
+    return name;
+}
+
+// The one slot of `mod` whose token the URI matches, with its label.
+std::pair<CK_SLOT_ID, std::string> matching_slot(Pkcs11Module& mod, P11KitUri* uri,
+                                                 const std::string& text, const std::string& path) {
+    CK_ULONG count = 0;
+    CK_RV rv = mod.fn()->C_GetSlotList(CK_TRUE, nullptr, &count);
+    std::vector<CK_SLOT_ID> slots(count);
+    if (rv == CKR_OK) rv = mod.fn()->C_GetSlotList(CK_TRUE, slots.data(), &count);
+    if (rv != CKR_OK) throw HsmError(text + ": " + path + ": cannot list slots", rv);
+    slots.resize(count);
+    std::vector<std::pair<CK_SLOT_ID, std::string>> matching;
+    std::string seen;
+    for (CK_SLOT_ID slot : slots) {
+        CK_TOKEN_INFO info{};
+        if (mod.fn()->C_GetTokenInfo(slot, &info) != CKR_OK) continue;
+        std::string label = pkcs11_text(info.label, sizeof info.label);
+        seen += (seen.empty() ? "'" : ", '") + label + "'";
+        if (p11_kit_uri_match_token_info(uri, &info)) matching.emplace_back(slot, label);
+    }
+    if (matching.empty())
+        throw HsmError(text + ": no token in " + path +
+                       " matches (tokens present: " + (seen.empty() ? "none" : seen) + ")");
+    if (matching.size() > 1)
+        throw HsmError(text + ": several tokens in " + path + " match; name one with token=");
+    return matching.front();
+}
+
+// What the token says of the private key: its public key (into `key`), its id, whether it may
+// decrypt. Throws naming the URI when the object or its public key cannot be found or used.
+bool read_private_key(Pkcs11Token& token, const std::string& text, ObjectName& object, Key& key) {
+    CK_KEY_TYPE type = CKK_VENDOR_DEFINED;
+    bool can_decrypt = false;
+    token.with_session([&](CK_SESSION_HANDLE session) {
+        CK_OBJECT_HANDLE handle =
+            find_object(token, session, CKO_PRIVATE_KEY, object.id, object.label);
+        if (handle == CK_INVALID_HANDLE)
+            throw HsmError(text + ": no private key in " + token.name() + " matches");
+        if (object.id.empty()) object.id = attribute(token, session, handle, CKA_ID);
+        type = scalar_attribute<CK_KEY_TYPE>(token, session, handle, CKA_KEY_TYPE, type);
+        can_decrypt = scalar_attribute<CK_BBOOL>(token, session, handle, CKA_DECRYPT, CK_FALSE);
+        key.pkey = public_key(token, session, handle, type, object.id, object.label);
+    });
+    if (!key.pkey && type == p11::key_type_ml_dsa && OpenSSL_version_num() < 0x30500000L)
+        throw std::runtime_error(text +
+                                 ": an ML-DSA key: ML-DSA needs a keyserver built with "
+                                 "OpenSSL 3.5 or later (this one has " +
+                                 OpenSSL_version(OPENSSL_VERSION_STRING) + ")");
+    if (!key.pkey)
+        throw HsmError(text + ": cannot read the public key of this key from " + token.name() +
+                       " (no public key object or certificate with its CKA_ID)");
+    if (auto why = describe_key(key); !why.empty()) throw std::runtime_error(text + ": " + why);
+    if (auto why = p11::cannot_sign(key.kind, token.signing_mechanisms()); !why.empty())
+        throw std::runtime_error(text + " in " + token.name() + ": " + why);
+    return can_decrypt;
+}
+
+} // namespace
+
+std::shared_ptr<Pkcs11Token> Pkcs11Registry::token(const std::shared_ptr<Pkcs11Module>& mod,
+                                                   CK_SLOT_ID slot, const std::string& label,
+                                                   const std::string& pin,
+                                                   const Pkcs11Settings& settings) {
+    std::string key = mod->path() + "\n" + std::to_string(slot) + "\n" + label;
+    auto& token = tokens_[key];
+    if (token && token->has_pin(pin)) return token;
+    token.reset();
+    try {
+        token = std::make_shared<Pkcs11Token>(mod, slot, label, pin, settings);
+    } catch (...) {
+        tokens_.erase(key);
+        throw;
+    }
+    return token;
+}
+
 std::shared_ptr<Key> Pkcs11Registry::load(const std::string& name, const std::string& text,
                                           const Pkcs11Settings& settings) {
     std::lock_guard lock(mutex_);
@@ -181,98 +285,26 @@ std::shared_ptr<Key> Pkcs11Registry::load(const std::string& name, const std::st
     std::string path = module_path ? module_path : settings.module;
     if (path.empty())
         throw std::runtime_error(text + ": no module-path in the URI and no pkcs11.module set");
-    std::string pin;
-    if (const char* value = p11_kit_uri_get_pin_value(uri.get()))
-        pin = value;
-    else if (const char* source = p11_kit_uri_get_pin_source(uri.get()))
-        pin = read_pin(source, text, settings.allow_insecure_permissions);
-    else if (!settings.pin_file.empty())
-        pin = read_pin(settings.pin_file, text, settings.allow_insecure_permissions);
-    else
-        throw std::runtime_error(text + ": no PIN (set pkcs11.pin_file, or pin-source in the URI)");
-
+    std::string pin = pin_for(uri.get(), text, settings);
     auto mod = module(path);
-    // The one token the URI names.
-    CK_ULONG count = 0;
-    CK_RV rv = mod->fn()->C_GetSlotList(CK_TRUE, nullptr, &count);
-    std::vector<CK_SLOT_ID> slots(count);
-    if (rv == CKR_OK) rv = mod->fn()->C_GetSlotList(CK_TRUE, slots.data(), &count);
-    if (rv != CKR_OK) throw HsmError(text + ": " + path + ": cannot list slots", rv);
-    slots.resize(count);
-    std::vector<std::pair<CK_SLOT_ID, std::string>> matching;
-    std::string seen;
-    for (CK_SLOT_ID slot : slots) {
-        CK_TOKEN_INFO info{};
-        if (mod->fn()->C_GetTokenInfo(slot, &info) != CKR_OK) continue;
-        std::string label = pkcs11_text(info.label, sizeof info.label);
-        seen += (seen.empty() ? "'" : ", '") + label + "'";
-        if (p11_kit_uri_match_token_info(uri.get(), &info)) matching.emplace_back(slot, label);
-    }
-    if (matching.empty())
-        throw HsmError(text + ": no token in " + path +
-                       " matches (tokens present: " + (seen.empty() ? "none" : seen) + ")");
-    if (matching.size() > 1)
-        throw HsmError(text + ": several tokens in " + path + " match; name one with token=");
-    auto [slot, label] = matching.front();
-    std::string token_key = path + "\n" + std::to_string(slot) + "\n" + label;
-    auto& token = tokens_[token_key];
-    if (!token || !token->has_pin(pin)) {
-        token.reset();
-        try {
-            token = std::make_shared<Pkcs11Token>(mod, slot, label, pin, settings);
-        } catch (...) {
-            tokens_.erase(token_key);
-            throw;
-        }
-    }
-
-    // The private key: by id= and/or object= of the URI.
-    Bytes id;
-    std::string object_label;
-    if (CK_ATTRIBUTE* a = p11_kit_uri_get_attribute(uri.get(), CKA_ID))
-        id.assign(static_cast<uint8_t*>(a->pValue),
-                  static_cast<uint8_t*>(a->pValue) + a->ulValueLen);
-    if (CK_ATTRIBUTE* a = p11_kit_uri_get_attribute(uri.get(), CKA_LABEL))
-        object_label.assign(static_cast<char*>(a->pValue), a->ulValueLen);
-    if (id.empty() && object_label.empty())
-        throw std::runtime_error(text + ": name the key with object= or id=");
+    auto [slot, label] = matching_slot(*mod, uri.get(), text, path);
+    auto tok = token(mod, slot, label, pin, settings);
+    ObjectName object = object_named(uri.get(), text);
 
     auto key = std::make_shared<Key>();
     key->name = name;
     key->path = text;
-    CK_KEY_TYPE type = CKK_VENDOR_DEFINED;
-    bool can_decrypt = false;
-    token->with_session([&](CK_SESSION_HANDLE session) {
-        CK_OBJECT_HANDLE object = find_object(*token, session, CKO_PRIVATE_KEY, id, object_label);
-        if (object == CK_INVALID_HANDLE)
-            throw HsmError(text + ": no private key in " + token->name() + " matches");
-        if (id.empty()) id = attribute(*token, session, object, CKA_ID);
-        type = scalar_attribute<CK_KEY_TYPE>(*token, session, object, CKA_KEY_TYPE, type);
-        can_decrypt = scalar_attribute<CK_BBOOL>(*token, session, object, CKA_DECRYPT, CK_FALSE);
-        key->pkey = public_key(*token, session, object, type, id, object_label);
-    });
-    if (!key->pkey && type == p11::key_type_ml_dsa && OpenSSL_version_num() < 0x30500000L)
-        throw std::runtime_error(text +
-                                 ": an ML-DSA key: ML-DSA needs a keyserver built with "
-                                 "OpenSSL 3.5 or later (this one has " +
-                                 OpenSSL_version(OPENSSL_VERSION_STRING) + ")");
-    if (!key->pkey)
-        throw HsmError(text + ": cannot read the public key of this key from " + token->name() +
-                       " (no public key object or certificate with its CKA_ID)");
-    if (auto why = describe_key(*key); !why.empty()) throw std::runtime_error(text + ": " + why);
-    if (auto why = p11::cannot_sign(key->kind, token->signing_mechanisms()); !why.empty())
-        throw std::runtime_error(text + " in " + token->name() + ": " + why);
+    bool can_decrypt = read_private_key(*tok, text, object, *key);
     size_t half = key->kind == tls::KeyKind::EC
                       ? static_cast<size_t>((EVP_PKEY_get_bits(key->pkey.get()) + 7) / 8)
                       : 0;
-    auto ops = std::make_shared<Pkcs11Key>(token, text, id, object_label, key->kind, half);
-    key->ops = ops;
-    key->source_details = token->name() + ", mechanisms: ";
-    auto mechs = token->mechanisms(key->kind);
+    key->ops = std::make_shared<Pkcs11Key>(tok, text, object.id, object.label, key->kind, half);
+    key->source_details = tok->name() + ", mechanisms: ";
+    auto mechs = tok->mechanisms(key->kind);
     for (size_t i = 0; i < mechs.size(); ++i)
         key->source_details += (i ? ", " : "") + mechs[i];
-    key->raw_decrypt_unavailable = key->kind == tls::KeyKind::RSA &&
-                                   !(can_decrypt && token->offers(CKM_RSA_X_509, CKF_DECRYPT));
+    key->raw_decrypt_unavailable =
+        key->kind == tls::KeyKind::RSA && !(can_decrypt && tok->offers(CKM_RSA_X_509, CKF_DECRYPT));
     return key;
 }
 

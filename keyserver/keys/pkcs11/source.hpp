@@ -29,6 +29,10 @@ class Pkcs11Registry {
 
   private:
     std::shared_ptr<Pkcs11Module> module(const std::string& path);
+    // The logged-in token in `slot` of `mod`, made again when the PIN changed.
+    std::shared_ptr<Pkcs11Token> token(const std::shared_ptr<Pkcs11Module>& mod, CK_SLOT_ID slot,
+                                       const std::string& label, const std::string& pin,
+                                       const Pkcs11Settings& settings);
 
     std::mutex mutex_; // loads run at start and on reloads, one at a time, but --check too
     std::map<std::string, std::shared_ptr<Pkcs11Module>> modules_;
