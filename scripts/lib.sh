@@ -74,12 +74,14 @@ verdict() {
 }
 load_cpus=1-$((cores - 1))
 [[ $cores -lt 2 ]] && load_cpus=0
-# run_bench KEY IN_FLIGHT [more bench flags]: sets json and ks_us (keyserver CPU us per op)
+# run_bench KEY IN_FLIGHT [more bench flags]: sets json and ks_us (keyserver CPU us per op).
+# bench_tool and bench_conf (default: this tree's keyless-tool, $work/openssl.cnf) pick another
+# build's client.
 run_bench() {
     local key=$1 n=$2; shift 2
     local k0 k1; k0=$(cpu_ticks "$ks_pid")
     # One connection: a one-thread keyserver gains nothing from two, and batches better on one.
-    json=$(taskset -c "$load_cpus" env OPENSSL_CONF="$work/openssl.cnf" KEYLESS_CONNECTIONS_PER_SERVER=1 build/tools/keyless-tool \
+    json=$(taskset -c "$load_cpus" env OPENSSL_CONF="${bench_conf:-$work/openssl.cnf}" KEYLESS_CONNECTIONS_PER_SERVER=1 "${bench_tool:-build/tools/keyless-tool}" \
         bench "keyless:$ks/$key" --seconds "$secs" --concurrency "$n" --json "$@")
     k1=$(cpu_ticks "$ks_pid")
     ks_us=$(calc "($k1 - $k0) * 1e6 / $tick / $(field operations "$json")" 1)
