@@ -46,9 +46,6 @@ for round in $(seq "$rounds"); do
     else measure_build old "$base"; measure_build new build; fi
     echo "   round $round/$rounds done"
 done
-median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
-spread() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk 'NR==1 {lo=$1} {hi=$1} END {printf "%s-%s", lo, hi}'; }
-
 echo
 printf '   %-48s %22s %22s %7s\n' "median (min-max) of $rounds" "this build" "the other" "ratio"
 for m in ks1 ks32 client1 client32 p50_1 p50_32; do

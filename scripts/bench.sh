@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # keyless benchmarks. Every target of docs/benchmarks.md is printed as a ratio against a baseline
 # measured in this same run on this machine, with "meets" or "misses":
+#   0. the machine's floor: a loopback TCP ping-pong of 1 KiB (tools/loopback_pingpong.cpp),
+#      cross-core and same-core, medians of 5 runs; every target at 1 in flight is a ratio to it
 #   1. keyserver CPU per signature vs `openssl speed` (P-256 at 1, 4, 32, 128 in flight; RSA-2048)
 #   2. keyserver thread scaling vs `openssl speed -multi N`
 #   3. the edge: the client library's CPU per remote operation, and nginx (1 worker, no session
 #      cache or tickets) CPU per full TLS 1.3 handshake, local key vs keyless, with the
 #      keyserver's CPU per handshake beside it
-#   4. unloaded loopback round trip
+#   4. unloaded loopback round trip, against the floor plus the signature
 #   5. 10,000 keys: start, SIGHUP reload while serving, memory
 #   6. the same keys in SoftHSM2 (PKCS#11) and as files (informational, no target)
 # and draws latency percentiles against requests in flight into docs/bench-latency.png.
@@ -24,10 +26,31 @@ scripts/install-deps.sh --bench >/dev/null
 
 tests/gen-pki.sh "$work/pki" >/dev/null
 pki=$work/pki
-echo '{"keys": {"rsa2048": {"allow": ["sign-tls"]}, "p256": {"allow": ["sign-tls"]}}}' > "$work/ks.json"
+echo '{"keys": {"rsa2048": {"allow": ["sign-tls"]}, "p256": {"allow": ["sign-tls", "sign-digest"]}}}' > "$work/ks.json"
 write_openssl_conf "$work/openssl.cnf"
 tool() { OPENSSL_CONF=$work/openssl.cnf build/tools/keyless-tool "$@"; }
-echo "machine: $cores cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(openssl version), ${secs}s per measurement"
+cmake --build build -j "$cores" --target loopback-pingpong >/dev/null
+echo "machine: $cores cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(openssl version), ${secs}s per measurement, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+
+echo
+echo "0. the floor: loopback TCP ping-pong of 1 KiB, one in flight, no TLS (median and min-max of 5 runs)"
+declare -A floor
+client_core=1; [[ $cores -lt 2 ]] && client_core=0
+for layout in cross same; do
+    c=$client_core; [[ $layout == same ]] && c=0
+    for _ in 1 2 3 4 5; do
+        out=$(build/tools/loopback-pingpong "$secs" 1024 "$c" 0)
+        for f in client_cpu_us server_cpu_us p50_us p99_us; do floor["$layout $f"]+="$(field "$f" "$out") "; done
+    done
+    printf '   %-10s client CPU %s us (%s), server CPU %s us (%s), p50 %s us (%s), p99 %s us\n' \
+        "$layout-core" "$(median "${floor[$layout client_cpu_us]}")" "$(spread "${floor[$layout client_cpu_us]}")" \
+        "$(median "${floor[$layout server_cpu_us]}")" "$(spread "${floor[$layout server_cpu_us]}")" \
+        "$(median "${floor[$layout p50_us]}")" "$(spread "${floor[$layout p50_us]}")" "$(median "${floor[$layout p99_us]}")"
+done
+floor_client=$(median "${floor[cross client_cpu_us]}")
+floor_server=$(median "${floor[cross server_cpu_us]}")
+floor_p50=$(median "${floor[cross p50_us]}")
+echo "   (keyless runs cross-core: the keyserver on core 0, the client on the others)"
 
 echo
 echo "1. keyserver CPU per signature (--threads 1 on core 0, one connection) vs openssl speed on core 0"
@@ -38,7 +61,22 @@ echo "   openssl speed: P-256 $ec_us us/sign, RSA-2048 $rsa_us us/sign"
 start_keyserver "$work/ks.json" --threads 1 --access-log "$work/access.log"
 taskset -pc 0 "$ks_pid" >/dev/null
 : > "$work/latency.dat"
-declare -A edge_us
+declare -A edge_us tls_ks
+# One in flight, five times: the medians go against the floor.
+declare -A one
+for _ in 1 2 3 4 5; do
+    run_bench p256 1
+    one[ks]+="$ks_us "
+    one[client]+="$(calc "$(field client_cpu_us_per_op "$json")" 1) "
+    one[p50]+="$(calc "$(field p50 "$json") * 1000" 1) "
+    one[p99]+="$(calc "$(field p99 "$json") * 1000" 1) "
+done
+ks1=$(median "${one[ks]}") client1=$(median "${one[client]}")
+rtt50=$(median "${one[p50]}") rtt99=$(median "${one[p99]}")
+printf '   P-256,   1 in flight (median of 5): keyserver %s us CPU/op (%s), client %s us (%s), p50 %s us (%s)\n' \
+    "$ks1" "$(spread "${one[ks]}")" "$client1" "$(spread "${one[client]}")" "$rtt50" "$(spread "${one[p50]}")"
+verdict "keyserver CPU per P-256 sign, 1 in flight / (speed + floor server CPU)" \
+    "$(calc "$ks1 / ($ec_us + $floor_server)")" 1.25 "($ks1 vs $ec_us + $floor_server us)"
 for n in 1 4 32 128; do
     run_bench p256 "$n"
     ratio=$(calc "$ks_us / $ec_us")
@@ -48,7 +86,16 @@ for n in 1 4 32 128; do
     verdict "keyserver CPU per P-256 sign, $n in flight / openssl speed" "$ratio" "$limit" "($ks_us vs $ec_us us)"
     echo "$n $(field p50 "$json") $(field p90 "$json") $(field p99 "$json") $(field p99_9 "$json")" >> "$work/latency.dat"
     edge_us[$n]=$(calc "$(field client_cpu_us_per_op "$json")" 1)
-    [[ $n == 1 ]] && { rtt50=$(calc "$(field p50 "$json") * 1000" 0); rtt99=$(calc "$(field p99 "$json") * 1000" 0); }
+    tls_ks[$n]=$ks_us
+done
+# gokeyless clients and openssl req sign digests: the same signature by another opcode.
+for n in 1 32; do
+    run_bench p256 "$n" --digest
+    printf '   P-256 digest signing, %3d in flight: %6.0f ops/s, keyserver %5.1f us CPU/op (sign-tls %s: %s)\n' \
+        "$n" "$(field ops_per_second "$json")" "$ks_us" "${tls_ks[$n]}" "$(calc "$ks_us / ${tls_ks[$n]}")"
+    if [[ $n == 32 ]]; then
+        verdict "keyserver CPU per P-256 digest sign, 32 in flight / openssl speed" "$(calc "$ks_us / $ec_us")" 1.25 "($ks_us vs $ec_us us)"
+    fi
 done
 run_bench rsa2048 32
 printf '   RSA-2048, 32 in flight: %6.0f ops/s, keyserver %5.1f us CPU/op\n' "$(field ops_per_second "$json")" "$ks_us"
@@ -73,8 +120,8 @@ verdict "openssl speed -multi $cores / keyserver ops per core-second" "$(calc "$
 
 echo
 echo "3. the edge"
-verdict "client CPU per remote op, 1 in flight (a terminator worker)" "${edge_us[1]}" 15 "us"
-verdict "client CPU per remote op, 32 in flight" "${edge_us[32]}" 15 "us"
+verdict "client CPU per remote op, 1 in flight / floor client CPU" "$(calc "$client1 / $floor_client")" 1.25 "($client1 vs $floor_client us, a terminator worker)"
+echo "   client CPU per remote op, 32 in flight: ${edge_us[32]} us (informational)"
 kill "$ks_pid"; wait "$ks_pid" 2>/dev/null || true
 start_keyserver "$work/ks.json" --threads 1
 taskset -pc 0 "$ks_pid" >/dev/null
@@ -92,9 +139,9 @@ for key in p256 rsa2048; do
 done
 
 echo
-echo "4. unloaded loopback round trip (one P-256 sign-tls at a time, signature included)"
-verdict "round trip p50, us" "$rtt50" 40 ""
-verdict "round trip p99, us" "$rtt99" 100 ""
+echo "4. unloaded loopback round trip (one P-256 sign-tls at a time, signature included; medians of 5)"
+verdict "round trip p50 / (floor p50 + speed)" "$(calc "$rtt50 / ($floor_p50 + $ec_us)")" 1.1 "($rtt50 vs $floor_p50 + $ec_us us)"
+verdict "round trip p99 / p50" "$(calc "$rtt99 / $rtt50")" 2 "($rtt99 vs $rtt50 us)"
 
 echo
 echo "5. 10,000 keys (5,000 RSA-2048 + 5,000 P-256; 20 distinct keys, copied)"
@@ -193,5 +240,5 @@ PLOT
 fi
 
 echo
-echo "summary ($(date -u +%Y-%m-%d), $cores cores, ${secs}s per measurement):"
+echo "summary ($(date -u +%Y-%m-%d), $cores cores, ${secs}s per measurement, load average now $(cut -d' ' -f1-3 /proc/loadavg)):"
 printf '  %s\n' "${results[@]}"

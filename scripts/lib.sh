@@ -65,6 +65,10 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; }
 field() { sed -E "s/.*\"$1\":([0-9.e+-]+).*/\1/" <<<"$2"; }
 
+# median VALUES / spread VALUES: of space-separated numbers ("min-max" for spread)
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
+spread() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk 'NR==1 {lo=$1} {hi=$1} END {printf "%s-%s", lo, hi}'; }
+
 results=()
 # verdict NAME MEASURED LIMIT DETAIL: "meets" when MEASURED <= LIMIT
 verdict() {

@@ -1,5 +1,5 @@
-// keyless-tool bench: TLS 1.3 CertificateVerify signatures kept in flight against a keyserver,
-// through the same client code keyless.so runs.
+// keyless-tool bench: TLS 1.3 CertificateVerify signatures (or, with --digest, gokeyless digest
+// signatures) kept in flight against a keyserver, through the same client code keyless.so runs.
 #include "ossl.hpp"
 #include "tls_scheme.hpp"
 #include "tool.hpp"
@@ -35,6 +35,16 @@ protocol::Operation certificate_verify_request(uint16_t scheme) {
     return req;
 }
 
+// What a gokeyless client (or openssl req through keyless.so) sends for the same signature: the
+// digest of the scheme's hash, under the gokeyless opcode for that hash and padding.
+protocol::Operation digest_request(uint16_t scheme, const std::string& uri) {
+    auto info = tls::scheme_info(scheme);
+    if (!info || !info->digest)
+        die(uri + ": --digest needs an RSA or EC key (EdDSA and ML-DSA sign whole messages)");
+    return protocol::Operation::make(info->digest->opcode(info->padding),
+                                     Bytes(info->digest->size, 0x5A));
+}
+
 double cpu_seconds() {
     rusage u{};
     getrusage(RUSAGE_SELF, &u);
@@ -48,6 +58,7 @@ struct Load {
     std::vector<std::unique_ptr<client::Client>> clients;
     KeyUri uri;
     protocol::Operation request;
+    uint16_t scheme = 0; // the key's TLS 1.3 scheme: what sign-tls signs, and names the algorithm
     Clock::time_point end;
     std::atomic<uint64_t> done{0};
     std::atomic<bool> failed{false};
@@ -103,7 +114,9 @@ void prepare(const Options& o, Load& load) {
     const unsigned char* p = spki.data();
     ossl::Pkey pub(d2i_PUBKEY(nullptr, &p, static_cast<long>(spki.size())));
     if (!pub) die(o.uri + ": the keyserver sent an unreadable public key");
-    load.request = certificate_verify_request(tls13_scheme(pub.get()));
+    uint16_t scheme = tls13_scheme(pub.get());
+    load.request = o.digest ? digest_request(scheme, o.uri) : certificate_verify_request(scheme);
+    load.scheme = scheme;
     load.clients.push_back(std::move(first));
     for (int i = 1; i < o.connections; ++i) {
         KeyUri ignored;
@@ -164,11 +177,13 @@ void report(const Options& o, const Load& load, const Measured& m, int threads) 
     double rate = ops / m.elapsed;
     double cpu_us = m.cpu * 1e6 / ops;
     // The scheme signed, as TLS names it (rsa_pss_rsae_sha256, ecdsa_secp256r1_sha256, mldsa65).
-    std::string algorithm(tls::scheme_info(*load.request.signature_scheme)->name);
+    std::string algorithm(tls::scheme_info(load.scheme)->name);
+    const char* operation = o.digest ? "sign-digest" : "sign-tls";
     if (o.json) {
         nlohmann::json out = {
             {"uri", o.uri},
             {"algorithm", algorithm},
+            {"operation", operation},
             {"in_flight", o.concurrency},
             {"connections", o.connections},
             {"threads", threads},
@@ -186,11 +201,11 @@ void report(const Options& o, const Load& load, const Measured& m, int threads) 
         std::cout << out.dump() << "\n";
         return;
     }
-    std::printf("%s: %s sign-tls, %d in flight from %d client(s), %d thread(s), %.1f s: "
+    std::printf("%s: %s %s, %d in flight from %d client(s), %d thread(s), %.1f s: "
                 "%.0f ops/s\n  latency ms: p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n"
                 "  this client's CPU: %.1f us per operation\n",
-                o.uri.c_str(), algorithm.c_str(), o.concurrency, o.connections, threads, m.elapsed,
-                rate, pct(0.50), pct(0.90), pct(0.99), pct(0.999), all.back(), cpu_us);
+                o.uri.c_str(), algorithm.c_str(), operation, o.concurrency, o.connections, threads,
+                m.elapsed, rate, pct(0.50), pct(0.90), pct(0.99), pct(0.999), all.back(), cpu_us);
 }
 
 } // namespace

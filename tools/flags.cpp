@@ -76,8 +76,11 @@ po::options_description visible_options(Options& o) {
         d.add_options()(n.name, po::value<std::string>()->value_name("N"), n.help);
     d.add_options()("json", po::bool_switch(&o.json),
                     "bench: one JSON object instead of text and the live progress line")(
-        ",o", po::value(&o.out)->value_name("FILE"),
-        "stub: write to FILE (mode 644) instead of standard output")(
+        "digest", po::bool_switch(&o.digest),
+        "bench: sign SHA-256 digests as gokeyless clients and openssl req do (RSA-PSS or ECDSA "
+        "opcodes; the key's policy must allow sign-digest) instead of TLS 1.3 CertificateVerify "
+        "inputs")(",o", po::value(&o.out)->value_name("FILE"),
+                  "stub: write to FILE (mode 644) instead of standard output")(
         "from-cert", po::value(&o.from_cert)->value_name("FILE"),
         "stub: take the public key from this certificate (or PUBLIC KEY PEM) instead of asking "
         "the keyserver (works offline)")("provider-dir",

@@ -19,6 +19,7 @@ struct Options {
     int connections = 1;
     int threads = 0; // bench: 0 = one per request in flight
     bool json = false;
+    bool digest = false; // bench: gokeyless digest signing instead of sign-tls
 };
 
 // The command line (tools/flags.cpp): --help and --version print and exit 0; an unknown option,

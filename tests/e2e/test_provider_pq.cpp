@@ -11,6 +11,7 @@
 #include "catch.hpp"
 
 #include <string>
+#include <tuple>
 #include <vector>
 
 using namespace keyless::test;
@@ -191,4 +192,31 @@ TEST_CASE("against a gokeyless keyserver, Ed448 and ML-DSA keys fail naming the 
         CHECK_THAT(out, match::contains("keyless:" + keyserver.address() + "/" + k.name));
         CHECK_THAT(out, match::contains("needs a keyless keyserver"));
     }
+}
+
+TEST_CASE(
+    "keyless-tool bench --digest signs digests as gokeyless clients do, RSA and EC keys only") {
+    KeyserverFixture keyserver(
+        R"({"keys": {"p256": {"allow": ["sign-digest"]}, "rsa2048": {"allow": ["sign-digest"]},
+                     "ed448": {"allow": ["sign-digest"]}}})");
+    TempDir dir;
+    std::string conf = write_openssl_conf(dir / "openssl.cnf");
+    std::string out;
+    for (auto [key, algorithm, op] :
+         {std::tuple{"p256", "ecdsa_secp256r1_sha256", "ecdsa-sign-sha256"},
+          std::tuple{"rsa2048", "rsa_pss_rsae_sha256", "rsa-pss-sign-sha256"}}) {
+        INFO(key);
+        CHECK(run_with_conf(conf,
+                            keyless_tool() + " bench keyless:" + keyserver.address() + "/" + key +
+                                " --digest --seconds 1 --concurrency 2 --json",
+                            &out) == 0);
+        CHECK_THAT(out, match::contains("\"operation\":\"sign-digest\"") &&
+                            match::contains(std::string("\"algorithm\":\"") + algorithm + "\""));
+        CHECK_THAT(keyserver.access_log(), match::contains(std::string("\"op\":\"") + op));
+    }
+    CHECK(run_with_conf(conf,
+                        keyless_tool() + " bench keyless:" + keyserver.address() +
+                            "/ed448 --digest --seconds 1 --json",
+                        &out) == 1);
+    CHECK_THAT(out, match::contains("--digest needs an RSA or EC key"));
 }
