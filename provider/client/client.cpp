@@ -178,8 +178,9 @@ std::shared_ptr<IoCore> Client::core() {
     return core_;
 }
 
-std::shared_ptr<Call> Client::start(const KeyUri& uri, protocol::Operation request, int notify_fd,
-                                    std::optional<protocol::Operation> fallback) {
+std::shared_ptr<Call> Client::make_call(const KeyUri& uri, protocol::Operation request,
+                                        std::optional<protocol::Operation> fallback,
+                                        bool& sendable) {
     prepare();
     request.key_name = uri.key_id;
     if (fallback) fallback->key_name = uri.key_id;
@@ -187,20 +188,28 @@ std::shared_ptr<Call> Client::start(const KeyUri& uri, protocol::Operation reque
     auto call = std::make_shared<Call>(endpoints, std::move(request),
                                        std::chrono::steady_clock::now() + settings_.request_timeout,
                                        std::move(fallback));
-    call->notify_fd = notify_fd;
-    if (endpoints.empty()) {
+    sendable = !endpoints.empty();
+    if (!sendable)
         call->complete(std::nullopt, Failure::Unreachable,
                        uri.to_string() + " names no keyserver, and the provider's openssl.cnf "
                                          "section sets no servers = HOST:PORT[,HOST:PORT...]");
-        return call;
-    }
-    core()->submit(call);
     return call;
 }
 
-std::shared_ptr<Call> Client::run(const KeyUri& uri, protocol::Operation request) {
-    auto call = start(uri, std::move(request));
-    call->wait();
+std::shared_ptr<Call> Client::start(const KeyUri& uri, protocol::Operation request, int notify_fd,
+                                    std::optional<protocol::Operation> fallback) {
+    bool sendable = false;
+    auto call = make_call(uri, std::move(request), std::move(fallback), sendable);
+    call->notify_fd = notify_fd;
+    if (sendable) core()->submit(call);
+    return call;
+}
+
+std::shared_ptr<Call> Client::run(const KeyUri& uri, protocol::Operation request,
+                                  std::optional<protocol::Operation> fallback) {
+    bool sendable = false;
+    auto call = make_call(uri, std::move(request), std::move(fallback), sendable);
+    if (sendable) core()->submit_and_wait(call);
     return call;
 }
 

@@ -40,12 +40,17 @@ class Client {
     // extensions (see extension_support.hpp).
     std::shared_ptr<Call> start(const KeyUri& uri, protocol::Operation request, int notify_fd = -1,
                                 std::optional<protocol::Operation> fallback = std::nullopt);
-    // start() + wait().
-    std::shared_ptr<Call> run(const KeyUri& uri, protocol::Operation request);
+    // start() + wait(), for a caller that waits anyway: it reads its own reply when it wrote its
+    // own request (one wake-up per call; io_core.hpp).
+    std::shared_ptr<Call> run(const KeyUri& uri, protocol::Operation request,
+                              std::optional<protocol::Operation> fallback = std::nullopt);
 
     const Settings& settings() const { return settings_; }
 
   private:
+    // The call for `request`, or one already failed when the URI names no keyserver.
+    std::shared_ptr<Call> make_call(const KeyUri& uri, protocol::Operation request,
+                                    std::optional<protocol::Operation> fallback, bool& sendable);
     // The I/O core, made (again) when there is none, its thread failed, or this is a forked
     // child. Shared: a caller submitting on it keeps it alive while another replaces it.
     std::shared_ptr<IoCore> core();

@@ -44,6 +44,9 @@ struct Connection {
     std::deque<std::shared_ptr<Call>> waiting; // queued until the handshake completes
     std::string connect_error;                 // set when the connect failed before any I/O
     bool dead = false;
+    // A caller that wrote its own request reads the replies (io_core.hpp): the I/O thread does
+    // not poll for them meanwhile.
+    bool led = false;
 
     // Starts a non-blocking connect to the endpoint's address (or host). A connect that fails at
     // once sets connect_error and makes the deadline now, so the core reports it on its turn.

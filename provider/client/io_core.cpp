@@ -102,7 +102,7 @@ void IoCore::wake() {
 // The caller frames and writes its own request when its keyserver's connection is ready and idle
 // for writing, so a call costs the calling thread one write and one wake-up (by the I/O thread,
 // when the reply has been read), not a hand-off to the I/O thread and back.
-bool IoCore::send_directly(const std::shared_ptr<Call>& call) {
+bool IoCore::send_directly(const std::shared_ptr<Call>& call, std::optional<Lead>* lead) {
     // Held: the I/O thread is awake and busy, and will take the call on its next turn.
     std::unique_lock io(io_mutex_, std::try_to_lock);
     if (!io.owns_lock() || stopped_) return false;
@@ -127,10 +127,52 @@ bool IoCore::send_directly(const std::shared_ptr<Call>& call) {
         sigtimedwait(&pipe, nullptr, &now);
     }
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    if (lead && sent && !c.dead && c.out.empty() && !c.want_write) {
+        c.led = true; // the caller reads the reply and keeps its deadline: no wake-up
+        *lead = Lead{c.serial, c.fd};
+        return true;
+    }
     // The I/O thread must look again when the write is unfinished or the connection failed (its
     // calls moved on), or when this call's deadline comes before the I/O thread next wakes.
     if (!sent || !c.out.empty() || call->deadline < poll_deadline_) wake();
     return true;
+}
+
+Connection* IoCore::by_serial(uint64_t serial) {
+    for (auto& [key, c] : connections_)
+        if (c->serial == serial) return c.get();
+    return nullptr;
+}
+
+void IoCore::lead(const std::shared_ptr<Call>& call, const Lead& lead) {
+    while (true) {
+        auto left = std::chrono::ceil<std::chrono::milliseconds>(call->deadline - Clock::now());
+        pollfd p{lead.fd, POLLIN | POLLRDHUP, 0};
+        ::poll(&p, 1, static_cast<int>(std::max<long>(0, left.count())));
+        std::lock_guard io(io_mutex_);
+        Connection* c = stopped_ ? nullptr : by_serial(lead.serial);
+        // Gone or failed under us: the call was moved on or finished, by whoever saw it.
+        if (!c || c->dead) return;
+        uint64_t routed = routes_;
+        if (p.revents) progress(*c);
+        bool done = call->done();
+        if (!done && !c->dead && Clock::now() < call->deadline && routes_ == routed) continue;
+        c->led = false;
+        // The I/O thread takes over what it does not already watch: a call routed elsewhere
+        // meanwhile, this call's deadline, a connection that failed. (Other calls sharing the
+        // connection made it poll for their replies already.)
+        if (!done || routes_ != routed || c->dead || !c->out.empty()) wake();
+        return;
+    }
+}
+
+void IoCore::submit_and_wait(std::shared_ptr<Call> call) {
+    std::optional<Lead> leading;
+    if (!send_directly(call, &leading))
+        enqueue(call);
+    else if (leading)
+        lead(call, *leading);
+    call->wait();
 }
 
 // Only a connection with nothing in flight: the I/O thread then sleeps, and a hand-off would cost a
@@ -151,7 +193,11 @@ Connection* IoCore::idle_connection(const std::string& endpoint) {
 void IoCore::submit(std::shared_ptr<Call> call) {
     // An OpenSSL ASYNC job (it passes a notify_fd) runs on a small stack of its own: it only
     // queues, as before; the I/O thread writes for it.
-    if (call->notify_fd < 0 && send_directly(call)) return;
+    if (call->notify_fd < 0 && send_directly(call, nullptr)) return;
+    enqueue(std::move(call));
+}
+
+void IoCore::enqueue(std::shared_ptr<Call> call) {
     bool wake = false;
     {
         std::lock_guard lock(mutex_);
@@ -243,7 +289,13 @@ Clock::time_point IoCore::poll_set(std::vector<pollfd>& fds, std::vector<Connect
     fds.assign(1, pollfd{wake_fd_, POLLIN, 0});
     owners.assign(1, nullptr);
     for (auto& [name, c] : connections_) {
-        short events = POLLIN;
+        // An idle connection, or one where a caller's own call is alone in flight (it reads the
+        // reply), is watched only for the keyserver closing it: a reply arriving there wakes its
+        // caller, not this thread too. Once other calls share a led connection, this thread
+        // reads for them as for any other.
+        bool alone =
+            c->pending.size() + c->waiting.size() + c->abandoned.size() <= (c->led ? 1 : 0);
+        short events = c->state == Connection::State::Ready && alone ? POLLRDHUP : POLLIN;
         if (c->state == Connection::State::Connecting || c->want_write || !c->out.empty())
             events |= POLLOUT;
         if (c->state != Connection::State::Ready) next = std::min(next, c->connect_deadline);
@@ -347,6 +399,7 @@ void IoCore::finish(const std::shared_ptr<Call>& call, std::optional<protocol::O
 
 void IoCore::route(const std::shared_ptr<Call>& call) {
     if (call->done()) return;
+    ++routes_;
     auto decision = router_.route(call, Clock::now());
     request_lookups();
     switch (decision.kind) {

@@ -6,7 +6,12 @@
 // caller whose connection is idle writes its own request (one write, never blocking: what does
 // not fit is left to the I/O thread); any other request, and every request from an OpenSSL ASYNC
 // job (whose small stack runs no network code), is queued for the I/O thread. So a slow
-// keyserver never blocks more than its own callers. The facade the provider calls is client.hpp.
+// keyserver never blocks more than its own callers. A caller that waits for its call
+// (submit_and_wait) and wrote it itself also reads its own reply: it leads that connection until
+// the reply or its deadline, and the I/O thread, which watches an idle or led connection only for
+// the keyserver closing it (POLLRDHUP), sleeps on. So such a call costs one wake-up, the
+// caller's, instead of two (the I/O thread's, then the caller's). The facade the provider calls
+// is client.hpp.
 #pragma once
 
 #include "call.hpp"
@@ -36,6 +41,8 @@ class IoCore {
     IoCore& operator=(const IoCore&) = delete;
 
     void submit(std::shared_ptr<Call> call);
+    // submit() and wait for the call, reading its reply on the caller's thread when it can.
+    void submit_and_wait(std::shared_ptr<Call> call);
     // Ends the I/O thread (outstanding calls fail at once); idempotent. Later submits fail by
     // their deadline. `free_tls`: free the connections' TLS objects (not from inside
     // OPENSSL_cleanup() at exit, where freeing OpenSSL objects corrupts the heap).
@@ -69,7 +76,19 @@ class IoCore {
     void after_poll(const std::vector<pollfd>& fds, const std::vector<Connection*>& owners);
     void give_up(const std::string& why) noexcept;
     void close_everything(const std::string& why);
-    bool send_directly(const std::shared_ptr<Call>& call);
+    // The connection a caller leads: found again by serial (it may have died meanwhile).
+    struct Lead {
+        uint64_t serial;
+        int fd;
+    };
+    // Writes the caller's request on an idle connection; with `lead`, the caller will read the
+    // reply too when the request left in full (`lead` is set then).
+    bool send_directly(const std::shared_ptr<Call>& call, std::optional<Lead>* lead);
+    void enqueue(std::shared_ptr<Call> call);
+    // The caller reads replies on its connection until its call is done or its deadline, then
+    // hands whatever is left to the I/O thread.
+    void lead(const std::shared_ptr<Call>& call, const Lead& lead);
+    Connection* by_serial(uint64_t serial);
     void wake();
     void route(const std::shared_ptr<Call>& call);
     void request_lookups();
@@ -117,6 +136,7 @@ class IoCore {
     std::map<std::string, std::unique_ptr<Connection>> connections_; // by "host:port#slot"
     std::vector<std::unique_ptr<Connection>> graveyard_; // failed, freed on the loop's next turn
     uint64_t connections_made_ = 0;
+    uint64_t routes_ = 0; // calls routed: a leader that routed one wakes the I/O thread
 };
 
 } // namespace keyless::client

@@ -44,12 +44,8 @@ std::shared_ptr<client::Call> remote_call(client::Client& client, const KeyUri& 
     // The call signals (then closes) its own duplicate, so it may safely complete after the
     // connection, and with it the wait context and `fd`, are gone.
     int notify = fd >= 0 ? ::dup(fd) : -1;
-    if (notify < 0) {
-        // Not in a job: block, bounded.
-        auto call = client.start(uri, std::move(request), -1, std::move(fallback));
-        call->wait();
-        return call;
-    }
+    // Not in a job: block, bounded, reading the reply on this thread when it can.
+    if (notify < 0) return client.run(uri, std::move(request), std::move(fallback));
     std::shared_ptr<client::Call> call;
     try {
         // The call owns `notify` from here.
