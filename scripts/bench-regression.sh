@@ -6,7 +6,10 @@
 # -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF && cmake --build /tmp/base/build`). Each build
 # runs its own keyserver, keyless.so and keyless-tool; the builds take turns round by round, so a
 # machine that drifts during the run drifts for both. Prints the median of ROUNDS rounds for each,
-# and this build ÷ the other with "meets" when at most 1.10 (this VM's run-to-run noise).
+# and this build ÷ the other with "meets" when at most 1.10 (this VM's run-to-run noise). The
+# round-trip p50 is what each build's keyless-tool reports: from 58d1fdf on, at one in flight, as
+# the caller sees it (until it has the result); before, until the I/O thread completed the call,
+# which leaves out the caller's own wake-up. Time per call (1 / calls per second) compares both.
 # Usage: KEYLESS_BENCH_BUILD=DIR scripts/bench-regression.sh [SECONDS] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +40,7 @@ measure_build() { # TAG DIR
         samples["$tag ks$n"]+="$ks_us "
         samples["$tag client$n"]+="$(calc "$(field client_cpu_us_per_op "$json")" 1) "
         samples["$tag p50_$n"]+="$(calc "$(field p50 "$json") * 1000" 1) "
+        samples["$tag call_$n"]+="$(calc "1e6 * $n / $(field ops_per_second "$json")" 1) "
     done
     kill "$ks_pid"; wait "$ks_pid" 2>/dev/null || true
 }
@@ -48,19 +52,20 @@ for round in $(seq "$rounds"); do
 done
 echo
 printf '   %-48s %22s %22s %7s\n' "median (min-max) of $rounds" "this build" "the other" "ratio"
-for m in ks1 ks32 client1 client32 p50_1 p50_32; do
+for m in ks1 ks32 client1 client32 call_1 p50_1 p50_32; do
     case $m in
     ks1) name="keyserver CPU us per P-256 sign, 1 in flight" ;;
     ks32) name="keyserver CPU us per P-256 sign, 32 in flight" ;;
     client1) name="client CPU us per remote op, 1 in flight" ;;
     client32) name="client CPU us per remote op, 32 in flight" ;;
+    call_1) name="us per call, 1 in flight (1 / calls per second)" ;;
     p50_1) name="round trip p50 us, 1 in flight" ;;
     p50_32) name="round trip p50 us, 32 in flight" ;;
     esac
     new=$(median "${samples[new $m]}") old=$(median "${samples[old $m]}")
     printf '   %-48s %8s (%11s) %8s (%11s) %7s\n' "$name" "$new" "$(spread "${samples[new $m]}")" \
         "$old" "$(spread "${samples[old $m]}")" "$(calc "$new / $old")"
-    [[ $m == p50_* ]] || verdict "no regression: $name, this ÷ other" "$(calc "$new / $old")" 1.10 ""
+    [[ $m == p50_* || $m == call_* ]] || verdict "no regression: $name, this ÷ other" "$(calc "$new / $old")" 1.10 ""
 done
 echo
 printf '%s\n' "${results[@]}"
