@@ -156,12 +156,15 @@ void IoCore::lead(const std::shared_ptr<Call>& call, const Lead& lead) {
         uint64_t routed = routes_;
         if (p.revents) progress(*c);
         bool done = call->done();
-        if (!done && !c->dead && Clock::now() < call->deadline && routes_ == routed) continue;
+        // TLS wanting to write (or bytes left to send) needs the I/O thread's POLLOUT.
+        bool writing = c->want_write || !c->out.empty();
+        if (!done && !c->dead && !writing && Clock::now() < call->deadline && routes_ == routed)
+            continue;
         c->led = false;
         // The I/O thread takes over what it does not already watch: a call routed elsewhere
-        // meanwhile, this call's deadline, a connection that failed. (Other calls sharing the
-        // connection made it poll for their replies already.)
-        if (!done || routes_ != routed || c->dead || !c->out.empty()) wake();
+        // meanwhile, this call's deadline, a connection that failed or has bytes to write.
+        // (Other calls sharing the connection made it poll for their replies already.)
+        if (!done || routes_ != routed || c->dead || writing) wake();
         return;
     }
 }
