@@ -20,17 +20,36 @@ void FileKey::set_rsa_padding(EVP_PKEY_CTX* ctx, tls::Padding padding) const {
         fail("cannot set PSS salt length");
 }
 
-Bytes FileKey::sign_digest(tls::Padding padding, const algorithms::Digest& alg,
-                           ByteView digest) const {
+ossl::PkeyCtx FileKey::new_digest_context(tls::Padding padding,
+                                          const algorithms::Digest& alg) const {
     ossl::Md md(EVP_MD_fetch(nullptr, alg.c_str(), nullptr));
     if (!md) fail("unknown digest");
-    if (alg.size != digest.size())
-        throw CryptoError("digest length " + std::to_string(digest.size()) + " does not fit " +
-                          std::string(alg.name));
     ossl::PkeyCtx ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey_.get(), nullptr));
     if (!ctx || EVP_PKEY_sign_init(ctx.get()) <= 0) fail("cannot start signing");
     set_rsa_padding(ctx.get(), padding);
     if (EVP_PKEY_CTX_set_signature_md(ctx.get(), md.get()) <= 0) fail("cannot set digest");
+    return ctx;
+}
+
+// As sign_context(): a context made once per digest and padding, duplicated per signature.
+ossl::PkeyCtx FileKey::digest_context(tls::Padding padding, const algorithms::Digest& alg) const {
+    size_t entry = 0;
+    while (entry < std::size(algorithms::kDigests) && &algorithms::kDigests[entry] != &alg)
+        ++entry;
+    if (entry == std::size(algorithms::kDigests)) return new_digest_context(padding, alg);
+    DigestTemplate& t = digest_templates_[entry * kPaddings + static_cast<size_t>(padding)];
+    std::call_once(t.once, [&] { t.ctx = new_digest_context(padding, alg); });
+    ossl::PkeyCtx ctx(EVP_PKEY_CTX_dup(t.ctx.get()));
+    if (!ctx) fail("cannot start signing");
+    return ctx;
+}
+
+Bytes FileKey::sign_digest(tls::Padding padding, const algorithms::Digest& alg,
+                           ByteView digest) const {
+    if (alg.size != digest.size())
+        throw CryptoError("digest length " + std::to_string(digest.size()) + " does not fit " +
+                          std::string(alg.name));
+    ossl::PkeyCtx ctx = digest_context(padding, alg);
     size_t len = 0;
     if (EVP_PKEY_sign(ctx.get(), nullptr, &len, digest.data(), digest.size()) <= 0)
         fail("cannot size signature");

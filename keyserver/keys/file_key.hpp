@@ -22,6 +22,8 @@ class FileKey : public KeyOperations {
     [[noreturn]] void fail(std::string_view what) const;
     ossl::MdCtx new_sign_context(const tls::SchemeInfo& scheme) const;
     ossl::MdCtx sign_context(const tls::SchemeInfo& scheme) const;
+    ossl::PkeyCtx new_digest_context(tls::Padding padding, const algorithms::Digest& alg) const;
+    ossl::PkeyCtx digest_context(tls::Padding padding, const algorithms::Digest& alg) const;
     void set_rsa_padding(EVP_PKEY_CTX* ctx, tls::Padding padding) const;
 
     ossl::Pkey pkey_; // never logged, never serialised except as its public part
@@ -35,6 +37,14 @@ class FileKey : public KeyOperations {
         ossl::MdCtx ctx;
     };
     mutable std::array<SignTemplate, tls::kSchemeCount> templates_;
+    // The same for digest signing (gokeyless clients, openssl req), per digest and padding.
+    struct DigestTemplate {
+        std::once_flag once;
+        ossl::PkeyCtx ctx;
+    };
+    static constexpr size_t kPaddings = 3; // None, PKCS1, PSS
+    mutable std::array<DigestTemplate, std::size(algorithms::kDigests) * kPaddings>
+        digest_templates_;
 };
 
 } // namespace keyless::keyserver
