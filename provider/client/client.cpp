@@ -180,7 +180,7 @@ std::shared_ptr<IoCore> Client::core() {
 
 std::shared_ptr<Call> Client::make_call(const KeyUri& uri, protocol::Operation request,
                                         std::optional<protocol::Operation> fallback,
-                                        bool& sendable) {
+                                        int notify_fd) {
     prepare();
     request.key_name = uri.key_id;
     if (fallback) fallback->key_name = uri.key_id;
@@ -188,8 +188,8 @@ std::shared_ptr<Call> Client::make_call(const KeyUri& uri, protocol::Operation r
     auto call = std::make_shared<Call>(endpoints, std::move(request),
                                        std::chrono::steady_clock::now() + settings_.request_timeout,
                                        std::move(fallback));
-    sendable = !endpoints.empty();
-    if (!sendable)
+    call->notify_fd = notify_fd;
+    if (endpoints.empty())
         call->complete(std::nullopt, Failure::Unreachable,
                        uri.to_string() + " names no keyserver, and the provider's openssl.cnf "
                                          "section sets no servers = HOST:PORT[,HOST:PORT...]");
@@ -198,18 +198,15 @@ std::shared_ptr<Call> Client::make_call(const KeyUri& uri, protocol::Operation r
 
 std::shared_ptr<Call> Client::start(const KeyUri& uri, protocol::Operation request, int notify_fd,
                                     std::optional<protocol::Operation> fallback) {
-    bool sendable = false;
-    auto call = make_call(uri, std::move(request), std::move(fallback), sendable);
-    call->notify_fd = notify_fd;
-    if (sendable) core()->submit(call);
+    auto call = make_call(uri, std::move(request), std::move(fallback), notify_fd);
+    if (!call->done()) core()->submit(call);
     return call;
 }
 
 std::shared_ptr<Call> Client::run(const KeyUri& uri, protocol::Operation request,
                                   std::optional<protocol::Operation> fallback) {
-    bool sendable = false;
-    auto call = make_call(uri, std::move(request), std::move(fallback), sendable);
-    if (sendable) core()->submit_and_wait(call);
+    auto call = make_call(uri, std::move(request), std::move(fallback), -1);
+    if (!call->done()) core()->submit_and_wait(call);
     return call;
 }
 

@@ -48,9 +48,10 @@ class Client {
     const Settings& settings() const { return settings_; }
 
   private:
-    // The call for `request`, or one already failed when the URI names no keyserver.
+    // The call for `request`, or one already failed (done) when the URI names no keyserver.
+    // `notify_fd` is set first, so an ASYNC job is woken even by a call that fails at once.
     std::shared_ptr<Call> make_call(const KeyUri& uri, protocol::Operation request,
-                                    std::optional<protocol::Operation> fallback, bool& sendable);
+                                    std::optional<protocol::Operation> fallback, int notify_fd);
     // The I/O core, made (again) when there is none, its thread failed, or this is a forked
     // child. Shared: a caller submitting on it keeps it alive while another replaces it.
     std::shared_ptr<IoCore> core();
