@@ -106,6 +106,12 @@ bool IoCore::send_directly(const std::shared_ptr<Call>& call, std::optional<Lead
     // Held: the I/O thread is awake and busy, and will take the call on its next turn.
     std::unique_lock io(io_mutex_, std::try_to_lock);
     if (!io.owns_lock() || stopped_) return false;
+    // A name answered since the I/O thread last ran is an endpoint for this call too (the I/O
+    // thread may sleep on while callers read their own replies); calls that waited for it go
+    // where the I/O thread will see them.
+    uint64_t routed = routes_;
+    take_dns_answers();
+    if (routes_ != routed) wake();
     auto name = router_.pick(*call, Clock::now());
     request_lookups();
     Connection* idle = name ? idle_connection(*name) : nullptr;
