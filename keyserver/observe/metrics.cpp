@@ -108,8 +108,10 @@ std::string Metrics::result_label(protocol::ErrorCode code) {
 
 void Metrics::observe(const Outcome& o, std::chrono::microseconds latency) {
     // Unknown (or hidden) keys share one series, so hostile names cannot grow the set.
-    std::string key = o.error == protocol::ErrorCode::KeyNotFound ? "-" : o.key_name;
-    std::string op = o.operation.empty() ? "unknown" : o.operation;
+    // (Views of both sides: a conditional of a literal and a std::string would be a temporary.)
+    std::string_view key =
+        o.error == protocol::ErrorCode::KeyNotFound ? std::string_view("-") : o.key_name;
+    std::string_view op = o.operation.empty() ? std::string_view("unknown") : o.operation;
     double seconds = static_cast<double>(latency.count()) / 1e6;
     std::string result = o.hsm_failure && o.error != protocol::ErrorCode::Overloaded
                              ? "hsm_error"
@@ -118,8 +120,17 @@ void Metrics::observe(const Outcome& o, std::chrono::microseconds latency) {
     while (bucket < kBuckets.size() && seconds > kBuckets[bucket])
         ++bucket;
     std::lock_guard lock(mutex_);
-    ++counters_.requests[{std::move(op), std::move(key), std::move(result)}];
-    Histogram& h = counters_.durations[o.operation.empty() ? "unknown" : o.operation];
+    auto labels = std::tuple<std::string_view, std::string_view, std::string_view>(op, key, result);
+    auto series = counters_.requests.find(labels);
+    if (series == counters_.requests.end())
+        series =
+            counters_.requests.emplace(std::tuple<std::string, std::string, std::string>(labels), 0)
+                .first;
+    ++series->second;
+    auto histogram = counters_.durations.find(op);
+    if (histogram == counters_.durations.end())
+        histogram = counters_.durations.emplace(std::string(op), Histogram{}).first;
+    Histogram& h = histogram->second;
     if (bucket < kBuckets.size()) ++h.buckets[bucket];
     ++h.count;
     h.sum += seconds;

@@ -57,8 +57,10 @@ class Metrics {
     };
     // What the counters hold; a scrape copies them out, so requests wait for it only briefly.
     struct Counters {
-        std::map<std::tuple<std::string, std::string, std::string>, uint64_t> requests;
-        std::map<std::string, Histogram> durations;
+        // Transparent comparison: a request finds its series by views of its outcome's strings,
+        // which are copied only when a series first appears.
+        std::map<std::tuple<std::string, std::string, std::string>, uint64_t, std::less<>> requests;
+        std::map<std::string, Histogram, std::less<>> durations;
         std::map<std::string, uint64_t> refusals;
         uint64_t reloads_ok = 0, reloads_failed = 0;
         int64_t last_reload_success = 0;

@@ -85,8 +85,10 @@ Outcome Dispatcher::handle(const ClientIdentity& client, const Operation& reques
 
 void Dispatcher::answer(const ClientIdentity& client, const Operation& request,
                         const Resolution& resolved, std::function<void(Outcome)> done) const {
-    // Only a key the client may use is queued: others are refused here, as missing keys are.
-    if (resolved.allowed && !request.is(Opcode::Ping) && !request.is(Opcode::GetPublicKey)) {
+    // Only a key the client may use is queued: others are refused here, as missing keys are. A
+    // key in this process answers here, without the work item's copies of the request.
+    if (resolved.allowed && resolved.key->ops->has_own_workers() && !request.is(Opcode::Ping) &&
+        !request.is(Opcode::GetPublicKey)) {
         // The state owns the resolution's policy: the work item keeps it alive.
         std::function<void()> work = [state = state_, client, request, resolved, done] {
             // On the token's worker thread: whatever escapes becomes this request's answer.
