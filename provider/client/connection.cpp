@@ -1,5 +1,7 @@
 #include "connection.hpp"
 
+#include "socket_bio.hpp"
+
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -52,9 +54,14 @@ std::optional<ConnectionError> Connection::advance(SSL_CTX* tls, bool& became_re
             return ConnectionError{Failure::Unreachable,
                                    std::string("cannot connect: ") + std::strerror(err)};
         ssl.reset(SSL_new(tls));
-        if (!ssl || SSL_set_fd(ssl.get(), fd) != 1)
+        ossl::Bio socket = ssl ? socket_bio(fd) : nullptr;
+        if (!socket)
             return ConnectionError{Failure::Unreachable,
                                    "cannot start TLS: " + ossl::last_error("out of memory")};
+        SSL_set_bio(ssl.get(), socket.get(), socket.get()); // one reference, for both directions
+        (void)socket.release();                             // the SSL owns it now
+        // A reply's TLS record comes in one read (a header read and a body read without).
+        SSL_set_read_ahead(ssl.get(), 1);
         // The keyserver's certificate must name the host we dialled: an IP address, or a DNS
         // name (also sent as SNI). A failure here must stop the connection, never skip the check.
         X509_VERIFY_PARAM* vp = SSL_get0_param(ssl.get());
@@ -123,7 +130,12 @@ std::optional<ConnectionError> Connection::read(
     const std::function<void(const std::shared_ptr<Call>&, protocol::Operation)>& on_reply) {
     constexpr size_t kMaxReadPerTurn = 1 << 20;
     uint8_t buf[16384];
-    for (size_t turn = 0; turn < kMaxReadPerTurn;) {
+    buffered = false;
+    for (size_t turn = 0;;) {
+        if (turn >= kMaxReadPerTurn) {
+            buffered = SSL_has_pending(ssl.get()) == 1; // the core comes back for it
+            break;
+        }
         size_t got = 0;
         ERR_clear_error();
         int rc = SSL_read_ex(ssl.get(), buf, sizeof buf, &got);
@@ -166,6 +178,9 @@ std::optional<ConnectionError> Connection::read(
             } // else: its caller already timed out
         }
         in.erase(in.begin(), in.begin() + static_cast<long>(at));
+        // What OpenSSL read ahead is invisible to poll(): read on while it holds any. With none
+        // held, poll() says when the socket has more (no read only to hear EAGAIN).
+        if (SSL_has_pending(ssl.get()) != 1) break;
     }
     return std::nullopt;
 }

@@ -47,6 +47,9 @@ struct Connection {
     // A caller that wrote its own request reads the replies (io_core.hpp): the I/O thread does
     // not poll for them meanwhile.
     bool led = false;
+    // OpenSSL holds bytes it read ahead, which poll() cannot see: read() stopped at its per-turn
+    // bound. Whoever reads this connection reads again without waiting for the socket.
+    bool buffered = false;
 
     // Starts a non-blocking connect to the endpoint's address (or host). A connect that fails at
     // once sets connect_error and makes the deadline now, so the core reports it on its turn.

@@ -6,7 +6,6 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -119,20 +118,8 @@ bool IoCore::send_directly(const std::shared_ptr<Call>& call, std::optional<Lead
     Connection& c = *idle;
     router_.assign(*call, c.name);
     c.queue(call);
-    // The application's threads may not ignore SIGPIPE: the signal a write to a connection the
-    // keyserver closed raises is held back here, and taken if this write raised it.
-    sigset_t pipe, old, before, after;
-    sigemptyset(&pipe);
-    sigaddset(&pipe, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe, &old);
-    sigpending(&before);
+    // No SIGPIPE to guard against: the connection's BIO sends with MSG_NOSIGNAL (socket_bio.hpp).
     bool sent = flush(c);
-    sigpending(&after);
-    if (sigismember(&after, SIGPIPE) && !sigismember(&before, SIGPIPE)) {
-        timespec now{};
-        sigtimedwait(&pipe, nullptr, &now);
-    }
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
     if (lead && sent && !c.dead && c.out.empty() && !c.want_write) {
         c.led = true; // the caller reads the reply and keeps its deadline: no wake-up
         *lead = Lead{c.serial, c.fd};
@@ -151,16 +138,18 @@ Connection* IoCore::by_serial(uint64_t serial) {
 }
 
 void IoCore::lead(const std::shared_ptr<Call>& call, const Lead& lead) {
+    bool buffered = false; // OpenSSL holds bytes poll() cannot see: read without waiting
     while (true) {
         auto left = std::chrono::ceil<std::chrono::milliseconds>(call->deadline - Clock::now());
         pollfd p{lead.fd, POLLIN | POLLRDHUP, 0};
-        ::poll(&p, 1, static_cast<int>(std::max<long>(0, left.count())));
+        ::poll(&p, 1, buffered ? 0 : static_cast<int>(std::max<long>(0, left.count())));
         std::lock_guard io(io_mutex_);
         Connection* c = stopped_ ? nullptr : by_serial(lead.serial);
         // Gone or failed under us: the call was moved on or finished, by whoever saw it.
         if (!c || c->dead) return;
         uint64_t routed = routes_;
-        if (p.revents) progress(*c);
+        if (p.revents || c->buffered) progress(*c);
+        buffered = c->buffered;
         bool done = call->done();
         // TLS wanting to write (or bytes left to send) needs the I/O thread's POLLOUT.
         bool writing = c->want_write || !c->out.empty();
@@ -230,13 +219,7 @@ void IoCore::track_fd(int fd, bool open) {
 }
 
 void IoCore::run() {
-    // A keyserver that closes a connection must not kill the host application with SIGPIPE when
-    // we write to it: the signal is blocked in this thread, where OpenSSL's writes happen (it is
-    // thread-directed, so it stays pending here and never reaches the application).
-    sigset_t pipe;
-    sigemptyset(&pipe);
-    sigaddset(&pipe, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
+    // (A keyserver that closes a connection cannot raise SIGPIPE here: socket_bio.hpp.)
     std::vector<pollfd> fds;
     std::vector<Connection*> owners;
     while (true) {
@@ -308,7 +291,8 @@ Clock::time_point IoCore::poll_set(std::vector<pollfd>& fds, std::vector<Connect
         if (c->state == Connection::State::Connecting || c->want_write || !c->out.empty())
             events |= POLLOUT;
         if (c->state != Connection::State::Ready) next = std::min(next, c->connect_deadline);
-        if (c->fd < 0) continue; // failed to connect: expire() reports it
+        if (c->buffered) next = now; // read it again at once: poll() cannot see those bytes
+        if (c->fd < 0) continue;     // failed to connect: expire() reports it
         fds.push_back(pollfd{c->fd, events, 0});
         owners.push_back(c.get());
         for (auto& [id, call] : c->pending)
@@ -327,7 +311,7 @@ void IoCore::after_poll(const std::vector<pollfd>& fds, const std::vector<Connec
         (void)ignored;
     }
     for (size_t i = 1; i < fds.size(); ++i)
-        if (fds[i].revents && !owners[i]->dead) progress(*owners[i]);
+        if ((fds[i].revents || owners[i]->buffered) && !owners[i]->dead) progress(*owners[i]);
     expire(Clock::now());
 }
 
