@@ -178,9 +178,10 @@ std::optional<ConnectionError> Connection::read(
             } // else: its caller already timed out
         }
         in.erase(in.begin(), in.begin() + static_cast<long>(at));
-        // What OpenSSL read ahead is invisible to poll(): read on while it holds any. With none
-        // held, poll() says when the socket has more (no read only to hear EAGAIN).
-        if (SSL_has_pending(ssl.get()) != 1) break;
+        // What OpenSSL read ahead is invisible to poll(): read on while it holds any. With
+        // replies still due, read on until the socket is empty too: those that came meanwhile
+        // cost no poll() turn. With none due, stop (no read only to hear EAGAIN).
+        if (SSL_has_pending(ssl.get()) != 1 && pending.empty()) break;
     }
     return std::nullopt;
 }
