@@ -4,16 +4,16 @@
 #   0. the machine's floor: a loopback TCP ping-pong of 1 KiB (tools/loopback_pingpong.cpp),
 #      cross-core and same-core, medians of 5 runs; every target at 1 in flight is a ratio to it
 #   1. keyserver CPU per signature vs `openssl speed` (P-256 at 1, 4, 32, 128 in flight; RSA-2048)
-#   2. keyserver thread scaling vs `openssl speed -multi N`
+#   2. keyserver thread scaling vs `openssl speed -multi N`, and against one thread under the same load
 #   3. the edge: the client library's CPU per remote operation, and nginx (1 worker, no session
 #      cache or tickets) CPU per full TLS 1.3 handshake, local key vs keyless, with the
-#      keyserver's CPU per handshake beside it
+#      keyserver's CPU per handshake beside it (medians of 5 rounds, the two taking turns)
 #   4. unloaded loopback round trip, against the floor plus the signature
 #   5. 10,000 keys: start, SIGHUP reload while serving, memory
 #   6. the same keys in SoftHSM2 (PKCS#11) and as files (informational, no target)
 # and draws latency percentiles against requests in flight into docs/bench-latency.png.
 # The keyserver runs on core 0 (`--threads 1`), load generators on the other cores.
-# Usage: scripts/bench.sh [SECONDS]   (default 5 per measurement; about 25 x SECONDS in all)
+# Usage: scripts/bench.sh [SECONDS]   (default 5 per measurement; about 45 x SECONDS in all)
 # (ML-DSA, where OpenSSL has it: scripts/bench-pq.sh)
 #   KEYLESS_BENCH_BUILD=DIR scripts/bench.sh   measures the keyserver and keyless.so of another
 #   build tree (say, a previous commit's) with this tree's tools, for before/after tables.
@@ -105,16 +105,26 @@ echo
 echo "2. keyserver --threads $cores on every core vs openssl speed -multi $cores"
 kill "$ks_pid"; wait "$ks_pid" 2>/dev/null || true
 multi=$(openssl speed -multi "$cores" -seconds "$secs" ecdsap256 2>/dev/null | awk '/nistp256/ {print $7}')
-start_keyserver "$work/ks.json" --threads "$cores"
-k0=$(cpu_ticks "$ks_pid")
-json=$(tool bench "keyless:$ks/p256" --seconds "$secs" --concurrency 128 --connections "$cores" --threads "$cores" --json)
-k1=$(cpu_ticks "$ks_pid")
-ops=$(field operations "$json")
+# scaling_run THREADS: the same load against a keyserver with THREADS threads, not pinned; sets
+# json and ks_us (keyserver CPU us per op).
+scaling_run() {
+    start_keyserver "$work/ks.json" --threads "$1"
+    local k0 k1; k0=$(cpu_ticks "$ks_pid")
+    json=$(tool bench "keyless:$ks/p256" --seconds "$secs" --concurrency 128 --connections "$cores" --threads "$cores" --json)
+    k1=$(cpu_ticks "$ks_pid")
+    ks_us=$(calc "($k1 - $k0) * 1e6 / $tick / $(field operations "$json")" 1)
+    kill "$ks_pid"; wait "$ks_pid" 2>/dev/null || true
+}
+# One thread under the same load first: whether threads cost anything (locks, shared counters)
+# shows as a difference in CPU per operation, whatever the co-located load generator costs both.
+scaling_run 1
+one_thread_us=$ks_us
+scaling_run "$cores"
 rate=$(field ops_per_second "$json")
-ks_us=$(calc "($k1 - $k0) * 1e6 / $tick / $ops" 1)
 printf '   %d clients: %.0f ops/s vs openssl speed -multi %d: %.0f ops/s (ratio %s); keyserver %s us CPU/op\n' \
     "$cores" "$rate" "$cores" "$multi" "$(calc "$rate / $multi")" "$ks_us"
 echo "   (the load generator runs on the same $cores cores and takes $(calc "$(field client_cpu_us_per_op "$json")" 1) us CPU/op of them)"
+echo "   the same load on --threads 1: keyserver $one_thread_us us CPU/op; --threads $cores / --threads 1: $(calc "$ks_us / $one_thread_us") (above 1: what threads cost)"
 # Throughput the keyserver's own CPU use would give on N cores, against speed's: what threads cost.
 verdict "openssl speed -multi $cores / keyserver ops per core-second" "$(calc "$multi / (1e6 / $ks_us * $cores)")" 1.25 "(raw throughput ratio $(calc "$rate / $multi"), load generator on the same cores)"
 
@@ -122,20 +132,28 @@ echo
 echo "3. the edge"
 verdict "client CPU per remote op, 1 in flight / floor client CPU" "$(calc "$client1 / $floor_client")" 1.25 "($client1 vs $floor_client us, a terminator worker)"
 echo "   client CPU per remote op, 32 in flight: ${edge_us[32]} us (informational)"
-kill "$ks_pid"; wait "$ks_pid" 2>/dev/null || true
 start_keyserver "$work/ks.json" --threads 1
 taskset -pc 0 "$ks_pid" >/dev/null
 for key in rsa2048 p256; do
     tool stub "keyless:$ks/$key" -o "$work/$key.stub.pem" 2>/dev/null
 done
+# Five rounds, local key and keyless taking turns, medians: one run of each varies by +-10 %.
+declare -A ng
+for _ in 1 2 3 4 5; do
+    for key in p256 rsa2048; do
+        nginx_handshakes "$pki/keys/$key.pem" "$pki/certs/$key.crt" /dev/null
+        ng["$key local"]+="$ng_us " ng["$key local hs"]+="$hs "
+        nginx_handshakes "$work/$key.stub.pem" "$pki/certs/$key.crt" "$work/openssl.cnf"
+        ng["$key keyless"]+="$ng_us " ng["$key keyless hs"]+="$hs " ng["$key ks"]+="$ks_hs_us "
+    done
+done
 for key in p256 rsa2048; do
-    nginx_handshakes "$pki/keys/$key.pem" "$pki/certs/$key.crt" /dev/null
-    local_us=$ng_us; local_hs=$hs
-    nginx_handshakes "$work/$key.stub.pem" "$pki/certs/$key.crt" "$work/openssl.cnf"
-    printf '   nginx %-8s local key: %5d handshakes, worker %4s us CPU/hs;  keyless: %5d handshakes, worker %4s us CPU/hs + keyserver %s us\n' \
-        "$key" "$local_hs" "$local_us" "$hs" "$ng_us" "$ks_hs_us"
+    local_us=$(median "${ng["$key local"]}") keyless_us=$(median "${ng["$key keyless"]}")
+    printf '   nginx %-8s local key: %5d handshakes, worker %4s us CPU/hs (%s);  keyless: %5d handshakes, worker %4s us CPU/hs (%s) + keyserver %s us\n' \
+        "$key" "$(median "${ng["$key local hs"]}")" "$local_us" "$(spread "${ng["$key local"]}")" \
+        "$(median "${ng["$key keyless hs"]}")" "$keyless_us" "$(spread "${ng["$key keyless"]}")" "$(median "${ng["$key ks"]}")"
     limit=1.0; [[ $key == rsa2048 ]] && limit=0.55
-    verdict "nginx worker CPU per $key handshake, keyless / local key" "$(calc "$ng_us / $local_us")" "$limit" "($ng_us vs $local_us us)"
+    verdict "nginx worker CPU per $key handshake, keyless / local key (medians of 5)" "$(calc "$keyless_us / $local_us")" "$limit" "($keyless_us vs $local_us us)"
 done
 
 echo
