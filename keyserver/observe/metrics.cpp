@@ -120,12 +120,10 @@ void Metrics::observe(const Outcome& o, std::chrono::microseconds latency) {
     while (bucket < kBuckets.size() && seconds > kBuckets[bucket])
         ++bucket;
     std::lock_guard lock(mutex_);
-    auto labels = std::tuple<std::string_view, std::string_view, std::string_view>(op, key, result);
+    LabelViews labels(op, key, result);
     auto series = counters_.requests.find(labels);
     if (series == counters_.requests.end())
-        series =
-            counters_.requests.emplace(std::tuple<std::string, std::string, std::string>(labels), 0)
-                .first;
+        series = counters_.requests.emplace(Labels(labels), 0).first;
     ++series->second;
     auto histogram = counters_.durations.find(op);
     if (histogram == counters_.durations.end())

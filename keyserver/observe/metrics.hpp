@@ -13,6 +13,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
@@ -55,11 +56,23 @@ class Metrics {
         uint64_t count = 0;
         double sum = 0;
     };
+    // A request's labels (op, key, result), owned by a series or viewed from an outcome.
+    using Labels = std::tuple<std::string, std::string, std::string>;
+    using LabelViews = std::tuple<std::string_view, std::string_view, std::string_view>;
+    // Orders labels by their text whichever strings hold it: a request finds its series by
+    // views of its outcome's strings, which are copied only when a series first appears.
+    struct LabelsLess {
+        using is_transparent = void;
+        template <class A, class B> bool operator()(const A& a, const B& b) const {
+            return views(a) < views(b);
+        }
+        template <class T> static LabelViews views(const T& t) {
+            return {std::get<0>(t), std::get<1>(t), std::get<2>(t)};
+        }
+    };
     // What the counters hold; a scrape copies them out, so requests wait for it only briefly.
     struct Counters {
-        // Transparent comparison: a request finds its series by views of its outcome's strings,
-        // which are copied only when a series first appears.
-        std::map<std::tuple<std::string, std::string, std::string>, uint64_t, std::less<>> requests;
+        std::map<Labels, uint64_t, LabelsLess> requests;
         std::map<std::string, Histogram, std::less<>> durations;
         std::map<std::string, uint64_t> refusals;
         uint64_t reloads_ok = 0, reloads_failed = 0;
