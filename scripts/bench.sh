@@ -13,7 +13,7 @@
 #   6. the same keys in SoftHSM2 (PKCS#11) and as files (informational, no target)
 # and draws latency percentiles against requests in flight into docs/bench-latency.png.
 # The keyserver runs on core 0 (`--threads 1`), load generators on the other cores.
-# Usage: scripts/bench.sh [SECONDS]   (default 5 per measurement; about 50 x SECONDS in all)
+# Usage: scripts/bench.sh [SECONDS]   (default 5 per measurement: about 6 minutes in all, 4-5 at 3)
 # (ML-DSA, where OpenSSL has it: scripts/bench-pq.sh)
 #   KEYLESS_BENCH_BUILD=DIR scripts/bench.sh   measures the keyserver and keyless.so of another
 #   build tree (say, a previous commit's) with this tree's tools, for before/after tables.
