@@ -223,7 +223,7 @@ bool is_sha1(const SchemeInfo& s) {
 
 } // namespace
 
-std::string_view signed_asn1_prefix(ByteView m) {
+std::string_view signed_asn1_structure(ByteView m) {
     // Every structure listed is a SEQUENCE or SET: universal class, tag 16 or 17, with or without
     // the constructed bit (OpenSSL's parser takes both), or in the long tag form (first byte
     // 0x1F/0x3F, which BER allows for any number). Anything else skips the parsers.
@@ -234,16 +234,19 @@ std::string_view signed_asn1_prefix(ByteView m) {
     for (const auto& t : kSignedAsn1) {
         const unsigned char* p = m.data();
         ASN1_VALUE* v = ASN1_item_d2i(nullptr, &p, static_cast<long>(m.size()), t.item());
-        if (v) {
-            ASN1_item_free(v, t.item());
-            return t.name;
-        }
+        if (!v) continue;
+        ASN1_item_free(v, t.item());
+        // Each of these formats signs exactly the encoding of its structure, so only a message
+        // that is one, to its last byte, could stand in for it. A structure that merely starts
+        // the message does not: a client random starting 0x31 0x00 (an empty SET of CMS
+        // attributes) made one TLS 1.2 ServerKeyExchange in about 30,000 look like one.
+        if (p == m.data() + m.size()) return t.name;
     }
     return {};
 }
 
 Shape parse_shape(ByteView m) {
-    if (auto asn1 = signed_asn1_prefix(m); !asn1.empty())
+    if (auto asn1 = signed_asn1_structure(m); !asn1.empty())
         return refused(ShapeKind::None, "asn1:" + std::string(asn1),
                        "message is a DER " + std::string(asn1) + ", not a TLS signature input");
     if (m.size() <= kRandoms)

@@ -45,8 +45,8 @@ struct SignerKey {
 std::string scheme_problem(const Shape& shape, const SchemeInfo& scheme, const SignerKey& key,
                            bool allow_sha1);
 
-// The name of the signed ASN.1 structure a message starts with (e.g. "x509-tbs-certificate"),
-// or empty. Exposed for tests and the fuzz target.
-std::string_view signed_asn1_prefix(ByteView message);
+// The name of the signed ASN.1 structure the whole message is (e.g. "x509-tbs-certificate"), or
+// empty. Exposed for tests and the fuzz target.
+std::string_view signed_asn1_structure(ByteView message);
 
 } // namespace keyless::tls

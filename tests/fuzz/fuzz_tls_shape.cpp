@@ -74,10 +74,9 @@ bool is_signed_asn1(ByteView m) {
                       OCSP_REQINFO_it, PKCS7_ATTR_SIGN_it}) {
         const unsigned char* p = m.data();
         ASN1_VALUE* v = ASN1_item_d2i(nullptr, &p, static_cast<long>(m.size()), item());
-        if (v) {
-            ASN1_item_free(v, item());
-            return true;
-        }
+        if (!v) continue;
+        ASN1_item_free(v, item());
+        if (p == m.data() + m.size()) return true; // the whole message is the structure
     }
     ERR_clear_error();
     return false;

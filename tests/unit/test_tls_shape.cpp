@@ -339,6 +339,28 @@ TEST_CASE("DER structures other formats sign are never TLS inputs") {
               "asn1:x509-tbs-crl");
     }
 
+    SECTION("only a message that is a structure to its last byte, not one that starts with one") {
+        // A client random is the client's choice: starting 0x31 0x00 (an empty SET, which parses
+        // as CMS signed attributes) or 0x11 0x00 it must not turn a real ServerKeyExchange away.
+        auto key = generate("EC", OSSL_PKEY_PARAM_GROUP_NAME, "P-384");
+        for (uint8_t first : {uint8_t{0x31}, uint8_t{0x11}, uint8_t{0x30}}) {
+            Bytes m = ecdhe(0x0018, encoded_public_key(key.get()));
+            m[0] = first;
+            m[1] = 0x00;
+            INFO("client random starting " << int(first) << " 00");
+            CHECK(tls::signed_asn1_structure(m).empty());
+            CHECK(tls::parse_shape(m).valid());
+        }
+        Bytes empty_set = {0x31, 0x00};
+        CHECK(tls::signed_asn1_structure(empty_set) == "cms-signed-attributes");
+        auto cert = self_signed(attacker.get(), "Attacker CA");
+        Bytes tbs = der_encoded(cert.get(), i2d_re_X509_tbs);
+        CHECK(tls::signed_asn1_structure(tbs) == "x509-tbs-certificate");
+        tbs.push_back(0x00);
+        CHECK(tls::signed_asn1_structure(tbs).empty());
+        CHECK_FALSE(tls::parse_shape(tbs).valid()); // and no TLS input either
+    }
+
     SECTION("DER in the ECDHE share position is not a point") {
         Bytes octet_string = der(0x04, random_bytes(63)); // 65 bytes starting 0x04
         REQUIRE(octet_string.size() == 65);
