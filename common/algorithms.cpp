@@ -26,6 +26,12 @@ std::span<const Digest> digests() {
     return kDigests;
 }
 
+std::optional<size_t> digest_slot(const Digest& digest) {
+    for (size_t i = 0; i < std::size(kDigests); ++i)
+        if (&kDigests[i] == &digest) return i;
+    return std::nullopt;
+}
+
 const Digest* digest_named(std::string_view name) {
     for (const auto& d : kDigests)
         if (same_name(d.name, name)) return &d;

@@ -13,6 +13,7 @@ namespace keyless::algorithms {
 
 // How an RSA signature is padded; None for ECDSA, EdDSA and ML-DSA.
 enum class Padding { None, PKCS1, PSS };
+inline constexpr size_t kPaddingCount = static_cast<size_t>(Padding::PSS) + 1;
 
 struct Digest {
     std::string_view name; // OpenSSL's name: "SHA256", "MD5-SHA1" (a NUL-terminated literal)
@@ -50,6 +51,8 @@ consteval const Digest& entry(std::string_view name) {
 }
 
 std::span<const Digest> digests();
+// The index of `digest` in kDigests (for per-digest caches); nullopt for a Digest not in it.
+std::optional<size_t> digest_slot(const Digest& digest);
 // By name, ignoring case and dashes ("sha-256", "SHA256"); nullptr if keyless does not sign it.
 const Digest* digest_named(std::string_view name);
 

@@ -33,11 +33,10 @@ ossl::PkeyCtx FileKey::new_digest_context(tls::Padding padding,
 
 // As sign_context(): a context made once per digest and padding, duplicated per signature.
 ossl::PkeyCtx FileKey::digest_context(tls::Padding padding, const algorithms::Digest& alg) const {
-    size_t entry = 0;
-    while (entry < std::size(algorithms::kDigests) && &algorithms::kDigests[entry] != &alg)
-        ++entry;
-    if (entry == std::size(algorithms::kDigests)) return new_digest_context(padding, alg);
-    DigestTemplate& t = digest_templates_[entry * kPaddings + static_cast<size_t>(padding)];
+    auto slot = algorithms::digest_slot(alg);
+    if (!slot) return new_digest_context(padding, alg);
+    DigestTemplate& t =
+        digest_templates_[*slot * algorithms::kPaddingCount + static_cast<size_t>(padding)];
     std::call_once(t.once, [&] { t.ctx = new_digest_context(padding, alg); });
     ossl::PkeyCtx ctx(EVP_PKEY_CTX_dup(t.ctx.get()));
     if (!ctx) fail("cannot start signing");

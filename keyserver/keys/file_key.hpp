@@ -42,8 +42,7 @@ class FileKey : public KeyOperations {
         std::once_flag once;
         ossl::PkeyCtx ctx;
     };
-    static constexpr size_t kPaddings = 3; // None, PKCS1, PSS
-    mutable std::array<DigestTemplate, std::size(algorithms::kDigests) * kPaddings>
+    mutable std::array<DigestTemplate, std::size(algorithms::kDigests) * algorithms::kPaddingCount>
         digest_templates_;
 };
 

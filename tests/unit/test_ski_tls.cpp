@@ -91,6 +91,10 @@ TEST_CASE("TLS signature schemes map both ways") {
 
 TEST_CASE("one digest table: names, sizes and gokeyless opcodes agree both ways") {
     using protocol::Opcode;
+    for (size_t i = 0; i < algorithms::digests().size(); ++i)
+        CHECK(algorithms::digest_slot(algorithms::digests()[i]) == i);
+    algorithms::Digest copy = algorithms::entry("SHA256"); // equal, but not the table's entry
+    CHECK_FALSE(algorithms::digest_slot(copy));
     REQUIRE(algorithms::digest_named("sha-256"));
     CHECK(algorithms::digest_named("SHA256")->size == 32);
     CHECK(algorithms::digest_named("md5-sha1")->size == 36);
